@@ -1,0 +1,3 @@
+from pmsd.cli.main import main
+
+raise SystemExit(main())

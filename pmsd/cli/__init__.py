@@ -1,0 +1,1 @@
+"""The `pmsd` command line: a thin layer over pmsd's Python API."""

@@ -1,0 +1,223 @@
+"""The typer CLI: PM2's grammar, each command a thin call into pmsd's API."""
+
+from __future__ import annotations
+
+from typing import List, Optional  # noqa: UP035 - typer 0.7 (Debian 12) needs typing's aliases
+
+import typer
+
+from pmsd import __version__
+from pmsd.cli import commands
+from pmsd.context import Context
+
+app = typer.Typer(
+    name="pmsd",
+    help="PM2's process manager, with systemd doing the supervising. Apps run as transient units "
+    "`pmsd-<name>.service` of your systemd user manager (or the system manager with --system).",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+class State:
+    user: bool = True
+
+
+_state = State()
+
+
+def _ctx() -> Context:
+    return Context(user=_state.user)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    system: bool = typer.Option(False, "--system", help="Manage apps of the systemd system manager (root)."),
+    user: bool = typer.Option(False, "--user", help="Manage apps of your systemd user manager (the default)."),
+    version: bool = typer.Option(False, "--version", "-v", callback=_version, is_eager=True,
+                                 help="Print pmsd's version."),
+) -> None:
+    if system and user:
+        raise typer.BadParameter("--user and --system exclude each other")
+    _state.user = not system
+
+
+TARGET_HELP = "An app name, an id, a namespace, or 'all'."
+
+
+@app.command(context_settings={"allow_interspersed_args": True})
+def start(
+    target: str = typer.Argument(..., help="A script, an ecosystem file (.json .yaml .yml .toml "
+                                 ".config.js), or an existing name/id/namespace/'all' to restart."),
+    args: Optional[List[str]] = typer.Argument(None, help="Arguments for the script, after `--`."),  # noqa: UP006, UP045
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="App name (default: script name)."),  # noqa: UP045
+    namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace (default: 'default')."),  # noqa: UP045
+    cwd: Optional[str] = typer.Option(None, "--cwd", help="Working directory of the app."),  # noqa: UP045
+    interpreter: Optional[str] = typer.Option(None, "--interpreter", help="Interpreter, or 'none' to "  # noqa: UP045
+                                              "execute the script directly (default: by extension)."),
+    interpreter_args: Optional[str] = typer.Option(None, "--interpreter-args", help="Interpreter arguments."),  # noqa: UP045
+    node_args: Optional[str] = typer.Option(None, "--node-args", help="Alias of --interpreter-args."),  # noqa: UP045
+    env: Optional[str] = typer.Option(None, "--env", help="Use env_<ENV> from the ecosystem file."),  # noqa: UP045
+    no_autorestart: bool = typer.Option(False, "--no-autorestart", help="Do not restart the app when it exits."),
+    restart_delay: Optional[str] = typer.Option(None, "--restart-delay", help="Delay before a restart, ms."),  # noqa: UP045
+    max_restarts: Optional[str] = typer.Option(None, "--max-restarts", help="Unstable restarts before "  # noqa: UP045
+                                               "'errored' (default 16)."),
+    min_uptime: Optional[str] = typer.Option(None, "--min-uptime", help="Runs shorter than this are "  # noqa: UP045
+                                             "unstable (ms or '2s'; default 1000)."),
+    stop_exit_codes: Optional[str] = typer.Option(None, "--stop-exit-codes", help="Exit codes that do not "  # noqa: UP045
+                                                  "trigger a restart, e.g. '0,3'."),
+    kill_timeout: Optional[str] = typer.Option(None, "--kill-timeout", help="ms between SIGINT and SIGKILL "  # noqa: UP045
+                                               "on stop (default 1600)."),
+    time: bool = typer.Option(False, "--time", help="Prefix log lines with timestamps in `pmsd logs`."),
+    force: bool = typer.Option(False, "--force", "-f", help="Start another copy of a running script."),
+    update_env: bool = typer.Option(False, "--update-env", help="When restarting, take the current "
+                                    "environment instead of the stored one."),
+    only: Optional[str] = typer.Option(None, "--only", help="Ecosystem files: only these apps (a,b)."),  # noqa: UP045
+) -> None:
+    """Start an app (PM2's `start`): a script, a command, or every app of an ecosystem file.
+
+    Starting a name, id or namespace that exists restarts it, as PM2 does. Examples:
+
+      pmsd start app.js --name api -- --port 3000
+
+      pmsd start ecosystem.config.js --env production
+    """
+    from pmsd.lifecycle import StartOptions, start as api_start
+
+    overrides: dict[str, object] = {}
+    for key, value in (("name", name), ("namespace", namespace), ("cwd", cwd), ("interpreter", interpreter),
+                       ("interpreter_args", interpreter_args if interpreter_args is not None else node_args),
+                       ("restart_delay", restart_delay), ("max_restarts", max_restarts),
+                       ("min_uptime", min_uptime), ("stop_exit_codes", stop_exit_codes),
+                       ("kill_timeout", kill_timeout)):
+        if value is not None:
+            overrides[key] = value
+    if no_autorestart:
+        overrides["autorestart"] = False
+    if time:
+        overrides["time"] = True
+    if args:
+        overrides["args"] = list(args)
+    options = StartOptions(overrides=overrides, env_name=env, force=force, update_env=update_env,
+                           only=tuple(part for part in (only or "").split(",") if part))
+    ctx = _ctx()
+    try:
+        raise typer.Exit(commands.report(ctx, api_start(ctx, target, options), "start"))
+    finally:
+        ctx.close()
+
+
+def _lifecycle(verb: str, target: str, **kwargs: bool) -> None:
+    from pmsd import lifecycle
+
+    ctx = _ctx()
+    try:
+        outcomes = getattr(lifecycle, verb)(ctx, target, **kwargs)
+        raise typer.Exit(commands.report(ctx, outcomes, verb))
+    finally:
+        ctx.close()
+
+
+@app.command()
+def stop(target: str = typer.Argument(..., help=TARGET_HELP)) -> None:
+    """Stop apps; they stay listed as 'stopped' and `pmsd start` brings them back."""
+    _lifecycle("stop", target)
+
+
+@app.command()
+def restart(
+    target: str = typer.Argument(..., help=TARGET_HELP),
+    update_env: bool = typer.Option(False, "--update-env", help="Take the current environment instead of "
+                                    "the one stored at start."),
+) -> None:
+    """Restart apps (stopped ones start again); counts in the ↺ column."""
+    _lifecycle("restart", target, update_env=update_env)
+
+
+@app.command("delete")
+def delete_(target: str = typer.Argument(..., help=TARGET_HELP)) -> None:
+    """Stop apps and forget them: unit, registry entry and stored environment are removed."""
+    _lifecycle("delete", target)
+
+
+app.command("del", hidden=True)(delete_)
+
+
+@app.command()
+def reset(target: str = typer.Argument(..., help=TARGET_HELP)) -> None:
+    """Reset the restart counters of apps."""
+    _lifecycle("reset", target)
+
+
+def _with_ctx(command: str, *args: str | None) -> None:
+    ctx = _ctx()
+    try:
+        raise typer.Exit(getattr(commands, command)(ctx, *args))
+    finally:
+        ctx.close()
+
+
+@app.command("ls")
+def ls() -> None:
+    """List apps in PM2's table (aliases: list, status, l, ps)."""
+    _with_ctx("ls")
+
+
+for _alias in ("list", "status", "l", "ps"):
+    app.command(_alias, hidden=True)(ls)
+
+
+@app.command()
+def jlist() -> None:
+    """Print the process list as JSON, in PM2's jlist shape."""
+    _with_ctx("jlist")
+
+
+@app.command()
+def prettylist() -> None:
+    """Print the process list as JavaScript objects, as `pm2 prettylist` does."""
+    _with_ctx("prettylist")
+
+
+@app.command()
+def describe(target: str = typer.Argument(..., help=TARGET_HELP)) -> None:
+    """Show everything about apps, including their systemd unit (aliases: show, info)."""
+    _with_ctx("describe", target)
+
+
+for _alias in ("show", "info", "desc"):
+    app.command(_alias, hidden=True)(describe)
+
+
+@app.command("env")
+def env_(target: str = typer.Argument(..., help="An app id or name.")) -> None:
+    """Print the environment an app runs with."""
+    _with_ctx("env", target)
+
+
+@app.command()
+def pid(target: Optional[str] = typer.Argument(None, help=TARGET_HELP)) -> None:  # noqa: UP045
+    """Print main PIDs: of one app, or of every running app."""
+    _with_ctx("pid", target)
+
+
+@app.command("id")
+def id_(name: str = typer.Argument(..., help="An app name.")) -> None:
+    """Print the ids of the app with this name."""
+    _with_ctx("ids", name)
+
+
+def run(argv: list[str]) -> int:
+    try:
+        app(args=argv, prog_name="pmsd", standalone_mode=True)
+    except SystemExit as done:
+        return int(done.code or 0) if not isinstance(done.code, str) else 1
+    return 0

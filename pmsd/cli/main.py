@@ -1,0 +1,44 @@
+"""Entry point: run one command, and route every expected failure through one place.
+
+A PmsdError prints its message and hint and exits with its status; anything else is a bug and keeps its
+traceback. PMSD_DEBUG=1 shows tracebacks for PmsdErrors too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pmsd.errors import ExitStatus, PmsdError
+
+
+def report_error(error: PmsdError) -> int:
+    colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    label = "\x1b[31m[pmsd][ERROR]\x1b[0m" if colour else "[pmsd][ERROR]"
+    print(f"{label} {error.message}", file=sys.stderr)
+    if error.hint:
+        print(f"  hint: {error.hint}", file=sys.stderr)
+    return int(error.status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        from pmsd.cli.fast import try_fast_path
+
+        status = try_fast_path(args)
+        if status is not None:
+            return status
+        from pmsd.cli.app import run
+
+        return run(args)
+    except PmsdError as error:
+        if os.environ.get("PMSD_DEBUG"):
+            raise
+        return report_error(error)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `pmsd jlist | head`: the reader left; not an error worth a traceback.
+        sys.stderr.close()
+        return int(ExitStatus.OK)

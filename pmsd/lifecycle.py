@@ -1,0 +1,299 @@
+"""PM2's process lifecycle on systemd: start, stop, restart, delete, reset.
+
+Each running app is one transient service `pmsd-<name>.service`, created by StartTransientUnit. Transient
+units vanish once stopped, so the registry keeps the definition and `start` creates the unit again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pmsd.context import Context
+from pmsd.ecosystem import is_ecosystem_file, load_apps
+from pmsd.envfile import app_environment, read_env_file, write_env_file
+from pmsd.errors import NotFoundError, PmsdError, UsageError
+from pmsd.registry import AppRecord, RegistryData, now_ms
+from pmsd.spec import AppSpec, Source, UnitInputs, build_spec
+from pmsd.systemd.bus import Manager, ServiceState
+from pmsd.unitnames import service_unit
+from pmsd.units import transient_properties
+
+STOP_GRACE_S = 5.0  # on top of kill_timeout, for systemd to reap and collect the unit
+START_TIMEOUT_S = 30.0
+
+
+@dataclass
+class StartOptions:
+    """`pmsd start` as the CLI (or a script) asks for it. `overrides` holds PM2 option keys from flags."""
+
+    overrides: dict[str, object] = field(default_factory=dict)
+    env_name: str | None = None
+    force: bool = False
+    update_env: bool = False
+    only: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one command did to one app, for the CLI to report."""
+
+    action: str  # "started", "restarted", "stopped", "deleted", "reset", "registered"
+    pm_id: int
+    name: str
+
+
+# ------------------------------------------------------------------------------------------ targets
+
+
+def resolve_targets(data: RegistryData, target: str) -> list[AppRecord]:
+    """PM2's target grammar: all, an id, a name, or a namespace."""
+    if target == "all":
+        return sorted(data.apps, key=lambda a: a.pm_id)
+    if target.isdigit():
+        record = data.by_id(int(target))
+        if record is None:
+            raise NotFoundError(f"no app with id {target}", "`pmsd ls` lists ids and names")
+        return [record]
+    record = data.by_name(target)
+    if record is not None:
+        return [record]
+    in_namespace = sorted((a for a in data.apps if a.spec.namespace == target), key=lambda a: a.pm_id)
+    if in_namespace:
+        return in_namespace
+    raise NotFoundError(f"no app, id or namespace named {target!r}", "`pmsd ls` lists ids and names")
+
+
+def _is_known_target(data: RegistryData, target: str) -> bool:
+    try:
+        resolve_targets(data, target)
+    except NotFoundError:
+        return False
+    return target != "all" or bool(data.apps)
+
+
+# ------------------------------------------------------------------------------------------ start
+
+
+def start(ctx: Context, target: str, options: StartOptions | None = None) -> list[Outcome]:
+    """Start a script, an ecosystem file, or (like PM2) restart an existing name/id/namespace/all."""
+    options = options or StartOptions()
+    with ctx.registry.transaction() as data:
+        if is_ecosystem_file(target) and os.path.exists(target):
+            return _start_ecosystem(ctx, data, target, options)
+        if _is_known_target(data, target) and not _looks_like_script(target):
+            return [_restart_record(ctx, data, r, options.update_env) for r in resolve_targets(data, target)]
+        raw: dict[str, object] = {"script": target, **options.overrides}
+        spec = build_spec(raw, Source("command line", os.getcwd()), options.env_name,
+                          ctx.environ.get("PATH"), ctx.warnings)
+        existing = data.by_name(spec.name)
+        if existing is not None:
+            return [_start_over_existing(ctx, data, existing, spec, options)]
+        return [_create(ctx, data, spec)]
+
+
+def _looks_like_script(target: str) -> bool:
+    return os.sep in target or os.path.isfile(target)
+
+
+def _start_ecosystem(ctx: Context, data: RegistryData, path: str, options: StartOptions) -> list[Outcome]:
+    source = Source(os.path.relpath(path), os.path.dirname(os.path.abspath(path)))
+    specs = [build_spec({**raw, **options.overrides}, source, options.env_name, ctx.environ.get("PATH"),
+                        ctx.warnings) for raw in load_apps(path)]
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise UsageError(f"{source.label}: app names must be unique, repeated: {', '.join(duplicates)}")
+    if options.only:
+        missing = sorted(set(options.only) - set(names))
+        if missing:
+            raise NotFoundError(f"{source.label} has no app named {', '.join(missing)} (--only)")
+        specs = [spec for spec in specs if spec.name in options.only]
+    outcomes = []
+    # Validation is complete before anything is created, so a broken app never leaves its siblings
+    # half-started.
+    for spec in specs:
+        existing = data.by_name(spec.name)
+        if existing is None:
+            outcomes.append(_create(ctx, data, spec))
+        else:
+            # PM2 restarts apps an ecosystem file declares that already exist, with the file's definition.
+            existing.spec = spec
+            outcomes.append(_restart_record(ctx, data, existing, update_env=True))
+    return outcomes
+
+
+def _start_over_existing(
+    ctx: Context, data: RegistryData, existing: AppRecord, spec: AppSpec, options: StartOptions,
+) -> Outcome:
+    same_script = existing.spec.script == spec.script
+    if not same_script:
+        raise UsageError(
+            f"an app named {spec.name!r} already exists (id {existing.pm_id}, script {existing.spec.script})",
+            f"pick another --name, or `pmsd delete {existing.pm_id}` first",
+        )
+    state = _state(ctx.manager, existing)
+    running = state is not None and state.active_state in ("active", "activating", "reloading")
+    if running and not options.force:
+        raise UsageError(
+            f"script already launched as {spec.name!r} (id {existing.pm_id})",
+            "add -f to start another copy, or `pmsd restart` it",
+        )
+    if running:
+        # pmsd names map to unit names, which are unique: a forced copy gets a fresh name.
+        copy = 1
+        while data.by_name(f"{spec.name}-{copy}") is not None:
+            copy += 1
+        return _create(ctx, data, _renamed(spec, f"{spec.name}-{copy}"))
+    existing.spec = spec
+    return _restart_record(ctx, data, existing, options.update_env)
+
+
+def _renamed(spec: AppSpec, name: str) -> AppSpec:
+    from dataclasses import replace
+
+    return replace(spec, name=name)
+
+
+def _create(ctx: Context, data: RegistryData, spec: AppSpec) -> Outcome:
+    record = AppRecord(pm_id=data.allocate_id(), spec=spec, created_at=now_ms())
+    env = app_environment(ctx.environ, spec.env, record.pm_id, spec.name, spec.namespace)
+    env_file = ctx.registry.env_file(record.pm_id)
+    write_env_file(env_file, env)
+    try:
+        if spec.autostart:
+            _launch(ctx, record)
+    except BaseException:
+        os.unlink(env_file)  # nothing half-created: no registry entry (the transaction aborts), no env file
+        raise
+    data.apps.append(record)
+    return Outcome("started" if spec.autostart else "registered", record.pm_id, spec.name)
+
+
+def _launch(ctx: Context, record: AppRecord) -> None:
+    """Create the transient unit and wait until the app's program is executing."""
+    manager = ctx.manager
+    unit = service_unit(record.name)
+    inputs = UnitInputs(record.spec, ctx.registry.env_file(record.pm_id))
+    properties = transient_properties(inputs, manager.version, system=not ctx.user)
+    _clear_leftover(manager, unit)
+    manager.start_transient(unit, properties)
+    state = manager.wait_until(unit, lambda s: s is None or not s.has_job, START_TIMEOUT_S, "the start job")
+    if state is None or state.active_state == "failed":
+        detail = _exit_detail(state) if state is not None else "the unit vanished"
+        _clear_leftover(manager, unit)
+        raise PmsdError(
+            f"app {record.name!r} failed to start: {detail}",
+            f"see `journalctl {ctx.scope_flag}-unit {unit}` (or `pmsd logs {record.name}`)",
+        )
+
+
+def _exit_detail(state: ServiceState) -> str:
+    if state.exec_main_code == 1:
+        return f"exited with status {state.exec_main_status} ({state.result})"
+    if state.exec_main_code in (2, 3):
+        return f"killed by signal {state.exec_main_status} ({state.result})"
+    return f"systemd reports {state.result}"
+
+
+def _clear_leftover(manager: Manager, unit: str) -> None:
+    """A failed (errored) unit of an earlier run keeps its name; reset it so systemd collects it."""
+    state = manager.service_state(unit)
+    if state is None:
+        return
+    if state.active_state in ("active", "activating", "deactivating", "reloading"):
+        _stop_unit(manager, unit, 90.0)
+        state = manager.service_state(unit)
+    if state is not None:
+        manager.reset_failed(unit)
+        manager.wait_until(unit, lambda s: s is None, 10.0, "systemd to collect the old unit")
+
+
+def _state(manager: Manager, record: AppRecord) -> ServiceState | None:
+    return manager.service_state(service_unit(record.name))
+
+
+# ------------------------------------------------------------------------------------------ restart / stop
+
+
+def restart(ctx: Context, target: str, update_env: bool = False) -> list[Outcome]:
+    with ctx.registry.transaction() as data:
+        return [_restart_record(ctx, data, record, update_env) for record in resolve_targets(data, target)]
+
+
+def _restart_record(ctx: Context, data: RegistryData, record: AppRecord, update_env: bool) -> Outcome:
+    state = _state(ctx.manager, record)
+    record.restart_offset += (state.n_restarts if state is not None else 0) + 1
+    env_file = ctx.registry.env_file(record.pm_id)
+    if update_env or not os.path.exists(env_file):
+        env = app_environment(ctx.environ, record.spec.env, record.pm_id, record.name, record.spec.namespace)
+    else:
+        # PM2 keeps the environment captured at start; only the definition's own env is re-applied.
+        env = {**read_env_file(env_file), **record.spec.env}
+    write_env_file(env_file, env)
+    _clear_leftover(ctx.manager, service_unit(record.name))
+    _launch(ctx, record)
+    return Outcome("restarted", record.pm_id, record.name)
+
+
+def stop(ctx: Context, target: str) -> list[Outcome]:
+    with ctx.registry.transaction() as data:
+        outcomes = []
+        for record in resolve_targets(data, target):
+            _stop_record(ctx, record)
+            outcomes.append(Outcome("stopped", record.pm_id, record.name))
+        return outcomes
+
+
+def _stop_record(ctx: Context, record: AppRecord) -> None:
+    manager = ctx.manager
+    unit = service_unit(record.name)
+    state = manager.service_state(unit)
+    if state is None:
+        return
+    record.restart_offset += state.n_restarts  # the unit and its NRestarts are about to be collected
+    if state.active_state in ("active", "activating", "deactivating", "reloading"):
+        _stop_unit(manager, unit, record.spec.kill_timeout / 1000 + STOP_GRACE_S)
+    manager.reset_failed(unit)
+    manager.wait_until(unit, lambda s: s is None, 10.0, "systemd to collect the stopped unit")
+
+
+def _stop_unit(manager: Manager, unit: str, timeout: float) -> None:
+    manager.stop(unit)
+    manager.wait_until(unit, lambda s: s is None or s.active_state in ("inactive", "failed"), timeout,
+                       "the app to stop")
+
+
+def delete(ctx: Context, target: str) -> list[Outcome]:
+    with ctx.registry.transaction() as data:
+        outcomes = []
+        for record in resolve_targets(data, target):
+            _stop_record(ctx, record)
+            data.apps.remove(record)
+            try:
+                os.unlink(ctx.registry.env_file(record.pm_id))
+            except FileNotFoundError:
+                pass
+            outcomes.append(Outcome("deleted", record.pm_id, record.name))
+        return outcomes
+
+
+def reset(ctx: Context, target: str) -> list[Outcome]:
+    """Zero the restart counters, as `pm2 reset` does."""
+    with ctx.registry.transaction() as data:
+        outcomes = []
+        for record in resolve_targets(data, target):
+            state = _state(ctx.manager, record)
+            record.restart_offset = -(state.n_restarts if state is not None else 0)
+            outcomes.append(Outcome("reset", record.pm_id, record.name))
+        return outcomes
+
+
+def environment(ctx: Context, target: str) -> Mapping[str, str]:
+    records = resolve_targets(ctx.registry.read(), target)
+    try:
+        return read_env_file(ctx.registry.env_file(records[0].pm_id))
+    except FileNotFoundError:
+        raise PmsdError(f"app {records[0].name!r} has no stored environment",
+                        f"`pmsd restart {records[0].name} --update-env` stores the current one") from None

@@ -1,0 +1,135 @@
+"""pmsd's registry: app definitions and ids, the things systemd cannot hold.
+
+systemd is the truth for runtime state; the registry only knows what was defined (name, namespace, id,
+definition, restart-count offset). It is one JSON file, rewritten atomically (temporary file, fsync,
+rename), so a crash mid-write leaves the old or the new version, never a torn one. Commands that change it
+hold an exclusive flock on a sibling lock file for the whole read-modify-write, so two `pmsd` commands
+running at once serialise instead of losing each other's updates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pmsd.errors import ExitStatus, PmsdError
+from pmsd.spec import AppSpec
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class AppRecord:
+    pm_id: int
+    spec: AppSpec
+    created_at: int  # ms since the epoch, as PM2's created_at
+    # restart_time shown = restart_offset + systemd's NRestarts of the current unit. NRestarts restarts
+    # from 0 with every new unit (each start creates one), so manual restarts fold it in here.
+    restart_offset: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pm_id": self.pm_id, "created_at": self.created_at, "restart_offset": self.restart_offset,
+                "spec": self.spec.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AppRecord:
+        return cls(pm_id=int(data["pm_id"]), spec=AppSpec.from_json(data["spec"]),
+                   created_at=int(data["created_at"]), restart_offset=int(data.get("restart_offset", 0)))
+
+
+@dataclass
+class RegistryData:
+    next_id: int = 0
+    apps: list[AppRecord] = field(default_factory=list)
+
+    def by_name(self, name: str) -> AppRecord | None:
+        return next((app for app in self.apps if app.name == name), None)
+
+    def by_id(self, pm_id: int) -> AppRecord | None:
+        return next((app for app in self.apps if app.pm_id == pm_id), None)
+
+    def allocate_id(self) -> int:
+        # Like PM2's God: ids grow monotonically while apps exist, so an id never silently names a
+        # different app; once nothing is registered the counter starts again at 0.
+        if not self.apps:
+            self.next_id = 0
+        pm_id = self.next_id
+        self.next_id += 1
+        return pm_id
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Registry:
+    def __init__(self, state_dir: str) -> None:
+        self.state_dir = state_dir
+        self.path = os.path.join(state_dir, "registry.json")
+        self.lock_path = os.path.join(state_dir, "registry.lock")
+        self.env_dir = os.path.join(state_dir, "env")
+
+    def env_file(self, pm_id: int) -> str:
+        return os.path.join(self.env_dir, f"{pm_id}.env")
+
+    def read(self) -> RegistryData:
+        """A consistent snapshot without locking: renames are atomic, so readers never see a torn file."""
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                raw = json.load(handle)
+        except FileNotFoundError:
+            return RegistryData()
+        except (OSError, ValueError) as error:
+            raise PmsdError(
+                f"pmsd's registry {self.path} cannot be read: {error}",
+                "restore it from a backup, or move it away to start with an empty registry",
+            ) from None
+        if raw.get("version") != FORMAT_VERSION:
+            raise PmsdError(f"{self.path} has format version {raw.get('version')}, this pmsd reads "
+                            f"{FORMAT_VERSION}", "upgrade pmsd")
+        return RegistryData(next_id=int(raw["next_id"]),
+                            apps=[AppRecord.from_json(app) for app in raw["apps"]])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[RegistryData]:
+        """Exclusive read-modify-write; the data is saved only when the block completes without error."""
+        self._make_state_dir()
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self.read()
+            yield data
+            self._write(data)
+
+    def _make_state_dir(self) -> None:
+        try:
+            os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        except PermissionError:
+            raise PmsdError(f"cannot create pmsd's state directory {self.state_dir}: permission denied",
+                            status=ExitStatus.PERMISSION) from None
+
+    def _write(self, data: RegistryData) -> None:
+        document = {"version": FORMAT_VERSION, "next_id": data.next_id,
+                    "apps": [app.to_json() for app in sorted(data.apps, key=lambda a: a.pm_id)]}
+        temporary = f"{self.path}.{os.getpid()}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=1, ensure_ascii=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+        directory = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)  # make the rename itself durable
+        finally:
+            os.close(directory)

@@ -1,0 +1,52 @@
+"""`pmsd describe`: one app in detail, PM2's rows plus where systemd keeps it."""
+
+from __future__ import annotations
+
+import datetime
+import shlex
+
+from pmsd.render.formats import memory, uptime
+from pmsd.status import ProcessInfo
+
+
+def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str) -> str:
+    spec = info.record.spec
+    scope = "--user" if user else "--system"
+    created = datetime.datetime.fromtimestamp(info.record.created_at / 1000).isoformat(sep=" ",
+                                                                                        timespec="seconds")
+    rows = [
+        ("status", str(info.status)),
+        ("name", spec.name),
+        ("namespace", spec.namespace),
+        ("id", str(info.pm_id)),
+        ("pid", str(info.pid)),
+        ("restarts", str(info.restart_time)),
+        ("uptime", uptime(info.uptime_since_ms, now_ms)),
+        ("memory", memory(info.memory_bytes) + " (whole unit cgroup, children included)"),
+        ("cpu", f"{info.cpu_percent:g}% (average since start)"),
+        ("script path", spec.script),
+        ("script args", shlex.join(spec.args)),
+        ("interpreter", spec.interpreter),
+        ("interpreter args", shlex.join(spec.interpreter_args)),
+        ("exec cwd", spec.cwd),
+        ("exec mode", "fork_mode"),
+        ("autorestart", str(spec.autorestart).lower()),
+        ("restart delay", f"{spec.restart_delay} ms"),
+        ("max restarts", f"{spec.max_restarts} within min_uptime {spec.min_uptime} ms"),
+        ("stop exit codes", " ".join(map(str, spec.stop_exit_codes)) or "-"),
+        ("kill timeout", f"{spec.kill_timeout} ms (SIGINT, then SIGKILL)"),
+        ("last exit code", "-" if info.exit_code is None else str(info.exit_code)),
+        ("created at", created),
+        ("unit", info.unit),
+        ("invocation id", info.invocation_id or "-"),
+        ("logs", f"pmsd logs {shlex.quote(spec.name)}  |  journalctl {scope}-unit {shlex.quote(info.unit)}"),
+    ]
+    width = max(len(key) for key, _ in rows)
+    out = [f"Describing process with id {info.pm_id} - name {spec.name}"]
+    out += [f"  {key.ljust(width)}  {value}" for key, value in rows]
+    if spec.env:
+        out.append("  env (from the definition; the full environment: pmsd env " f"{info.pm_id})")
+        out += [f"    {key}={value}" for key, value in sorted(spec.env.items())]
+    out.append("  systemd unit (equivalent unit file):")
+    out += [f"    {line}" if line else "" for line in unit_file.rstrip("\n").splitlines()]
+    return "\n".join(out) + "\n"

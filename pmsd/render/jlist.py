@@ -1,0 +1,96 @@
+"""`pmsd jlist`/`prettylist`: PM2's process list shape (the keys tools rely on) plus pmsd's own."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pmsd.status import ProcessInfo
+
+
+def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
+    spec = info.record.spec
+    interpreter = "none" if spec.interpreter == "none" else spec.interpreter.rsplit("/", 1)[-1]
+    pm2_env: dict[str, Any] = {
+        "name": spec.name,
+        "namespace": spec.namespace,
+        "pm_id": info.pm_id,
+        "status": str(info.status),
+        "restart_time": info.restart_time,
+        # Unstable restarts are counted by god (issue #4); without it systemd's start limit enforces
+        # max_restarts and the figure is not tracked.
+        "unstable_restarts": 0,
+        "pm_uptime": info.uptime_since_ms,
+        "created_at": info.record.created_at,
+        "exec_mode": "fork_mode",
+        "instances": 1,
+        "pm_exec_path": spec.script,
+        "pm_cwd": spec.cwd,
+        "exec_interpreter": interpreter,
+        "interpreter_args": list(spec.interpreter_args),
+        "node_args": list(spec.interpreter_args),
+        "args": list(spec.args),
+        "exit_code": info.exit_code,
+        "autorestart": spec.autorestart,
+        "autostart": spec.autostart,
+        "max_restarts": spec.max_restarts,
+        "min_uptime": spec.min_uptime,
+        "restart_delay": spec.restart_delay,
+        "kill_timeout": spec.kill_timeout,
+        "stop_exit_codes": list(spec.stop_exit_codes),
+        "time": spec.time,
+        "username": spec.user,
+        "unique_id": info.invocation_id or None,
+        # pmsd's own
+        "unit_name": info.unit,
+        "invocation_id": info.invocation_id or None,
+        "scope": "user" if user else "system",
+    }
+    return {
+        "pid": info.pid,
+        "name": spec.name,
+        "pm_id": info.pm_id,
+        "namespace": spec.namespace,
+        "monit": {"memory": info.memory_bytes, "cpu": info.cpu_percent},
+        "pm2_env": pm2_env,
+    }
+
+
+def render_json(infos: Sequence[ProcessInfo], user: bool) -> str:
+    return json.dumps([process_dict(info, user) for info in infos], ensure_ascii=False) + "\n"
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+
+
+def js_literal(value: Any, indent: int = 0) -> str:
+    """A value as Node's util.inspect prints it (`status: 'online'`), which scripts grep for."""
+    pad = "  " * (indent + 1)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [f"{pad}{k if _IDENTIFIER.match(k) else _js_string(k)}: {js_literal(v, indent + 1)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        return "[\n" + ",\n".join(pad + js_literal(v, indent + 1) for v in value) + "\n" + "  " * indent + "]"
+    if isinstance(value, str):
+        return _js_string(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def _js_string(text: str) -> str:
+    body = json.dumps(text, ensure_ascii=False)[1:-1].replace('\\"', '"').replace("'", "\\'")
+    return f"'{body}'"
+
+
+def render_pretty(infos: Sequence[ProcessInfo], user: bool) -> str:
+    return js_literal([process_dict(info, user) for info in infos]) + "\n"

@@ -1,0 +1,61 @@
+"""`pmsd ls`: PM2's process table."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import unicodedata
+from collections.abc import Sequence
+
+from pmsd.render.formats import memory, uptime
+from pmsd.status import ProcessInfo, Status
+
+COLUMNS = ("id", "name", "namespace", "mode", "pid", "uptime", "↺", "status", "cpu", "mem", "user")
+_STATUS_COLOUR = {Status.ONLINE: "32", Status.STOPPED: "31", Status.ERRORED: "31", Status.STOPPING: "33",
+                  Status.LAUNCHING: "34", Status.WAITING_RESTART: "33"}
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1
+               for c in text)
+
+
+def _user_of(info: ProcessInfo, default: str) -> str:
+    return info.record.spec.user or default
+
+
+def rows(infos: Sequence[ProcessInfo], now_ms: int) -> list[tuple[str, ...]]:
+    try:
+        me = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        me = str(os.getuid())
+    return [(
+        str(info.pm_id), info.name, info.record.spec.namespace, "fork", str(info.pid) if info.pid else "0",
+        uptime(info.uptime_since_ms, now_ms), str(info.restart_time), str(info.status),
+        f"{info.cpu_percent:g}%", memory(info.memory_bytes), _user_of(info, me),
+    ) for info in infos]
+
+
+def render(infos: Sequence[ProcessInfo], now_ms: int, colour: bool) -> str:
+    body = rows(infos, now_ms)
+    widths = [max([_width(h)] + [_width(r[i]) for r in body]) for i, h in enumerate(COLUMNS)]
+
+    def line(left: str, mid: str, right: str) -> str:
+        return left + mid.join("─" * (w + 2) for w in widths) + right
+
+    def cells(values: Sequence[str], styles: Sequence[str | None]) -> str:
+        out = []
+        for value, width, style in zip(values, widths, styles, strict=True):
+            padded = value + " " * (width - _width(value))
+            out.append(f" \x1b[{style}m{padded}\x1b[0m " if colour and style else f" {padded} ")
+        return "│" + "│".join(out) + "│"
+
+    header_style = ["1;36"] * len(COLUMNS)
+    lines = [line("┌", "┬", "┐"), cells(COLUMNS, header_style), line("├", "┼", "┤")]
+    for info, row in zip(infos, body, strict=True):
+        styles: list[str | None] = [None] * len(COLUMNS)
+        styles[0], styles[1] = "1", "1"
+        styles[7] = _STATUS_COLOUR.get(info.status)
+        lines.append(cells(row, styles))
+    lines.append(line("└", "┴", "┘"))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,290 @@
+"""The settings table: every PM2 option pmsd honours, declared once.
+
+Each row says how the option is parsed and validated, its default, its help text, and which systemd
+directives it drives: the unit-file directive, its D-Bus property name and signature (the two differ:
+`RestartSec=` travels as `RestartUSec`, type `t`, in microseconds; systemd's own mapping is
+src/shared/bus-unit-util.c), the minimum systemd version, and whether it only makes sense for the system
+manager. Ecosystem validation, CLI flags, transient properties, unit-file rendering and the docs
+(`pmsd settings`, docs/settings.md) are all derived from this table.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pmsd.spec import UnitInputs
+
+SYSTEMD_FLOOR = 252  # Debian 12; the oldest manager pmsd supports
+U32_MAX = 2**32 - 1
+MS_MAX = 2**63 // 1000 - 1  # durations travel as microseconds in a uint64
+
+# ---------------------------------------------------------------------------------------------- parsers
+# A parser turns a value from JSON/YAML/TOML/JS or the command line into pmsd's typed value, or raises
+# ValueError whose text completes the sentence "<file>: app 'x' key 'k': ...".
+
+
+def parse_str(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected a string, got {describe_value(value)}")
+    return str(value)
+
+
+def parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"expected true or false, got {describe_value(value)}")
+
+
+def parse_count(value: object) -> int:
+    """A whole number >= 0 that fits systemd's uint32 counters."""
+    number = _whole_number(value)
+    if not 0 <= number <= U32_MAX:
+        raise ValueError(f"expected a whole number from 0 to {U32_MAX}, got {number}")
+    return number
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNIT_MS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def parse_duration_ms(value: object) -> int:
+    """Milliseconds, as PM2 takes them: a number, or a string such as "1500", "2s", "1m", "1h"."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"expected milliseconds or a duration like '2s', '1m', got {value!r}")
+        number = int(match.group(1)) * _DURATION_UNIT_MS[match.group(2)]
+    else:
+        number = _whole_number(value)
+    if not 0 <= number <= MS_MAX:
+        raise ValueError(f"expected a duration from 0 to {MS_MAX} ms, got {number}")
+    return number
+
+
+def parse_positive_duration_ms(value: object) -> int:
+    number = parse_duration_ms(value)
+    if number == 0:
+        raise ValueError("expected a duration above 0 ms")
+    return number
+
+
+def parse_exit_codes(value: object) -> tuple[int, ...]:
+    """One exit code, a list of them, or (from the command line) "0,3,9"."""
+    items: list[object]
+    if isinstance(value, str):
+        items = [item for item in re.split(r"[,\s]+", value.strip()) if item]
+    elif isinstance(value, list):
+        items = list(value)
+    else:
+        items = [value]
+    codes: list[int] = []
+    for item in items:
+        code = _whole_number(item)
+        if not 0 <= code <= 255:
+            raise ValueError(f"exit codes run from 0 to 255, got {code}")
+        codes.append(code)
+    return tuple(sorted(set(codes)))
+
+
+def parse_argv(value: object) -> tuple[str, ...]:
+    """Arguments as a list, or one string split the way a shell would (PM2 accepts both)."""
+    if isinstance(value, str):
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as error:
+            raise ValueError(f"cannot split {value!r} into arguments: {error}") from None
+    if isinstance(value, list):
+        return tuple(parse_str(item) for item in value)
+    raise ValueError(f"expected a string or a list of strings, got {describe_value(value)}")
+
+
+def parse_env(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a mapping of variable names to values, got {describe_value(value)}")
+    env: dict[str, str] = {}
+    for key, item in value.items():
+        name = str(key)
+        if not name or "=" in name or any(ord(c) < 32 for c in name):
+            raise ValueError(f"{name!r} is not a valid environment variable name")
+        if item is None:
+            continue
+        if isinstance(item, bool):
+            env[name] = "true" if item else "false"
+        elif isinstance(item, (str, int, float)):
+            env[name] = str(item)
+        else:
+            # PM2 JSON-encodes nested values into the variable; do the same so apps can parse them.
+            import json
+
+            env[name] = json.dumps(item)
+        if "\0" in env[name]:
+            raise ValueError(f"the value of {name!r} contains a NUL byte")
+    return env
+
+
+def _whole_number(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got {describe_value(value)}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    raise ValueError(f"expected a whole number, got {describe_value(value)}")
+
+
+def describe_value(value: object) -> str:
+    kind = {dict: "a mapping", list: "a list", bool: "a boolean", type(None): "null"}.get(type(value))
+    return kind if kind else repr(value)
+
+
+# ---------------------------------------------------------------------------------------- directives
+
+
+@dataclass(frozen=True)
+class Directive:
+    """One systemd setting: how pmsd computes it and how it is spelled in a unit file and on D-Bus."""
+
+    name: str  # unit-file directive, e.g. "RestartSec"
+    dbus_name: str  # D-Bus property, e.g. "RestartUSec"
+    signature: str  # D-Bus signature, e.g. "t"
+    encode: Callable[[UnitInputs], Any]  # value on the bus, or None to leave systemd's default
+    render: Callable[[Any], str]  # unit-file text for the bus value
+    min_version: int = SYSTEMD_FLOOR
+    system_only: bool = False  # only meaningful for the system manager (User=, Group=)
+
+
+def _usec_text(usec: int) -> str:
+    return f"{usec // 1000}ms" if usec % 1_000_000 else f"{usec // 1_000_000}s"
+
+
+def _exec_text(value: list[tuple[str, list[str], bool]]) -> str:
+    path, argv, _ = value[0]
+    # A unit file's ExecStart= names the program, then argv[1:]; argv[0] is the path again unless "@" is used.
+    return " ".join(_quote_unit_word(word) for word in [path, *argv[1:]])
+
+
+def _quote_unit_word(word: str) -> str:
+    if word and re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", word):
+        return word.replace("%", "%%")
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{escaped}"'
+
+
+def _start_limit_burst(inputs: UnitInputs) -> int:
+    # PM2 marks an app errored after max_restarts unstable (shorter than min_uptime) exits. systemd's
+    # equivalent, enforced even when god is down, is the start rate limit: at most burst starts in interval.
+    return inputs.spec.max_restarts + 1
+
+
+def _start_limit_interval(inputs: UnitInputs) -> int:
+    # burst starts of runs shorter than min_uptime (plus the restart delay between them) fit in
+    # burst * (min_uptime + restart_delay); runs that last at least min_uptime never do. min_uptime 0 gives
+    # interval 0, which systemd reads as "no limit", matching PM2 (no exit is unstable then).
+    spec = inputs.spec
+    return _start_limit_burst(inputs) * (spec.min_uptime + spec.restart_delay) * 1000
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One PM2 option as pmsd understands it."""
+
+    key: str
+    parse: Callable[[object], Any]
+    default: Any
+    help: str
+    directives: tuple[Directive, ...] = ()
+    aliases: tuple[str, ...] = ()
+    flag: str | None = None  # the `pmsd start` flag, when PM2 has one
+
+
+def _const(value: object) -> Callable[[UnitInputs], object]:
+    return lambda _inputs: value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("name", parse_str, None, "App name; defaults to the script's name without extension.",
+            (Directive("Description", "Description", "s", lambda i: f"pmsd app {i.spec.name}", str),
+             Directive("SyslogIdentifier", "SyslogIdentifier", "s", lambda i: i.spec.name, str)),
+            flag="--name"),
+    Setting("script", parse_str, None, "Script or command to run (a file path, or a program on PATH).",
+            (Directive("ExecStart", "ExecStart", "a(sasb)",
+                       lambda i: [(i.spec.exec_path, list(i.spec.argv), False)], _exec_text),
+             # Type=exec: the start job finishes once execve() succeeded, so `pmsd start` reports a
+             # program that cannot run, and returns only when the app's own code is running.
+             Directive("Type", "Type", "s", _const("exec"), str),
+             # PM2 stops apps with SIGINT, then SIGKILL after kill_timeout.
+             Directive("KillSignal", "KillSignal", "i", _const(int(signal.SIGINT)), lambda v: "SIGINT"),
+             Directive("SendSIGKILL", "SendSIGKILL", "b", _const(True), lambda v: "yes" if v else "no"))),
+    Setting("args", parse_argv, (), "Arguments passed to the script (a list, or one string).",
+            flag="-- <args>"),
+    Setting("interpreter", parse_str, None,
+            "Program that runs the script; 'none' runs it directly. Chosen by extension when unset.",
+            aliases=("exec_interpreter",), flag="--interpreter"),
+    Setting("interpreter_args", parse_argv, (), "Arguments for the interpreter.",
+            aliases=("node_args",), flag="--interpreter-args"),
+    Setting("cwd", parse_str, None, "Working directory; defaults to the ecosystem file's directory or the "
+            "current directory.",
+            (Directive("WorkingDirectory", "WorkingDirectory", "s", lambda i: i.spec.cwd, str),),
+            flag="--cwd"),
+    Setting("namespace", parse_str, "default", "Namespace the app belongs to.", flag="--namespace"),
+    Setting("env", parse_env, {}, "Environment variables, layered over the environment `pmsd start` ran in. "
+            "Kept in an owner-only file (EnvironmentFile=), never in unit properties, which any local user "
+            "can read over D-Bus.",
+            (Directive("EnvironmentFile", "EnvironmentFiles", "a(sb)",
+                       lambda i: [(i.env_file, False)], lambda v: v[0][0]),)),
+    Setting("autorestart", parse_bool, True, "Restart the app whenever it exits (except stop_exit_codes).",
+            (Directive("Restart", "Restart", "s", lambda i: "always" if i.spec.autorestart else "no", str),),
+            flag="--no-autorestart"),
+    Setting("autostart", parse_bool, True, "Start the app when its definition is loaded."),
+    Setting("restart_delay", parse_duration_ms, 0, "Milliseconds between an exit and the restart. 0 is "
+            "really immediate (systemd's own default is 100 ms).",
+            (Directive("RestartSec", "RestartUSec", "t", lambda i: i.spec.restart_delay * 1000, _usec_text),),
+            flag="--restart-delay"),
+    Setting("max_restarts", parse_count, 16, "Unstable restarts (runs shorter than min_uptime) allowed "
+            "before the app is marked errored and left down.",
+            (Directive("StartLimitBurst", "StartLimitBurst", "u", _start_limit_burst, str),),
+            flag="--max-restarts"),
+    Setting("min_uptime", parse_duration_ms, 1000, "A run shorter than this (ms, or '2s', '1m') is unstable.",
+            (Directive("StartLimitIntervalSec", "StartLimitIntervalUSec", "t", _start_limit_interval,
+                       _usec_text),),
+            flag="--min-uptime"),
+    Setting("stop_exit_codes", parse_exit_codes, (), "Exit codes after which the app is not restarted.",
+            (Directive("RestartPreventExitStatus", "RestartPreventExitStatus", "(aiai)",
+                       lambda i: (list(i.spec.stop_exit_codes), []) if i.spec.stop_exit_codes else None,
+                       lambda v: " ".join(str(code) for code in v[0])),),
+            flag="--stop-exit-codes"),
+    Setting("kill_timeout", parse_positive_duration_ms, 1600, "Milliseconds between SIGINT and SIGKILL on stop.",
+            (Directive("TimeoutStopSec", "TimeoutStopUSec", "t", lambda i: i.spec.kill_timeout * 1000,
+                       _usec_text),),
+            flag="--kill-timeout"),
+    Setting("user", parse_str, None, "User to run the app as (system mode only).",
+            (Directive("User", "User", "s", lambda i: i.spec.user, str, system_only=True),),
+            aliases=("uid",)),
+    Setting("group", parse_str, None, "Group to run the app as (system mode only).",
+            (Directive("Group", "Group", "s", lambda i: i.spec.group, str, system_only=True),),
+            aliases=("gid",)),
+    Setting("time", parse_bool, False, "Prefix log lines with a timestamp in `pmsd logs` (journald stores "
+            "one for every line anyway).", flag="--time"),
+)
+
+SETTINGS_BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+ALIASES: dict[str, str] = {alias: s.key for s in SETTINGS for alias in s.aliases}
+
+# PM2 options pmsd knows but does not honour (yet): named in a warning rather than called "unknown".
+NOT_YET_HONOURED = frozenset({
+    "instances", "exec_mode", "watch", "ignore_watch", "watch_delay", "max_memory_restart", "cron_restart",
+    "exp_backoff_restart_delay", "out_file", "error_file", "log_file", "merge_logs", "log_date_format",
+    "log_type", "disable_logs", "combine_logs", "wait_ready", "listen_timeout", "shutdown_with_message",
+    "instance_var", "increment_var", "port", "source_map_support", "vizion", "post_update", "force",
+    "treekill", "pmx", "automation", "filter_env", "append_env_to_name", "max_memory", "version",
+})

@@ -1,0 +1,94 @@
+"""PM2's view of an app, derived from systemd's state of its unit plus the registry record."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+from pmsd.procstat import unit_cpu_seconds
+from pmsd.registry import AppRecord
+from pmsd.systemd.bus import ServiceState
+from pmsd.unitnames import service_unit
+
+
+class Status(enum.StrEnum):
+    LAUNCHING = "launching"
+    ONLINE = "online"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    ERRORED = "errored"
+    WAITING_RESTART = "waiting restart"
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    record: AppRecord
+    unit: str
+    status: Status
+    pid: int
+    restart_time: int
+    uptime_since_ms: int  # when the current run started (PM2's pm_uptime), 0 when not running
+    memory_bytes: int
+    cpu_percent: float
+    exit_code: int | None
+    invocation_id: str
+    control_group: str
+
+    @property
+    def pm_id(self) -> int:
+        return self.record.pm_id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+
+def pm2_status(state: ServiceState | None) -> Status:
+    """systemd's (ActiveState, SubState, Result) in PM2's words."""
+    if state is None:
+        return Status.STOPPED
+    if state.active_state in ("active", "reloading"):
+        return Status.ONLINE
+    if state.active_state == "activating":
+        # In systemd 252 a service waiting for RestartSec= is "activating/auto-restart".
+        return Status.WAITING_RESTART if state.sub_state == "auto-restart" else Status.LAUNCHING
+    if state.active_state == "deactivating":
+        return Status.STOPPING
+    if state.active_state == "failed" and state.result == "start-limit-hit":
+        # The start rate limit derived from max_restarts/min_uptime tripped: PM2's errored.
+        return Status.ERRORED
+    # inactive, or failed for a reason that is not a crash loop (autorestart off, a stop exit code):
+    # PM2 calls both "stopped".
+    return Status.STOPPED
+
+
+def process_info(record: AppRecord, state: ServiceState | None, now: float | None = None) -> ProcessInfo:
+    status = pm2_status(state)
+    running = state is not None and status in (Status.ONLINE, Status.LAUNCHING, Status.STOPPING)
+    pid = state.main_pid if state is not None and running else 0
+    started_usec = (state.exec_main_start_usec or state.active_enter_usec) if state is not None else 0
+    memory = state.memory_bytes or 0 if state is not None and running else 0
+    cpu = 0.0
+    if state is not None and running and started_usec:
+        elapsed = (now if now is not None else time.time()) - started_usec / 1e6
+        used = (state.cpu_nsec / 1e9) if state.cpu_nsec is not None else unit_cpu_seconds(
+            state.control_group, state.main_pid)
+        cpu = round(100.0 * used / elapsed, 1) if elapsed > 0 else 0.0
+    exit_code = None
+    if state is not None and state.exec_main_code:
+        # CLD_EXITED carries a status; a signal death is reported like a shell would: 128 + signal.
+        exit_code = state.exec_main_status if state.exec_main_code == 1 else 128 + state.exec_main_status
+    return ProcessInfo(
+        record=record,
+        unit=service_unit(record.name),
+        status=status,
+        pid=pid,
+        restart_time=max(0, record.restart_offset + (state.n_restarts if state is not None else 0)),
+        uptime_since_ms=started_usec // 1000 if running else 0,
+        memory_bytes=memory,
+        cpu_percent=cpu,
+        exit_code=exit_code,
+        invocation_id=state.invocation_id if state is not None else "",
+        control_group=state.control_group if state is not None else "",
+    )

@@ -1,0 +1,280 @@
+"""A connection to a systemd manager (user or system) over D-Bus, through pystemd's low-level binding.
+
+Everything above this module works with pmsd's own types; only here do unit properties travel as
+(name, signature, value) triples and strings as bytes. pystemd.dbuslib is used directly because its
+high-level objects introspect every unit (slow) and its signature table lacks properties pmsd needs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pystemd.dbusexc import (  # type: ignore[import-not-found, unused-ignore]
+    DBusAccessDeniedError,
+    DBusBaseError,
+    DBusInvalidArgsError,
+    DBusNoSuchUnitError,
+)
+from pystemd.dbuslib import DBus, DBusAddress, apply_signature, path_encode
+
+from pmsd.errors import ExitStatus, PmsdError
+
+DESTINATION = b"org.freedesktop.systemd1"
+MANAGER_PATH = b"/org/freedesktop/systemd1"
+MANAGER = b"org.freedesktop.systemd1.Manager"
+UNIT = b"org.freedesktop.systemd1.Unit"
+SERVICE = b"org.freedesktop.systemd1.Service"
+PROPERTIES = b"org.freedesktop.DBus.Properties"
+UNIT_PATH_PREFIX = b"/org/freedesktop/systemd1/unit"
+_CLOSE = (-1, None)
+
+
+@dataclass(frozen=True)
+class UnitProperty:
+    """A property as StartTransientUnit takes it: D-Bus name, signature, value."""
+
+    name: str
+    signature: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class UnitListing:
+    name: str
+    load_state: str
+    active_state: str
+    sub_state: str
+    path: bytes
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What pmsd reads about one service unit; times are µs since the epoch, 0 when unset."""
+
+    name: str
+    load_state: str
+    active_state: str
+    sub_state: str
+    result: str
+    main_pid: int
+    n_restarts: int
+    exec_main_code: int  # CLD_EXITED (1), CLD_KILLED (2), CLD_DUMPED (3); 0 when it has not exited
+    exec_main_status: int  # exit status, or signal number when killed
+    memory_bytes: int | None
+    cpu_nsec: int | None
+    control_group: str
+    invocation_id: str
+    active_enter_usec: int
+    exec_main_start_usec: int
+    has_job: bool
+
+
+_UNSET = 2**64 - 1  # systemd's "not set" for accounting properties (UINT64_MAX)
+
+
+def _decode(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+class Manager:
+    """One open connection to a systemd manager."""
+
+    def __init__(self, bus: Any, scope_label: str) -> None:
+        self._bus = bus
+        self.scope_label = scope_label
+        self._version: int | None = None
+
+    # -------------------------------------------------------------------------------- connection
+    @classmethod
+    def connect(cls, user: bool) -> Manager:
+        scope = "user" if user else "system"
+        private = _private_socket(user)
+        try:
+            if private is not None:
+                # The manager's own socket: no dbus-daemon hop, and it works before the bus is up.
+                bus: Any = DBusAddress(f"unix:path={private}".encode(), True)
+            else:
+                bus = DBus(user_mode=user)
+            bus.open()
+        except DBusBaseError as error:
+            raise PmsdError(
+                f"cannot reach the systemd {scope} manager: {error}",
+                _no_manager_hint(user),
+                ExitStatus.NO_SYSTEMD,
+            ) from None
+        manager = cls(bus, scope)
+        manager.version  # fail here, with the hint, if nothing answers  # noqa: B018
+        return manager
+
+    def close(self) -> None:
+        self._bus.close()
+
+    @property
+    def version(self) -> int:
+        """The running manager's major version (feature gates use this, never the OS name)."""
+        if self._version is None:
+            raw = self._call_get(MANAGER_PATH, MANAGER, b"Version", b"s")
+            match = re.match(r"v?(\d+)", raw)
+            self._version = int(match.group(1)) if match else 0
+        return self._version
+
+    # -------------------------------------------------------------------------------- jobs
+    def start_transient(self, unit: str, properties: Sequence[UnitProperty]) -> str:
+        args = apply_signature(b"ss", [unit.encode(), b"fail"]) + _encode_properties(properties)
+        args += [(ord("a"), b"(sa(sv))"), _CLOSE]  # no auxiliary units
+        return str(_decode(self._call(MANAGER_PATH, MANAGER, b"StartTransientUnit", args, unit)))
+
+    def stop(self, unit: str) -> None:
+        self._call(MANAGER_PATH, MANAGER, b"StopUnit", apply_signature(b"ss", [unit.encode(), b"replace"]), unit)
+
+    def reset_failed(self, unit: str) -> None:
+        try:
+            self._call(MANAGER_PATH, MANAGER, b"ResetFailedUnit", apply_signature(b"s", [unit.encode()]), unit)
+        except UnitGone:
+            pass
+
+    def kill(self, unit: str, signal_number: int) -> None:
+        self._call(MANAGER_PATH, MANAGER, b"KillUnit",
+                   apply_signature(b"ssi", [unit.encode(), b"all", signal_number]), unit)
+
+    # -------------------------------------------------------------------------------- queries
+    def list_units(self, patterns: Iterable[str]) -> list[UnitListing]:
+        args = apply_signature(b"asas", [[], [p.encode() for p in patterns]])
+        body = self._call(MANAGER_PATH, MANAGER, b"ListUnitsByPatterns", args, "")
+        return [UnitListing(_decode(row[0]), _decode(row[2]), _decode(row[3]), _decode(row[4]), row[6])
+                for row in body]
+
+    def service_state(self, unit: str, path: bytes | None = None) -> ServiceState | None:
+        """The unit's state, or None when systemd has no such unit loaded."""
+        object_path = path or unit_path(unit)
+        try:
+            unit_props = self._get_all(object_path, UNIT, unit)
+            if _decode(unit_props.get(b"LoadState")) in ("not-found", "stub"):
+                return None
+            service_props = self._get_all(object_path, SERVICE, unit)
+        except UnitGone:
+            return None
+        memory = service_props.get(b"MemoryCurrent", _UNSET)
+        cpu = service_props.get(b"CPUUsageNSec", _UNSET)
+        job = unit_props.get(b"Job", (0, b"/"))
+        return ServiceState(
+            name=unit,
+            load_state=_decode(unit_props.get(b"LoadState", b"")),
+            active_state=_decode(unit_props.get(b"ActiveState", b"")),
+            sub_state=_decode(unit_props.get(b"SubState", b"")),
+            result=_decode(service_props.get(b"Result", b"")),
+            main_pid=int(service_props.get(b"MainPID", 0)),
+            n_restarts=int(service_props.get(b"NRestarts", 0)),
+            exec_main_code=int(service_props.get(b"ExecMainCode", 0)),
+            exec_main_status=int(service_props.get(b"ExecMainStatus", 0)),
+            memory_bytes=None if memory == _UNSET else int(memory),
+            cpu_nsec=None if cpu == _UNSET else int(cpu),
+            control_group=_decode(service_props.get(b"ControlGroup", b"")),
+            invocation_id=bytes(unit_props.get(b"InvocationID", b"")).hex(),
+            active_enter_usec=int(unit_props.get(b"ActiveEnterTimestamp", 0)),
+            exec_main_start_usec=int(service_props.get(b"ExecMainStartTimestamp", 0)),
+            has_job=bool(job and job[0]),
+        )
+
+    def wait_until(self, unit: str, done: Any, timeout: float, what: str) -> ServiceState | None:
+        """Poll the unit until done(state) is true; PmsdError naming `what` and the last state otherwise."""
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            state = self.service_state(unit)
+            if done(state):
+                return state
+            if time.monotonic() > deadline:
+                seen = "gone" if state is None else f"{state.active_state}/{state.sub_state}"
+                raise PmsdError(f"{unit}: timed out after {timeout:g} s waiting for {what} (last seen: {seen})",
+                                f"inspect it with: systemctl {_scope_flag(self.scope_label)} status {unit}")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    # -------------------------------------------------------------------------------- plumbing
+    def _get_all(self, path: bytes, interface: bytes, unit: str) -> dict[bytes, Any]:
+        body = self._call(path, PROPERTIES, b"GetAll", apply_signature(b"s", [interface]), unit)
+        return dict(body) if body else {}
+
+    def _call_get(self, path: bytes, interface: bytes, name: bytes, signature: bytes) -> Any:
+        try:
+            return _decode(self._bus.get_property(DESTINATION, path, interface, name, signature))
+        except DBusBaseError as error:
+            raise self._translate(error, "") from None
+
+    def _call(self, path: bytes, interface: bytes, method: bytes, args: list[Any], unit: str) -> Any:
+        try:
+            return self._bus.call_method(DESTINATION, path, interface, method, args).body
+        except DBusBaseError as error:
+            raise self._translate(error, unit) from None
+
+    def _translate(self, error: Any, unit: str) -> PmsdError:
+        message = _decode(getattr(error, "err_message", b"")) or str(error)
+        if isinstance(error, DBusNoSuchUnitError):
+            return UnitGone(message)
+        if isinstance(error, DBusAccessDeniedError) or getattr(error, "errno", 0) in (-1, -13):
+            return PmsdError(f"systemd refused: {message}",
+                             "manage system units as root, or use the user manager (--user)",
+                             ExitStatus.PERMISSION)
+        if isinstance(error, DBusInvalidArgsError):
+            return PmsdError(f"systemd rejected {unit or 'the request'}: {message}", status=ExitStatus.USAGE)
+        return PmsdError(f"systemd {self.scope_label} manager: {message}" + (f" ({unit})" if unit else ""))
+
+
+class UnitGone(PmsdError):
+    """systemd has no such unit (loaded)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=ExitStatus.NOT_FOUND)
+
+
+def unit_path(unit: str) -> bytes:
+    return bytes(path_encode(UNIT_PATH_PREFIX, unit.encode()))
+
+
+def _encode_properties(properties: Sequence[UnitProperty]) -> list[Any]:
+    # a(sv): pystemd's apply_signature cannot build variants itself, so each one is opened, filled and
+    # closed explicitly, the way pystemd.systemd1.unit_signatures does.
+    out: list[Any] = [(ord("a"), b"(sv)")]
+    for prop in properties:
+        signature = prop.signature.encode()
+        out += [(ord("r"), b"sv"), *apply_signature(b"s", [prop.name.encode()]), (ord("v"), signature)]
+        out += apply_signature(signature, [_to_bus(prop.value)])
+        out += [_CLOSE, _CLOSE]
+    out.append(_CLOSE)
+    return out
+
+
+def _to_bus(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, (list, tuple)):
+        converted = [_to_bus(item) for item in value]
+        return tuple(converted) if isinstance(value, tuple) else converted
+    return value
+
+
+def _private_socket(user: bool) -> str | None:
+    if user:
+        runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+        path = os.path.join(runtime, "systemd", "private")
+    else:
+        path = "/run/systemd/private"
+    return path if os.access(path, os.R_OK | os.W_OK) else None
+
+
+def _scope_flag(scope_label: str) -> str:
+    return "--user" if scope_label == "user" else "--system"
+
+
+def _no_manager_hint(user: bool) -> str:
+    if user:
+        return ("pmsd needs a systemd user manager. On a systemd host: `loginctl enable-linger $USER` and log in "
+                "again (or set XDG_RUNTIME_DIR=/run/user/$(id -u)). Without systemd as PID 1, as root: "
+                "`tests/harness/systemd-user.sh up` from pmsd's source tree brings one up.")
+    return "pmsd --system needs systemd running as PID 1 (or use the user manager with --user)"

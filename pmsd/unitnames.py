@@ -1,0 +1,68 @@
+"""Map PM2 app names to systemd unit names and back.
+
+systemd unit names may only contain ASCII letters, digits, ":", "-", "_", "." and "\\" (unit-name.c,
+VALID_CHARS), are at most 255 bytes, and "@" separates a template from its instance. PM2 names can be
+anything, so every other byte is written as "\\xNN", the same escape `systemd-escape` uses. Unlike
+`systemd-escape` we keep "-" literal: for services it has no meaning (only slice names are hierarchical), and
+`pmsd-my-api.service` is what an administrator expects to type. The mapping stays injective because "\\"
+itself is escaped.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pmsd.errors import UsageError
+
+UNIT_PREFIX = "pmsd-"
+SERVICE_SUFFIX = ".service"
+UNIT_NAME_MAX = 255  # UNIT_NAME_MAX in systemd's unit-name.h
+_KEPT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.")
+_ESCAPE = re.compile(r"\\x([0-9a-f]{2})")
+
+
+def escape_name(name: str) -> str:
+    out: list[str] = []
+    for index, char in enumerate(name):
+        if char in _KEPT and not (index == 0 and char == "."):
+            out.append(char)
+        else:
+            out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8"))
+    return "".join(out)
+
+
+def unescape_name(escaped: str) -> str:
+    raw = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), escaped)
+    # Escapes stand for UTF-8 bytes: re-decode the byte string they spell.
+    return raw.encode("latin-1").decode("utf-8")
+
+
+def check_app_name(name: str) -> None:
+    """Reject names pmsd cannot manage unambiguously, saying why."""
+    if not name or not name.strip():
+        raise UsageError("an app name cannot be empty", "pass --name <name>")
+    if name.isdigit():
+        raise UsageError(
+            f"app name {name!r} is a number, which pmsd would read as an id",
+            "choose a name with at least one non-digit character",
+        )
+    if name == "all":
+        raise UsageError("'all' is reserved: it means every app", "choose another --name")
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        raise UsageError(f"app name {name!r} contains control characters", "choose a printable name")
+    unit = service_unit(name)
+    if len(unit.encode()) > UNIT_NAME_MAX:
+        raise UsageError(
+            f"app name {name!r} is too long: its unit name {unit[:40]}... exceeds systemd's {UNIT_NAME_MAX} bytes",
+            "choose a shorter name (non-ASCII characters take four bytes each once escaped)",
+        )
+
+
+def service_unit(name: str) -> str:
+    return f"{UNIT_PREFIX}{escape_name(name)}{SERVICE_SUFFIX}"
+
+
+def app_name_of_unit(unit: str) -> str | None:
+    if not (unit.startswith(UNIT_PREFIX) and unit.endswith(SERVICE_SUFFIX)):
+        return None
+    return unescape_name(unit[len(UNIT_PREFIX) : -len(SERVICE_SUFFIX)])
