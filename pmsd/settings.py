@@ -182,8 +182,10 @@ def _quote_unit_word(word: str) -> str:
 
 def _start_limit_burst(inputs: UnitInputs) -> int:
     # PM2 marks an app errored after max_restarts unstable (shorter than min_uptime) exits. systemd's
-    # equivalent, enforced even when god is down, is the start rate limit: at most burst starts in interval.
-    return inputs.spec.max_restarts + 1
+    # equivalent, enforced even when god is down, is the start rate limit: at most burst starts in interval,
+    # so the max_restarts-th quick exit leaves the unit failed. A burst of 0 would disable the limit
+    # (ratelimit_below() in src/basic/ratelimit.c), hence at least 1.
+    return max(1, inputs.spec.max_restarts)
 
 
 def _start_limit_interval(inputs: UnitInputs) -> int:

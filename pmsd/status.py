@@ -44,7 +44,7 @@ class ProcessInfo:
         return self.record.name
 
 
-def pm2_status(state: ServiceState | None) -> Status:
+def pm2_status(state: ServiceState | None, autorestart: bool = True, stop_exit_codes: tuple[int, ...] = ()) -> Status:
     """systemd's (ActiveState, SubState, Result) in PM2's words."""
     if state is None:
         return Status.STOPPED
@@ -55,16 +55,31 @@ def pm2_status(state: ServiceState | None) -> Status:
         return Status.WAITING_RESTART if state.sub_state == "auto-restart" else Status.LAUNCHING
     if state.active_state == "deactivating":
         return Status.STOPPING
-    if state.active_state == "failed" and state.result == "start-limit-hit":
-        # The start rate limit derived from max_restarts/min_uptime tripped: PM2's errored.
+    if state.active_state == "failed" and _crash_loop_ended(state, autorestart, stop_exit_codes):
         return Status.ERRORED
     # inactive, or failed for a reason that is not a crash loop (autorestart off, a stop exit code):
     # PM2 calls both "stopped".
     return Status.STOPPED
 
 
+def _crash_loop_ended(state: ServiceState, autorestart: bool, stop_exit_codes: tuple[int, ...]) -> bool:
+    """Did the start rate limit derived from max_restarts/min_uptime stop the restarts (PM2's errored)?
+
+    With Restart=always a unit only ends up failed when a restart was refused, or when it exited with one
+    of RestartPreventExitStatus=. Result= does not say which: when the refused start happens during an
+    automatic restart, service_start() keeps the crash's result ("exit-code") rather than
+    "start-limit-hit", because only a successful result is overwritten (src/core/service.c).
+    """
+    if state.result == "start-limit-hit":
+        return True
+    if not autorestart:
+        return False
+    stopped_on_purpose = state.exec_main_code == 1 and state.exec_main_status in stop_exit_codes
+    return not stopped_on_purpose
+
+
 def process_info(record: AppRecord, state: ServiceState | None, now: float | None = None) -> ProcessInfo:
-    status = pm2_status(state)
+    status = pm2_status(state, record.spec.autorestart, record.spec.stop_exit_codes)
     running = state is not None and status in (Status.ONLINE, Status.LAUNCHING, Status.STOPPING)
     pid = state.main_pid if state is not None and running else 0
     started_usec = (state.exec_main_start_usec or state.active_enter_usec) if state is not None else 0

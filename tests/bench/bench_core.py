@@ -38,9 +38,7 @@ REPO_ROOT = HERE.parents[1]
 # which would be charged to whichever tool happened to be launched through it.
 PYTHON = str(Path(sys.executable).resolve())
 PM2_DIR = Path("/tmp/pmsd-bench-pm2")  # npm install cache, reused across runs
-CLI_TIMEOUT = (
-    120.0  # one CLI call; generous because `pm2 start` of 100 apps is one call
-)
+CLI_TIMEOUT = 120.0  # one CLI call; generous because `pm2 start` of 100 apps is one call
 MARKER_TIMEOUT = 30.0
 # PM2 counts a restart as "unstable" when the app lived less than min_uptime (1 s by default); let each
 # crash victim live past that so both managers see an ordinary crash of a settled app.
@@ -87,9 +85,7 @@ def run(
         check=False,
     )
     if check and proc.returncode != 0:
-        raise BenchError(
-            f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-800:]}"
-        )
+        raise BenchError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
     return proc
 
 
@@ -110,9 +106,7 @@ def timed_run(argv: Sequence[str], env: dict[str, str]) -> tuple[int, int]:
     )
     t1 = time.time_ns()
     if proc.returncode != 0:
-        raise BenchError(
-            f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-800:]}"
-        )
+        raise BenchError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-800:]}")
     return t0, t1
 
 
@@ -267,10 +261,7 @@ class Pm2(Manager):
 
     def bulk_start(self, apps: Apps, names: list[str]) -> None:
         # One ecosystem file instead of 100 CLI calls: setup time is not what we measure.
-        eco = [
-            {"name": n, "script": str(apps.new(n)), "interpreter": PYTHON}
-            for n in names
-        ]
+        eco = [{"name": n, "script": str(apps.new(n)), "interpreter": PYTHON} for n in names]
         path = self.home / "bulk.json"
         path.write_text(json.dumps({"apps": eco}))
         run([*self.cli, "start", str(path)], self.env)
@@ -287,9 +278,7 @@ def setup_pm2(scratch: Path, env: dict[str, str]) -> Pm2:
         print(f"installing pm2 into {PM2_DIR} ...", flush=True)
         PM2_DIR.mkdir(parents=True, exist_ok=True)
         if not (PM2_DIR / "package.json").exists():
-            (PM2_DIR / "package.json").write_text(
-                '{"name": "pmsd-bench-pm2", "private": true}\n'
-            )
+            (PM2_DIR / "package.json").write_text('{"name": "pmsd-bench-pm2", "private": true}\n')
         run(["npm", "install", "--no-audit", "--no-fund", "pm2"], env, cwd=PM2_DIR)
     home = scratch / "pm2home"
     home.mkdir()
@@ -301,9 +290,7 @@ def setup_pm2(scratch: Path, env: dict[str, str]) -> Pm2:
 def pm2_version() -> str | None:
     """Read from package.json: `pm2 --version` would fork a daemon."""
     try:
-        version = json.loads(
-            (PM2_DIR / "node_modules" / "pm2" / "package.json").read_text()
-        )["version"]
+        version = json.loads((PM2_DIR / "node_modules" / "pm2" / "package.json").read_text())["version"]
     except (OSError, ValueError, KeyError):
         return None
     return str(version)
@@ -320,9 +307,7 @@ def find_pmsd(env: dict[str, str]) -> Manager | None:
         cli = [exe]
     else:
         cli = [PYTHON, "-m", "pmsd"]
-        pmsd_env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])
-        )
+        pmsd_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     manager = Manager("pmsd", cli, pmsd_env)
     try:
         manager.jlist()
@@ -403,9 +388,7 @@ def measure_manager_start(mgr: Manager, apps: Apps, n: int, tag: str) -> list[fl
     def one(i: int) -> float:
         name = f"bench-{tag}-start-{i}"
         try:
-            return start_sample(
-                apps, name, mgr.start_argv(apps.new(name), name), mgr.env
-            )
+            return start_sample(apps, name, mgr.start_argv(apps.new(name), name), mgr.env)
         finally:
             mgr.delete_all()  # nothing else of ours runs during this part
 
@@ -413,9 +396,7 @@ def measure_manager_start(mgr: Manager, apps: Apps, n: int, tag: str) -> list[fl
     return samples(n, one)
 
 
-def measure_raw_start(
-    raw: RawUnits, apps: Apps, n: int, via_pystemd: bool
-) -> list[float]:
+def measure_raw_start(raw: RawUnits, apps: Apps, n: int, via_pystemd: bool) -> list[float]:
     def one(i: int) -> float:
         name = f"start-{'dbus' if via_pystemd else 'run'}-{i}"
         unit = raw.unit(name)
@@ -557,9 +538,7 @@ class Bench:
 
     def grow(self, target: BulkStarter, running: int, level: int, tag: str) -> None:
         """Bring a manager (or the raw unit set) from `running` to `level` idle apps."""
-        target.bulk_start(
-            self.apps, [f"bench-{tag}-idle-{k:03d}" for k in range(running, level)]
-        )
+        target.bulk_start(self.apps, [f"bench-{tag}-idle-{k:03d}" for k in range(running, level)])
 
     def ls_part(self, mgr: Manager, floor_pattern: str | None) -> None:
         """ls/jlist at each level; the raw floors too when mgr's units are the ones they should query."""
@@ -571,9 +550,7 @@ class Bench:
                 running = level
                 count = len(mgr.jlist())
                 if count != level:
-                    raise BenchError(
-                        f"{mgr.label} lists {count} apps, expected {level}"
-                    )
+                    raise BenchError(f"{mgr.label} lists {count} apps, expected {level}")
                 for cmd in ("ls", "jlist"):
                     self.measure_cli(mgr, cmd, level)
                 if floor_pattern:
@@ -593,13 +570,9 @@ class Bench:
         )
 
     def ls_floors(self, pattern: str, level: int) -> None:
-        found = run(
-            [PYTHON, str(HERE / "floor_ls.py"), pattern], self.env
-        ).stdout.splitlines()
+        found = run([PYTHON, str(HERE / "floor_ls.py"), pattern], self.env).stdout.splitlines()
         if len(found) != level:
-            raise BenchError(
-                f"floor_ls.py finds {len(found)} units for {pattern!r}, expected {level}"
-            )
+            raise BenchError(f"floor_ls.py finds {len(found)} units for {pattern!r}, expected {level}")
         list_argv = ["systemctl", "--user", "list-units", "--all", pattern]
         self.results.record(
             "ls",
@@ -619,6 +592,14 @@ class Bench:
             "bare python D-Bus ls",
             level,
             lambda: measure_cmd(floor_argv, self.env, self.n),
+        )
+        # Not what pmsd ls does: how far below that floor a leaner query set could go.
+        lean_argv = [*floor_argv, "--lean"]
+        self.results.record(
+            "ls",
+            "bare python D-Bus ls --lean",
+            level,
+            lambda: measure_cmd(lean_argv, self.env, self.n),
         )
 
     def raw_ls_floors(self, raw: RawUnits) -> None:
@@ -735,9 +716,7 @@ def ratio_table(results: Results, levels: tuple[int, ...]) -> list[dict[str, Any
     rows = []
     for row, group, num, den in RATIOS:
         for level in levels if group == "ls" else (None,):
-            value = ratio(
-                results.median(group, num, level), results.median(group, den, level)
-            )
+            value = ratio(results.median(group, num, level), results.median(group, den, level))
             rows.append({"ratio": row, "level": level, "value": value})
     return rows
 
@@ -746,43 +725,23 @@ def print_report(results: Results, levels: tuple[int, ...], n: int) -> None:
     print(f"\nMedians of {n} fresh repetitions, milliseconds.\n")
     print("start one app (CLI returned AND app code running)")
     for item in (i for i in results.items if i.group == "start"):
-        print(
-            f"  {item.label:38s} {fmt_ms(item.median_ms)}"
-            + ("  FAILED" if item.error else "")
-        )
+        print(f"  {item.label:38s} {fmt_ms(item.median_ms)}" + ("  FAILED" if item.error else ""))
     print("\nls / jlist" + " " * 31 + "".join(f"{f'{lv} apps':>10s}" for lv in levels))
     for label in dict.fromkeys(i.label for i in results.items if i.group == "ls"):
-        print(
-            f"  {label:38s}"
-            + "".join(f"  {fmt_ms(results.median('ls', label, lv))}" for lv in levels)
-        )
+        print(f"  {label:38s}" + "".join(f"  {fmt_ms(results.median('ls', label, lv))}" for lv in levels))
     print("\ncrash-to-restart (kill -9 until new instance runs)")
     for item in (i for i in results.items if i.group == "crash"):
-        print(
-            f"  {item.label:38s} {fmt_ms(item.median_ms)}"
-            + ("  FAILED" if item.error else "")
-        )
-    print(
-        "\nratios of medians"
-        + " " * 24
-        + "".join(f"{f'{lv} apps':>10s}" for lv in levels)
-    )
+        print(f"  {item.label:38s} {fmt_ms(item.median_ms)}" + ("  FAILED" if item.error else ""))
+    print("\nratios of medians" + " " * 24 + "".join(f"{f'{lv} apps':>10s}" for lv in levels))
     for row, group, num, den in RATIOS:
-        cells = [
-            ratio(results.median(group, num, lv), results.median(group, den, lv))
-            for lv in levels
-        ]
+        cells = [ratio(results.median(group, num, lv), results.median(group, den, lv)) for lv in levels]
         if group == "ls":
             print(f"  {row:38s}" + "".join(f"  {fmt_ratio(c)}" for c in cells))
         else:
-            print(
-                f"  {row:38s} {fmt_ratio(ratio(results.median(group, num), results.median(group, den)))}"
-            )
+            print(f"  {row:38s} {fmt_ratio(ratio(results.median(group, num), results.median(group, den)))}")
 
 
-def write_json(
-    path: Path, results: Results, meta: dict[str, Any], levels: tuple[int, ...]
-) -> None:
+def write_json(path: Path, results: Results, meta: dict[str, Any], levels: tuple[int, ...]) -> None:
     doc = {
         "meta": meta,
         "results": [
@@ -808,15 +767,9 @@ def write_json(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="3 repetitions instead of 7"
-    )
-    parser.add_argument(
-        "--reps", type=int, help="repetitions per figure (overrides --quick)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 repetitions instead of 7")
+    parser.add_argument("--reps", type=int, help="repetitions per figure (overrides --quick)")
     parser.add_argument("--json", type=Path, help="write all samples and medians here")
     parser.add_argument(
         "--levels",

@@ -8,17 +8,14 @@ bench's end point is the app's own marker, which the app can only write after th
 import sys
 from typing import Any
 
-# pystemd ships dbuslib.pyi but no py.typed marker, so mypy will not read it.
-from pystemd.dbuslib import DBus, apply_signature  # type: ignore[import-untyped]
+from pystemd.dbuslib import DBus, apply_signature
 
 # DBus container markers as pystemd.dbuslib.call_method takes them: (type code, contents) opens a
 # container, (-1, None) closes the innermost one.
 CLOSE: tuple[int, Any] = (-1, None)
 
 
-def property_args(
-    name: bytes, signature: bytes, value: object
-) -> list[tuple[int, Any]]:
+def property_args(name: bytes, signature: bytes, value: object) -> list[tuple[int, Any]]:
     """One (sv) struct of the a(sv) property array."""
     return [
         (ord("r"), b"sv"),
@@ -36,9 +33,7 @@ def main() -> int:
     args.append((ord("a"), b"(sv)"))
     args += property_args(b"Type", b"s", b"exec")
     args += property_args(b"CollectMode", b"s", b"inactive-or-failed")
-    args += property_args(
-        b"ExecStart", b"a(sasb)", [(interpreter, [interpreter, script], False)]
-    )
+    args += property_args(b"ExecStart", b"a(sasb)", [(interpreter, [interpreter, script], False)])
     args.append(CLOSE)
     args += [(ord("a"), b"(sa(sv))"), CLOSE]  # no auxiliary units
     with DBus(user_mode=True) as bus:

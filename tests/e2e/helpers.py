@@ -1,0 +1,106 @@
+"""Driving the real `pmsd` CLI, and waiting with deadlines (never bare sleeps)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+APPS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "apps")
+T = TypeVar("T")
+
+
+@dataclass
+class Pmsd:
+    """The pmsd CLI bound to one test's private state directory and environment."""
+
+    env: dict[str, str]
+    cwd: str
+
+    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "pmsd", *args], capture_output=True, text=True, cwd=self.cwd,
+            env={**self.env, **(env or {})}, timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"pmsd {' '.join(args)} exited {result.returncode}\n"
+                                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        return result
+
+    def jlist(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = json.loads(self.run("jlist").stdout)
+        return data
+
+    def app(self, name: str) -> dict[str, Any]:
+        for proc in self.jlist():
+            if proc["name"] == name:
+                return proc
+        raise AssertionError(f"{name!r} is not in pmsd jlist")
+
+    def status(self, name: str) -> str:
+        return str(self.app(name)["pm2_env"]["status"])
+
+    def wait_status(self, name: str, status: str, timeout: float = 10) -> dict[str, Any]:
+        """The app's jlist entry once its status is `status`."""
+        def reached() -> dict[str, Any] | None:
+            proc = self.app(name)
+            return proc if proc["pm2_env"]["status"] == status else None
+
+        return wait_for(reached, timeout, f"{name!r} to be {status}",
+                        describe=lambda: json.dumps(self.app(name)["pm2_env"]))
+
+
+def wait_for(condition: Callable[[], T | None], timeout: float, what: str,
+             describe: Callable[[], str] | None = None) -> T:
+    """Poll until condition() returns something truthy; on timeout fail with what was last seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+        except AssertionError as error:
+            last = error
+        else:
+            if last:
+                return last
+        time.sleep(0.05)
+    seen = describe() if describe else repr(last)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last seen: {seen}")
+
+
+def systemctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["systemctl", "--user", *args], capture_output=True, text=True, env=env, timeout=30)
+
+
+def unit_property(env: dict[str, str], unit: str, prop: str) -> str:
+    return systemctl(env, "show", "-p", prop, "--value", unit).stdout.strip()
+
+
+def journal_tail(env: dict[str, str], unit: str, lines: int = 15) -> str:
+    result = subprocess.run(["journalctl", "--no-pager", "-n", str(lines), f"_SYSTEMD_USER_UNIT={unit}"],
+                            capture_output=True, text=True, env=env, timeout=30)
+    return result.stdout
+
+
+def markers(directory: str) -> list[dict[str, Any]]:
+    """Start records written by tests/apps/sleeper.py, oldest first."""
+    records = []
+    for name in os.listdir(directory):
+        if name.endswith(".json"):
+            with open(os.path.join(directory, name)) as handle:
+                records.append(json.load(handle))
+    return sorted(records, key=lambda r: os.path.getmtime(os.path.join(directory, f"{r['pid']}.json")))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
