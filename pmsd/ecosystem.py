@@ -26,7 +26,8 @@ const dump = (mod) => {
   process.stdout.write(JSON.stringify(value === undefined ? null : value));
 };
 if (file.endsWith('.mjs')) {
-  import(require('url').pathToFileURL(file).href).then(dump, (e) => { console.error(e.stack || String(e)); process.exit(3); });
+  const fail = (e) => { console.error(e.stack || String(e)); process.exit(3); };
+  import(require('url').pathToFileURL(file).href).then(dump, fail);
 } else {
   try { dump(require(file)); } catch (e) { console.error(e.stack || String(e)); process.exit(3); }
 }

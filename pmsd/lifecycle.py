@@ -6,6 +6,7 @@ units vanish once stopped, so the registry keeps the definition and `start` crea
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -271,10 +272,8 @@ def delete(ctx: Context, target: str) -> list[Outcome]:
         for record in resolve_targets(data, target):
             _stop_record(ctx, record)
             data.apps.remove(record)
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(ctx.registry.env_file(record.pm_id))
-            except FileNotFoundError:
-                pass
             outcomes.append(Outcome("deleted", record.pm_id, record.name))
         return outcomes
 

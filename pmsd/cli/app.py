@@ -90,7 +90,8 @@ def start(
 
       pmsd start ecosystem.config.js --env production
     """
-    from pmsd.lifecycle import StartOptions, start as api_start
+    from pmsd.lifecycle import StartOptions
+    from pmsd.lifecycle import start as api_start
 
     overrides: dict[str, object] = {}
     for key, value in (("name", name), ("namespace", namespace), ("cwd", cwd), ("interpreter", interpreter),

@@ -7,6 +7,7 @@ high-level objects introspect every unit (slow) and its signature table lacks pr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -133,10 +134,8 @@ class Manager:
         self._call(MANAGER_PATH, MANAGER, b"StopUnit", apply_signature(b"ss", [unit.encode(), b"replace"]), unit)
 
     def reset_failed(self, unit: str) -> None:
-        try:
+        with contextlib.suppress(UnitGone):
             self._call(MANAGER_PATH, MANAGER, b"ResetFailedUnit", apply_signature(b"s", [unit.encode()]), unit)
-        except UnitGone:
-            pass
 
     def kill(self, unit: str, signal_number: int) -> None:
         self._call(MANAGER_PATH, MANAGER, b"KillUnit",

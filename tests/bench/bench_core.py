@@ -296,13 +296,17 @@ def pm2_version() -> str | None:
     return str(version)
 
 
-def find_pmsd(env: dict[str, str]) -> Manager | None:
-    """pmsd on PATH (bypassing a pyenv shim), else `python3 -m pmsd` from the repo; None if not working."""
+def find_pmsd(env: dict[str, str], state_home: Path) -> Manager | None:
+    """pmsd on PATH (bypassing a pyenv shim), else `python3 -m pmsd` from the repo; None if not working.
+
+    pmsd keeps its registry under $XDG_STATE_HOME/pmsd: a private one means `pmsd delete all` removes
+    the bench's apps only, never the user's own or those of tests running alongside.
+    """
     exe = shutil.which("pmsd")
     if exe and "/.pyenv/shims/" in exe:
         real = Path(PYTHON).parent / "pmsd"
         exe = str(real) if real.exists() else exe
-    pmsd_env = dict(env)
+    pmsd_env = env | {"XDG_STATE_HOME": str(state_home)}
     if exe:
         cli = [exe]
     else:
@@ -509,6 +513,22 @@ def measure_list_and_show(pattern: str, env: dict[str, str], n: int) -> list[flo
     return samples(n, one)
 
 
+def wait_for_units(pattern: str, level: int, env: dict[str, str]) -> None:
+    """Wait until exactly `level` units match, as floor_ls.py sees them.
+
+    A just-deleted unit can stay loaded (inactive) for a moment, and the floors must query the very
+    unit set the manager's own ls was timed on.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        found = run([PYTHON, str(HERE / "floor_ls.py"), pattern], env).stdout.splitlines()
+        if len(found) == level:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"{len(found)} units match {pattern!r}, expected {level}: {found[:5]}")
+        time.sleep(0.2)
+
+
 # ------------------------------------------------------------------------------------------- phases
 
 
@@ -551,6 +571,8 @@ class Bench:
                 count = len(mgr.jlist())
                 if count != level:
                     raise BenchError(f"{mgr.label} lists {count} apps, expected {level}")
+                if floor_pattern:
+                    wait_for_units(floor_pattern, level, self.env)
                 for cmd in ("ls", "jlist"):
                     self.measure_cli(mgr, cmd, level)
                 if floor_pattern:
@@ -570,9 +592,7 @@ class Bench:
         )
 
     def ls_floors(self, pattern: str, level: int) -> None:
-        found = run([PYTHON, str(HERE / "floor_ls.py"), pattern], self.env).stdout.splitlines()
-        if len(found) != level:
-            raise BenchError(f"floor_ls.py finds {len(found)} units for {pattern!r}, expected {level}")
+        wait_for_units(pattern, level, self.env)
         list_argv = ["systemctl", "--user", "list-units", "--all", pattern]
         self.results.record(
             "ls",
@@ -592,6 +612,14 @@ class Bench:
             "bare python D-Bus ls",
             level,
             lambda: measure_cmd(floor_argv, self.env, self.n),
+        )
+        # pmsd talks to the manager's private socket rather than the bus: the same calls that way.
+        private_argv = [*floor_argv, "--private"]
+        self.results.record(
+            "ls",
+            "bare python D-Bus ls --private",
+            level,
+            lambda: measure_cmd(private_argv, self.env, self.n),
         )
         # Not what pmsd ls does: how far below that floor a leaner query set could go.
         lean_argv = [*floor_argv, "--lean"]
@@ -632,7 +660,8 @@ def run_pmsd(bench: Bench, pmsd: Manager) -> None:
     print(f"== pmsd ({' '.join(pmsd.cli)}) ==", flush=True)
     try:
         bench.start_part(pmsd)
-        bench.ls_part(pmsd, "pmsd-*")
+        # Only the bench's idle apps: other pmsd users (e.g. e2e tests) may have pmsd-* units too.
+        bench.ls_part(pmsd, f"pmsd-bench-{pmsd.label}-idle-*")
         bench.crash_part(pmsd)
     finally:
         pmsd.delete_all()
@@ -800,7 +829,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with scratch_dir() as scratch:
         bench = Bench(n, levels, Apps(scratch / "apps"), env)
         raw = RawUnits(f"pmsdbench-{os.getpid()}-", env)
-        pmsd = None if args.skip_pmsd else find_pmsd(env)
+        pmsd = None if args.skip_pmsd else find_pmsd(env, scratch / "state")
         pm2 = None if args.skip_pm2 else setup_pm2(scratch, env)
         if pm2:
             run_pm2(bench, pm2)
@@ -817,7 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pm2_version": pm2_version(),
         "pmsd_cli": pmsd.cli if pmsd else None,
         "pmsd_start_extra": pmsd.start_extra if pmsd else None,
-        "ls_floor_pattern": "pmsd-*" if pmsd else f"{raw.prefix}*",
+        "ls_floor_pattern": "pmsd-bench-pmsd-idle-*" if pmsd else f"{raw.prefix}*",
         "host": platform.node(),
         "cpus": os.cpu_count(),
         "seconds": round(time.monotonic() - began, 1),

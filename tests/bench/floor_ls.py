@@ -1,15 +1,18 @@
 """Floor for `pmsd ls`: a bare Python process making the same D-Bus calls, then printing one line per unit.
 
-    python3 floor_ls.py PATTERN            the calls `pmsd ls` makes
-    python3 floor_ls.py PATTERN --lean     a cheaper way to get the same columns (for comparison)
+    python3 floor_ls.py PATTERN             the calls `pmsd ls` makes, over the user bus
+    python3 floor_ls.py PATTERN --private   the same calls over the manager's private socket
+    python3 floor_ls.py PATTERN --lean      a cheaper way to get the same columns (for comparison)
 
 Run in a fresh process each time, so interpreter start and imports count exactly as they do for a CLI.
 
 Default: over the user bus, Manager.ListUnitsByPatterns([], [PATTERN]), then Properties.GetAll for the
 Service and Unit interfaces of every unit found (some 300 + 100 properties per unit).
 
---lean: over the manager's private socket ($XDG_RUNTIME_DIR/systemd/private, what systemctl itself uses,
-skipping the bus daemon's hop), the same ListUnitsByPatterns, then one Properties.Get per column needed.
+--private: the same calls over the manager's private socket ($XDG_RUNTIME_DIR/systemd/private, what
+systemctl itself uses, and pmsd too), skipping the bus daemon's hop.
+
+--lean: over the private socket, the same ListUnitsByPatterns, then one Properties.Get per column needed.
 """
 
 import os
@@ -55,8 +58,8 @@ def lean_properties(bus: DBus, path: bytes) -> dict[bytes, object]:
     return {name: bus.get_property(DEST, path, SERVICE, name, sig) for name, sig in LEAN_PROPS}
 
 
-def open_bus(lean: bool) -> DBus:
-    if lean:
+def open_bus(private: bool) -> DBus:
+    if private:
         runtime_dir = os.environ.get("XDG_RUNTIME_DIR", f"/run/user/{os.getuid()}")
         address = f"unix:path={runtime_dir}/systemd/private".encode()
         return DBusAddress(address, peer_to_peer=True)
@@ -67,7 +70,7 @@ def main() -> int:
     pattern = sys.argv[1].encode()
     lean = "--lean" in sys.argv[2:]
     fetch = lean_properties if lean else all_properties
-    with open_bus(lean) as bus:
+    with open_bus(lean or "--private" in sys.argv[2:]) as bus:
         units = bus.call_method(
             DEST,
             MANAGER_PATH,

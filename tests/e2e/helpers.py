@@ -60,15 +60,16 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str,
              describe: Callable[[], str] | None = None) -> T:
     """Poll until condition() returns something truthy; on timeout fail with what was last seen."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: object = None
     while time.monotonic() < deadline:
         try:
-            last = condition()
+            value = condition()
         except AssertionError as error:
             last = error
         else:
-            if last:
-                return last
+            last = value
+            if value:
+                return value
         time.sleep(0.05)
     seen = describe() if describe else repr(last)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}; last seen: {seen}")
@@ -96,6 +97,12 @@ def markers(directory: str) -> list[dict[str, Any]]:
             with open(os.path.join(directory, name)) as handle:
                 records.append(json.load(handle))
     return sorted(records, key=lambda r: os.path.getmtime(os.path.join(directory, f"{r['pid']}.json")))
+
+
+def markers_count(directory: str, count: int) -> list[dict[str, Any]] | None:
+    """The start records once there are exactly `count` of them."""
+    found = markers(directory)
+    return found if len(found) == count else None
 
 
 def pid_alive(pid: int) -> bool:

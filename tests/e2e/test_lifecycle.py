@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from tests.e2e.helpers import APPS, Pmsd, markers, pid_alive, systemctl, unit_property, wait_for
+from tests.e2e.helpers import APPS, Pmsd, markers, markers_count, pid_alive, systemctl, unit_property, wait_for
 
 SLEEPER = os.path.join(APPS, "sleeper.py")
 EXITS = os.path.join(APPS, "exits.py")
@@ -140,10 +140,10 @@ def test_env_kept_on_restart_and_refreshed_with_update_env(pmsd: Pmsd, token: st
     pmsd.run("start", SLEEPER, "--name", name, env={"MARKER_DIR": marker_dir, "GREETING": "hello"})
     wait_for(lambda: len(markers(marker_dir)) == 1, 10, "first start")
     pmsd.run("restart", name, env={"GREETING": "changed"})
-    latest = wait_for(lambda: (m := markers(marker_dir)) and len(m) == 2 and m, 10, "restart")[-1]
+    latest = wait_for(lambda: markers_count(marker_dir, 2), 10, "restart")[-1]
     assert latest["env"]["GREETING"] == "hello"
     pmsd.run("restart", name, "--update-env", env={"MARKER_DIR": marker_dir, "GREETING": "changed"})
-    latest = wait_for(lambda: (m := markers(marker_dir)) and len(m) == 3 and m, 10, "second restart")[-1]
+    latest = wait_for(lambda: markers_count(marker_dir, 3), 10, "second restart")[-1]
     assert latest["env"]["GREETING"] == "changed"
     assert "GREETING: changed" in pmsd.run("env", name).stdout
 

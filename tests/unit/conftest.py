@@ -1,0 +1,38 @@
+"""Fixtures for the pure unit tests: nothing here talks to systemd."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pmsd.spec import Source
+
+# A fixed PATH, so interpreter resolution does not depend on the developer's shell (pyenv shims, ...).
+SYSTEM_PATH = "/usr/bin:/bin"
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    """A directory holding one script per interpreter pmsd picks by extension, plus an executable tool."""
+    directory = tmp_path / "app"
+    directory.mkdir()
+    (directory / "main.py").write_text("print('hi')\n")
+    (directory / "run.sh").write_text("echo hi\n")
+    (directory / "server.js").write_text("console.log('hi')\n")
+    (directory / "data.txt").write_text("not a program\n")
+    tool = directory / "tool"
+    tool.write_text("#!/bin/sh\necho hi\n")
+    os.chmod(tool, 0o755)
+    return directory
+
+
+@pytest.fixture
+def source(app_dir: Path) -> Source:
+    return Source("ecosystem.config.json", str(app_dir))
+
+
+@pytest.fixture
+def warnings_out() -> list[str]:
+    return []

@@ -1,0 +1,106 @@
+"""Builders for pmsd's value types, and small checkers shared by the unit tests."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from typing import Any
+
+from pmsd.registry import AppRecord
+from pmsd.spec import AppSpec
+from pmsd.systemd.bus import ServiceState
+
+GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
+UPDATE_GOLDEN = os.environ.get("PMSD_UPDATE_GOLDEN") == "1"
+
+
+def make_spec(**overrides: Any) -> AppSpec:
+    """A deterministic AppSpec for a Python app at /srv/app/main.py; no file system involved."""
+    fields: dict[str, Any] = {
+        "name": "main",
+        "script": "/srv/app/main.py",
+        "interpreter": "/usr/bin/python3",
+        "exec_path": "/usr/bin/python3",
+        "argv": ("/usr/bin/python3", "/srv/app/main.py"),
+        "cwd": "/srv/app",
+    }
+    fields.update(overrides)
+    return AppSpec(**fields)
+
+
+def make_state(**overrides: Any) -> ServiceState:
+    """A running service's state; override what the test is about."""
+    fields: dict[str, Any] = {
+        "name": "pmsd-main.service",
+        "load_state": "loaded",
+        "active_state": "active",
+        "sub_state": "running",
+        "result": "success",
+        "main_pid": 4242,
+        "n_restarts": 0,
+        "exec_main_code": 0,
+        "exec_main_status": 0,
+        "memory_bytes": 12 * 1024 * 1024,
+        "cpu_nsec": 0,
+        "control_group": "/user.slice/pmsd-main.service",
+        "invocation_id": "0123456789abcdef0123456789abcdef",
+        "active_enter_usec": 1_700_000_000_000_000,
+        "exec_main_start_usec": 1_700_000_000_000_000,
+        "has_job": False,
+    }
+    fields.update(overrides)
+    return ServiceState(**fields)
+
+
+def make_record(pm_id: int = 0, restart_offset: int = 0, **spec_overrides: Any) -> AppRecord:
+    return AppRecord(pm_id=pm_id, spec=make_spec(**spec_overrides), created_at=1_700_000_000_000,
+                     restart_offset=restart_offset)
+
+
+def display_width(text: str) -> int:
+    """Terminal columns, counted independently of pmsd's own helper."""
+    width = 0
+    for char in text:
+        if unicodedata.combining(char):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
+# ------------------------------------------------------------------------------------ D-Bus signatures
+
+_BASIC = frozenset("ybnqiuxtdsogh")
+
+
+def _complete_type_end(signature: str, start: int, depth: int = 0) -> int:
+    """Index just after the single complete type starting at `start`; ValueError when there is none."""
+    if depth > 64 or start >= len(signature):
+        raise ValueError(f"incomplete type in {signature!r}")
+    char = signature[start]
+    if char in _BASIC or char == "v":
+        return start + 1
+    if char == "a":
+        if signature.startswith("{", start + 1):
+            key_end = start + 2
+            if key_end >= len(signature) or signature[key_end] not in _BASIC:
+                raise ValueError(f"dict entry key must be a basic type in {signature!r}")
+            value_end = _complete_type_end(signature, key_end + 1, depth + 1)
+            if not signature.startswith("}", value_end):
+                raise ValueError(f"unterminated dict entry in {signature!r}")
+            return value_end + 1
+        return _complete_type_end(signature, start + 1, depth + 1)
+    if char == "(":
+        index = start + 1
+        if signature.startswith(")", index):
+            raise ValueError(f"empty struct in {signature!r}")
+        while not signature.startswith(")", index):
+            index = _complete_type_end(signature, index, depth + 1)
+        return index + 1
+    raise ValueError(f"unexpected {char!r} in {signature!r}")
+
+
+def is_single_complete_type(signature: str) -> bool:
+    try:
+        return _complete_type_end(signature, 0) == len(signature)
+    except ValueError:
+        return False
