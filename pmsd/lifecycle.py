@@ -18,6 +18,7 @@ from pmsd.errors import NotFoundError, PmsdError, UsageError
 from pmsd.registry import AppRecord, RegistryData, now_ms
 from pmsd.spec import AppSpec, Source, UnitInputs, build_spec
 from pmsd.systemd.bus import Manager, ServiceState
+from pmsd.targets import resolve_targets
 from pmsd.unitnames import service_unit
 from pmsd.units import transient_properties
 
@@ -43,27 +44,6 @@ class Outcome:
     action: str  # "started", "restarted", "stopped", "deleted", "reset", "registered"
     pm_id: int
     name: str
-
-
-# ------------------------------------------------------------------------------------------ targets
-
-
-def resolve_targets(data: RegistryData, target: str) -> list[AppRecord]:
-    """PM2's target grammar: all, an id, a name, or a namespace."""
-    if target == "all":
-        return sorted(data.apps, key=lambda a: a.pm_id)
-    if target.isdigit():
-        record = data.by_id(int(target))
-        if record is None:
-            raise NotFoundError(f"no app with id {target}", "`pmsd ls` lists ids and names")
-        return [record]
-    record = data.by_name(target)
-    if record is not None:
-        return [record]
-    in_namespace = sorted((a for a in data.apps if a.spec.namespace == target), key=lambda a: a.pm_id)
-    if in_namespace:
-        return in_namespace
-    raise NotFoundError(f"no app, id or namespace named {target!r}", "`pmsd ls` lists ids and names")
 
 
 def _is_known_target(data: RegistryData, target: str) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from pmsd.context import Context
-from pmsd.lifecycle import resolve_targets
 from pmsd.status import ProcessInfo, process_info
+from pmsd.targets import resolve_targets
 from pmsd.unitnames import UNIT_PREFIX, service_unit
 
 

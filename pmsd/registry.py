@@ -32,6 +32,7 @@ class AppRecord:
     # restart_time shown = restart_offset + systemd's NRestarts of the current unit. NRestarts restarts
     # from 0 with every new unit (each start creates one), so manual restarts fold it in here.
     restart_offset: int = 0
+    flushed_at: int = 0  # ms; `pmsd logs` hides journal lines older than this (`pmsd flush`)
 
     @property
     def name(self) -> str:
@@ -39,12 +40,13 @@ class AppRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {"pm_id": self.pm_id, "created_at": self.created_at, "restart_offset": self.restart_offset,
-                "spec": self.spec.to_json()}
+                "flushed_at": self.flushed_at, "spec": self.spec.to_json()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AppRecord:
         return cls(pm_id=int(data["pm_id"]), spec=AppSpec.from_json(data["spec"]),
-                   created_at=int(data["created_at"]), restart_offset=int(data.get("restart_offset", 0)))
+                   created_at=int(data["created_at"]), restart_offset=int(data.get("restart_offset", 0)),
+                   flushed_at=int(data.get("flushed_at", 0)))
 
 
 @dataclass

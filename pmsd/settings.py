@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pmsd.spec import UnitInputs
+    from pmsd.spec import AppSpec, UnitInputs
 
 SYSTEMD_FLOOR = 252  # Debian 12; the oldest manager pmsd supports
 U32_MAX = 2**32 - 1
@@ -74,6 +74,13 @@ def parse_positive_duration_ms(value: object) -> int:
     if number == 0:
         raise ValueError("expected a duration above 0 ms")
     return number
+
+
+def parse_log_type(value: object) -> str:
+    text = parse_str(value)
+    if text not in ("json", "raw"):
+        raise ValueError(f"expected 'json' (or 'raw'), got {text!r}")
+    return text
 
 
 def parse_exit_codes(value: object) -> tuple[int, ...]:
@@ -196,6 +203,28 @@ def _start_limit_interval(inputs: UnitInputs) -> int:
     return _start_limit_burst(inputs) * (spec.min_uptime + spec.restart_delay) * 1000
 
 
+def _stdout_file(spec: AppSpec) -> str | None:
+    if spec.disable_logs:
+        return None
+    return spec.out_file or (spec.log_file if not spec.error_file else None)
+
+
+def _stderr_file(spec: AppSpec) -> str | None:
+    if spec.disable_logs:
+        return None
+    return spec.error_file or (spec.log_file if not spec.out_file else None)
+
+
+def _stderr_kind(spec: AppSpec) -> str | None:
+    if spec.disable_logs:
+        return "null"
+    # StandardError= defaults to "inherit", i.e. wherever stdout goes: when only stdout goes to a file,
+    # stderr must be sent to the journal explicitly.
+    if _stdout_file(spec) and not _stderr_file(spec):
+        return "journal"
+    return None
+
+
 @dataclass(frozen=True)
 class Setting:
     """One PM2 option as pmsd understands it."""
@@ -275,6 +304,32 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("group", parse_str, None, "Group to run the app as (system mode only).",
             (Directive("Group", "Group", "s", lambda i: i.spec.group, str, system_only=True),),
             aliases=("gid",)),
+    Setting("out_file", parse_str, None, "File the app's stdout is appended to, instead of the journal "
+            "(relative to cwd). systemd opens it; no process sits between the app and the file.",
+            (Directive("StandardOutput", "StandardOutputFileToAppend", "s", lambda i: _stdout_file(i.spec),
+                       lambda v: f"append:{v}"),
+             Directive("StandardOutput", "StandardOutput", "s",
+                       lambda i: "null" if i.spec.disable_logs else None, str)),
+            aliases=("output", "out_log"), flag="--output"),
+    Setting("error_file", parse_str, None, "File the app's stderr is appended to, instead of the journal. "
+            "The only way to keep stderr apart: in the journal both streams share one connection.",
+            (Directive("StandardError", "StandardErrorFileToAppend", "s", lambda i: _stderr_file(i.spec),
+                       lambda v: f"append:{v}"),
+             Directive("StandardError", "StandardError", "s", lambda i: _stderr_kind(i.spec), str)),
+            aliases=("error", "err_file", "err_log"), flag="--error"),
+    Setting("log_file", parse_str, None, "One file for stdout and stderr together (used when neither "
+            "out_file nor error_file is set: systemd cannot write one stream to two files).",
+            aliases=("log",), flag="--log"),
+    Setting("disable_logs", parse_bool, False, "Discard the app's output (StandardOutput=null).",
+            flag="--disable-logs"),
+    Setting("merge_logs", parse_bool, False, "Cluster instances share log files (no -<id> suffix); "
+            "accepted for compatibility, a single instance has one set of files anyway.",
+            aliases=("combine_logs",), flag="--merge-logs"),
+    Setting("log_date_format", parse_str, None, "Timestamp format `pmsd logs` prints for this app (PM2's "
+            "moment.js tokens, e.g. 'YYYY-MM-DD HH:mm:ss Z'); journald timestamps every line.",
+            flag="--log-date-format"),
+    Setting("log_type", parse_log_type, None, "'json': `pmsd logs` prints this app's lines as PM2's JSON "
+            "log records.", flag="--log-type"),
     Setting("time", parse_bool, False, "Prefix log lines with a timestamp in `pmsd logs` (journald stores "
             "one for every line anyway).", flag="--time"),
 )
@@ -285,8 +340,7 @@ ALIASES: dict[str, str] = {alias: s.key for s in SETTINGS for alias in s.aliases
 # PM2 options pmsd knows but does not honour (yet): named in a warning rather than called "unknown".
 NOT_YET_HONOURED = frozenset({
     "instances", "exec_mode", "watch", "ignore_watch", "watch_delay", "max_memory_restart", "cron_restart",
-    "exp_backoff_restart_delay", "out_file", "error_file", "log_file", "merge_logs", "log_date_format",
-    "log_type", "disable_logs", "combine_logs", "wait_ready", "listen_timeout", "shutdown_with_message",
-    "instance_var", "increment_var", "port", "source_map_support", "vizion", "post_update", "force",
-    "treekill", "pmx", "automation", "filter_env", "append_env_to_name", "max_memory", "version",
+    "exp_backoff_restart_delay", "wait_ready", "listen_timeout", "shutdown_with_message", "instance_var",
+    "increment_var", "port", "source_map_support", "vizion", "post_update", "force", "treekill", "pmx",
+    "automation", "filter_env", "append_env_to_name", "max_memory", "version",
 })

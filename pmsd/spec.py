@@ -12,9 +12,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pmsd.errors import UsageError
-from pmsd.interpreter import resolve_program
-from pmsd.settings import ALIASES, NOT_YET_HONOURED, SETTINGS_BY_KEY
-from pmsd.unitnames import check_app_name
 
 
 @dataclass(frozen=True)
@@ -39,6 +36,13 @@ class AppSpec:
     user: str | None = None
     group: str | None = None
     time: bool = False
+    out_file: str | None = None
+    error_file: str | None = None
+    log_file: str | None = None
+    disable_logs: bool = False
+    merge_logs: bool = False
+    log_date_format: str | None = None
+    log_type: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +76,11 @@ def build_spec(
     raw: Mapping[str, object], source: Source, env_name: str | None, path_env: str | None,
     warn: list[str],
 ) -> AppSpec:
+    # Imported here: reading the registry (every `pmsd ls`) needs AppSpec, not the validation machinery.
+    from pmsd.interpreter import resolve_program
+    from pmsd.settings import ALIASES, NOT_YET_HONOURED, SETTINGS_BY_KEY
+    from pmsd.unitnames import check_app_name
+
     app_label = f"app {raw.get('name')!r}" if isinstance(raw.get("name"), str) else "an app"
 
     def fail(key: str, problem: str, hint: str | None = None) -> UsageError:
@@ -126,14 +135,28 @@ def build_spec(
     namespace = values.get("namespace", "default")
     if not namespace:
         raise fail("namespace", "cannot be empty")
-    passthrough = {k: values[k] for k in (
+    passthrough: dict[str, Any] = {k: values[k] for k in (
         "autorestart", "autostart", "restart_delay", "max_restarts", "min_uptime", "stop_exit_codes",
-        "kill_timeout", "user", "group", "time", "interpreter_args", "args",
+        "kill_timeout", "user", "group", "time", "interpreter_args", "args", "disable_logs", "merge_logs",
+        "log_date_format", "log_type",
     ) if k in values}
+    for key in ("out_file", "error_file", "log_file"):
+        if values.get(key):
+            passthrough[key] = _log_path(values[key], cwd, fail, key)
     return AppSpec(
         name=name, script=program.script, interpreter=program.interpreter, exec_path=program.exec_path,
         argv=program.argv, cwd=cwd, namespace=namespace, env=env, **passthrough,
     )
+
+
+def _log_path(value: str, cwd: str, fail: Any, key: str) -> str:
+    """PM2 log paths are relative to the app's cwd; systemd creates the file but not its directory."""
+    path = os.path.normpath(os.path.join(cwd, os.path.expanduser(value)))
+    if os.path.isdir(path):
+        raise fail(key, f"{path} is a directory; give a file path")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise fail(key, f"directory {os.path.dirname(path)} does not exist", "create it first")
+    return path
 
 
 def _default_name(script: str) -> str:

@@ -216,6 +216,56 @@ def id_(name: str = typer.Argument(..., help="An app name.")) -> None:
     _with_ctx("ids", name)
 
 
+@app.command()
+def logs(
+    target: Optional[str] = typer.Argument(None, help=TARGET_HELP + " Default: all."),  # noqa: UP045
+    lines: int = typer.Option(15, "--lines", min=0, help="Lines of history to print per app."),
+    nostream: bool = typer.Option(False, "--nostream", help="Print the history and exit; do not follow."),
+    raw: bool = typer.Option(False, "--raw", help="Only the messages, no '<id>|<name> |' prefix."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON record per line (PM2's log JSON: message, "
+                                  "timestamp, type, process_id, app_name)."),
+    timestamp: Optional[str] = typer.Option(None, "--timestamp", help="Prefix each line with its time; the "  # noqa: UP045
+                                            "optional value is a moment.js pattern (default "
+                                            "YYYY-MM-DDTHH:mm:ss)."),
+    out: bool = typer.Option(False, "--out", help="Only stdout (apps with out_file, or whose stderr goes "
+                             "to error_file)."),
+    err: bool = typer.Option(False, "--err", help="Only stderr: apps with error_file. In the journal, "
+                             "stdout and stderr share one stream and pmsd will not guess."),
+    highlight: Optional[str] = typer.Option(None, "--highlight", help="Highlight this text in lines."),  # noqa: UP045
+) -> None:
+    """Print the last lines of apps' logs, then follow new ones until Ctrl-C (PM2's `logs`).
+
+    Lines come from the journal, by unit (`journalctl --user-unit pmsd-<name>.service` shows the same), or
+    from the files an app names in out_file/error_file/log_file. Works whether god runs or not.
+    """
+    _with_ctx_kw("logs", target=target, lines=lines, stream=not nostream, raw=raw, as_json=json_out,
+                 timestamp=timestamp, out=out, err=err, highlight=highlight)
+
+
+app.command("log", hidden=True)(logs)
+
+
+@app.command()
+def flush(target: Optional[str] = typer.Argument(None, help=TARGET_HELP + " Default: all.")) -> None:  # noqa: UP045
+    """Empty apps' log files; for the journal, start `pmsd logs` after this point (journald cannot
+    delete one unit's lines)."""
+    _with_ctx_kw("flush", target=target)
+
+
+@app.command("reloadLogs")
+def reload_logs() -> None:
+    """Explain how log destinations are reopened: journald rotates itself; files stay open (O_APPEND)."""
+    _with_ctx_kw("reload_logs")
+
+
+def _with_ctx_kw(command: str, **kwargs: object) -> None:
+    ctx = _ctx()
+    try:
+        raise typer.Exit(getattr(commands, command)(ctx, **kwargs))
+    finally:
+        ctx.close()
+
+
 def run(argv: list[str]) -> int:
     try:
         app(args=argv, prog_name="pmsd", standalone_mode=True)

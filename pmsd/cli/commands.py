@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pmsd.context import Context
 from pmsd.errors import ExitStatus
-from pmsd.lifecycle import Outcome
+
+if TYPE_CHECKING:
+    from pmsd.lifecycle import Outcome
 
 
 def _colour() -> bool:
@@ -91,4 +94,88 @@ def env(ctx: Context, target: str) -> int:
 
     for key, value in sorted(environment(ctx, target).items()):
         print(f"{key}: {value}")
+    return ExitStatus.OK
+
+
+def logs(ctx: Context, target: str | None, lines: int = 15, stream: bool = True, raw: bool = False,
+         as_json: bool = False, timestamp: str | None = None, out: bool = False, err: bool = False,
+         highlight: str | None = None) -> int:
+    from pmsd.logs.reader import follow, last_lines, sources_for, suppressions
+    from pmsd.logs.render import LineFormat
+    from pmsd.targets import resolve_targets
+
+    records = resolve_targets(ctx.registry.read(), target or "all")
+    wanted = ({"out"} if out else set()) | ({"err"} if err else set())
+    sources = [source for record in records for source in sources_for(record)]
+    for record in records:
+        merged = [s for s in sources if s.record is record and s.stream == "out/err"]
+        if wanted and merged:
+            print(f"[pmsd][WARN] {record.name}: stdout and stderr share one journal stream (systemd #5019), "
+                  f"so --{'err' if err else 'out'} cannot show them apart; set error_file (and out_file) "
+                  "to keep them separate", file=sys.stderr)
+    fmt = LineFormat(raw=raw, as_json=as_json, timestamp=timestamp, colour=_colour() and not raw,
+                     highlight=highlight)
+    per_app = {r.pm_id: (r.spec.log_date_format or ("YYYY-MM-DDTHH:mm:ss" if r.spec.time else None),
+                         r.spec.log_type == "json") for r in records}
+
+    def emit(line: object) -> None:
+        from pmsd.logs.reader import LogLine
+
+        assert isinstance(line, LogLine)
+        app_stamp, app_json = per_app.get(line.pm_id, (None, False))
+        sys.stdout.write(fmt.render(line, app_stamp, app_json) + "\n")
+
+    if not (raw or as_json):
+        where = "journalctl " + ("--user-unit" if ctx.user else "-u") + " 'pmsd-*'"
+        print(f"[TAILING] last {lines} lines of [{target or 'all'}] ({where} shows the same journal)")
+    history = last_lines(sources, lines, ctx.user, wanted)
+    oldest = min((max(r.created_at, r.flushed_at) for r in records), default=0) * 1000
+    for report in suppressions(oldest, ctx.user) if records else []:
+        print(f"[pmsd][WARN] journald dropped {report.dropped} lines ({report.message}); lines of these apps "
+              "may be missing. Fix: raise journald's rate limit (README, 'Logs: no silent loss') or log to "
+              "files with out_file/error_file", file=sys.stderr)
+    for line in history:
+        emit(line)
+    sys.stdout.flush()
+    if not stream:
+        return ExitStatus.OK
+    try:
+        for line in follow(sources, ctx.user, wanted):
+            emit(line)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    return ExitStatus.OK
+
+
+def flush(ctx: Context, target: str | None) -> int:
+    from pmsd.logs.reader import sources_for
+    from pmsd.registry import now_ms
+    from pmsd.targets import resolve_targets
+
+    with ctx.registry.transaction() as data:
+        for record in resolve_targets(data, target or "all"):
+            for source in sources_for(record):
+                if source.path:
+                    # systemd opened the file with O_APPEND, so the app keeps writing at the new end.
+                    with open(source.path, "r+b") as handle:
+                        handle.truncate(0)
+                    print(f"[pmsd] {record.name}: emptied {source.path}")
+                elif source.journal_unit:
+                    record.flushed_at = now_ms()
+                    print(f"[pmsd] {record.name}: `pmsd logs` now starts after this point; journald keeps the "
+                          "earlier lines (it cannot delete one unit's lines: `journalctl --vacuum-time=` "
+                          "trims the whole journal)")
+    return ExitStatus.OK
+
+
+def reload_logs(ctx: Context) -> int:
+    from pmsd.logs.reader import sources_for
+
+    files = [(record, source.path) for record in ctx.registry.read().apps for source in sources_for(record)
+             if source.path]
+    print("[pmsd] journal: nothing to reopen; journald rotates its own files (SystemMaxUse=, MaxFileSec=)")
+    for record, path in files:
+        print(f"[pmsd] {record.name}: {path} was opened by systemd with O_APPEND when the app started and stays "
+              f"open; rotate it with logrotate's copytruncate, or `pmsd restart {record.name}` to reopen it")
     return ExitStatus.OK

@@ -1,37 +1,113 @@
-"""The fast path for read-only commands that take no options.
+"""The fast path for read-only commands with a simple grammar: `ls` and its aliases, `jlist`,
+`prettylist` (no options) and `logs` (its few flags).
 
-`pmsd ls` should cost little more than the D-Bus calls it makes; importing typer (and click) alone costs
-more than those calls and the rendering together. Commands with the plain grammar below run without it;
-anything else (an option, --help, a typo) goes to the typer CLI, which is the single definition of the
-grammar and the help text.
+`pmsd ls` should cost little more than the D-Bus calls it makes, and `pmsd logs` little more than the journal
+reads; importing typer (and click) alone costs more than either. Anything this parser does not fully
+understand (--help, an unknown option, a typo) goes to the typer CLI, which defines the grammar and help
+text; tests/unit check that both accept the same `logs` options.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from pmsd.context import Context
 
 LS_ALIASES = ("ls", "list", "status", "l", "ps")
+LOGS_FLAGS = ("--nostream", "--raw", "--json", "--out", "--err")
+LOGS_VALUE_OPTIONS = ("--lines", "--timestamp", "--highlight")
+PM2_TIMESTAMP = "YYYY-MM-DDTHH:mm:ss"
+_MOMENT_TOKENS = re.compile(r"YYYY|YY|MM|DD|HH|hh|mm|ss|SSS|Z")
 
 
-def _table() -> dict[str, Callable[[Context, list[str]], int]]:
+def normalize_logs_argv(argv: list[str]) -> list[str]:
+    """PM2's `--timestamp [format]` takes an optional value: give it the default pattern when the next
+    word is not a date pattern (so `pmsd logs --timestamp api` still means app 'api')."""
+    out: list[str] = []
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        out.append(word)
+        if word == "--timestamp":
+            following = argv[index + 1] if index + 1 < len(argv) else None
+            if following is None or following.startswith("-") or not _MOMENT_TOKENS.search(following):
+                out.append(PM2_TIMESTAMP)
+            else:
+                out.append(following)
+                index += 1
+        index += 1
+    return out
+
+
+def _parse_logs(rest: list[str]) -> dict[str, object] | None:
+    options: dict[str, object] = {"target": None}
+    index = 0
+    while index < len(rest):
+        word = rest[index]
+        name, _, inline = word.partition("=")
+        if word in LOGS_FLAGS:
+            options[word[2:]] = True
+        elif name in LOGS_VALUE_OPTIONS:
+            if inline:
+                value = inline
+            elif index + 1 < len(rest):
+                index += 1
+                value = rest[index]
+            else:
+                return None
+            if name == "--lines":
+                if not value.isdigit():
+                    return None  # let typer explain the error
+                options["lines"] = int(value)
+            else:
+                options[name[2:]] = value
+        elif word.startswith("-") or options["target"] is not None:
+            return None
+        else:
+            options["target"] = word
+        index += 1
+    return options
+
+
+def _logs(ctx: Context, rest: list[str]) -> int | None:
     from pmsd.cli import commands
 
-    table: dict[str, Callable[[Context, list[str]], int]] = {
-        "jlist": lambda ctx, rest: commands.jlist(ctx),
-        "prettylist": lambda ctx, rest: commands.prettylist(ctx),
+    options = _parse_logs(rest)
+    if options is None:
+        return None
+    return commands.logs(
+        ctx, options["target"] if isinstance(options["target"], str) else None,
+        lines=int(str(options.get("lines", 15))), stream=not options.get("nostream"),
+        raw=bool(options.get("raw")), as_json=bool(options.get("json")),
+        timestamp=str(options["timestamp"]) if "timestamp" in options else None,
+        out=bool(options.get("out")), err=bool(options.get("err")),
+        highlight=str(options["highlight"]) if "highlight" in options else None,
+    )
+
+
+def _table() -> dict[str, Callable[[Context, list[str]], int | None]]:
+    from pmsd.cli import commands
+
+    def no_options(command: Callable[[Context], int]) -> Callable[[Context, list[str]], int | None]:
+        return lambda ctx, rest: None if rest else command(ctx)
+
+    table: dict[str, Callable[[Context, list[str]], int | None]] = {
+        "jlist": no_options(commands.jlist),
+        "prettylist": no_options(commands.prettylist),
+        "logs": _logs,
+        "log": _logs,
     }
     for alias in LS_ALIASES:
-        table[alias] = lambda ctx, rest: commands.ls(ctx)
+        table[alias] = no_options(commands.ls)
     return table
 
 
 def try_fast_path(argv: list[str]) -> int | None:
-    if not argv or len(argv) > 1 or argv[0].startswith("-"):
+    if not argv or argv[0].startswith("-"):
         return None
     handler = _table().get(argv[0])
-    if handler is None:
+    if handler is None or "--help" in argv or "-h" in argv:
         return None
     ctx = Context(user=True)
     try:

@@ -24,8 +24,10 @@ def report_error(error: PmsdError) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
-        from pmsd.cli.fast import try_fast_path
+        from pmsd.cli.fast import normalize_logs_argv, try_fast_path
 
+        if args and args[0] in ("logs", "log"):
+            args = normalize_logs_argv(args)
         status = try_fast_path(args)
         if status is not None:
             return status

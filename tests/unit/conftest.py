@@ -6,8 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from pmsd.spec import Source
+
+# No example database: runs do not depend on earlier ones. (Hypothesis still caches constants in
+# .hypothesis/, which it git-ignores itself.)
+settings.register_profile("pmsd-unit", database=None)
+settings.load_profile("pmsd-unit")
 
 # A fixed PATH, so interpreter resolution does not depend on the developer's shell (pyenv shims, ...).
 SYSTEM_PATH = "/usr/bin:/bin"

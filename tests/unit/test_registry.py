@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from pmsd.errors import PmsdError
+from pmsd.registry import FORMAT_VERSION, AppRecord, Registry, RegistryData
+from tests.unit.helpers import make_record, make_spec
+
+TRANSACTIONS_PER_PROCESS = 20
+
+
+def _add(registry: Registry, name: str) -> int:
+    with registry.transaction() as data:
+        pm_id = data.allocate_id()
+        data.apps.append(AppRecord(pm_id=pm_id, spec=make_spec(name=name), created_at=1))
+        return pm_id
+
+
+def test_empty_registry_reads_as_empty(tmp_path: Path) -> None:
+    data = Registry(str(tmp_path / "state")).read()
+    assert (data.next_id, data.apps) == (0, [])
+    assert not (tmp_path / "state").exists()  # reading never creates anything
+
+
+def test_transaction_writes_a_private_file_atomically(tmp_path: Path) -> None:
+    registry = Registry(str(tmp_path / "state"))
+    _add(registry, "api")
+    assert stat.S_IMODE(os.stat(registry.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(registry.state_dir).st_mode) == 0o700
+    assert sorted(os.listdir(registry.state_dir)) == ["registry.json", "registry.lock"]
+    document = json.loads(Path(registry.path).read_text())
+    assert document["version"] == FORMAT_VERSION
+    assert document["next_id"] == 1
+    assert [app["spec"]["name"] for app in document["apps"]] == ["api"]
+
+    inode = os.stat(registry.path).st_ino
+    _add(registry, "worker")
+    assert os.stat(registry.path).st_ino != inode  # renamed over, never rewritten in place
+    assert stat.S_IMODE(os.stat(registry.path).st_mode) == 0o600
+
+
+def test_records_round_trip(tmp_path: Path) -> None:
+    registry = Registry(str(tmp_path))
+    record = make_record(pm_id=0, restart_offset=-2, name="日本 api", args=("a b",), stop_exit_codes=(0, 3),
+                         env={"K": "v"}, user="www-data")
+    with registry.transaction() as data:
+        data.next_id = 1
+        data.apps.append(record)
+    assert registry.read().apps == [record]
+
+
+def test_allocate_id_is_monotonic_while_apps_exist() -> None:
+    data = RegistryData()
+    for expected in range(3):
+        pm_id = data.allocate_id()
+        assert pm_id == expected
+        data.apps.append(make_record(pm_id=pm_id, name=f"app{pm_id}"))
+    data.apps = [app for app in data.apps if app.pm_id != 2]
+    assert data.allocate_id() == 3  # a deleted id is not reused while other apps exist
+
+
+def test_allocate_id_starts_over_when_nothing_is_registered() -> None:
+    data = RegistryData(next_id=7)
+    assert data.allocate_id() == 0
+    assert data.next_id == 1
+
+
+def test_lookups() -> None:
+    data = RegistryData(next_id=2, apps=[make_record(0, name="a"), make_record(1, name="b")])
+    assert data.by_name("b") is data.apps[1]
+    assert data.by_id(0) is data.apps[0]
+    assert data.by_name("c") is None and data.by_id(5) is None
+
+
+def test_ids_survive_across_transactions(tmp_path: Path) -> None:
+    registry = Registry(str(tmp_path))
+    assert [_add(registry, name) for name in ("a", "b", "c")] == [0, 1, 2]
+    with registry.transaction() as data:
+        data.apps = [app for app in data.apps if app.name != "a"]
+    assert _add(registry, "d") == 3
+    with registry.transaction() as data:
+        data.apps.clear()
+    assert _add(registry, "e") == 0
+
+
+def test_exception_inside_transaction_leaves_the_file_unchanged(tmp_path: Path) -> None:
+    registry = Registry(str(tmp_path))
+    _add(registry, "api")
+    before = Path(registry.path).read_bytes()
+    with pytest.raises(RuntimeError, match="changed my mind"), registry.transaction() as data:
+        data.allocate_id()
+        data.apps.append(make_record(pm_id=1, name="worker"))
+        raise RuntimeError("changed my mind")
+    assert Path(registry.path).read_bytes() == before
+    assert [app.name for app in registry.read().apps] == ["api"]
+
+
+def test_failed_write_leaves_the_old_registry(tmp_path: Path) -> None:
+    registry = Registry(str(tmp_path))
+    _add(registry, "api")
+    before = Path(registry.path).read_bytes()
+    with pytest.raises(TypeError), registry.transaction() as data:
+        data.apps.append(make_record(pm_id=1, name="bad", env={"K": object()}))  # not JSON-serialisable
+    assert Path(registry.path).read_bytes() == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: Registry._write (pmsd/registry.py) does not remove its temporary file when writing fails "
+    "(write_env_file does), leaving registry.json.<pid>.tmp behind in the state directory",
+)
+def test_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    registry = Registry(str(tmp_path))
+    _add(registry, "api")
+    with pytest.raises(TypeError), registry.transaction() as data:
+        data.apps.append(make_record(pm_id=1, name="bad", env={"K": object()}))
+    assert sorted(os.listdir(tmp_path)) == ["registry.json", "registry.lock"]
+
+
+def _worker(state_dir: str, tag: str) -> None:
+    registry = Registry(state_dir)
+    for index in range(TRANSACTIONS_PER_PROCESS):
+        _add(registry, f"{tag}-{index}")
+
+
+def test_concurrent_transactions_serialise(tmp_path: Path) -> None:
+    state_dir = str(tmp_path / "state")
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_worker, args=(state_dir, tag)) for tag in ("a", "b")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    data = Registry(state_dir).read()
+    assert len(data.apps) == 2 * TRANSACTIONS_PER_PROCESS
+    assert len({app.pm_id for app in data.apps}) == 2 * TRANSACTIONS_PER_PROCESS
+    assert len({app.name for app in data.apps}) == 2 * TRANSACTIONS_PER_PROCESS
+    assert data.next_id == 2 * TRANSACTIONS_PER_PROCESS
+    assert sorted(app.pm_id for app in data.apps) == list(range(2 * TRANSACTIONS_PER_PROCESS))
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b'{"version": 1, "next_id": 0, "apps": [', b"\xff\xfe"])
+def test_corrupt_registry_names_the_file(tmp_path: Path, content: bytes) -> None:
+    registry = Registry(str(tmp_path))
+    Path(registry.path).write_bytes(content)
+    with pytest.raises(PmsdError) as caught:
+        registry.read()
+    assert registry.path in caught.value.message
+    assert caught.value.hint
+
+
+def test_corrupt_registry_fails_the_transaction_too(tmp_path: Path) -> None:
+    registry = Registry(str(tmp_path))
+    Path(registry.path).write_text("{not json")
+    with pytest.raises(PmsdError, match=str(registry.path)), registry.transaction():
+        pass
+    assert Path(registry.path).read_text() == "{not json"
+
+
+def test_registry_of_another_format_version(tmp_path: Path) -> None:
+    registry = Registry(str(tmp_path))
+    Path(registry.path).write_text(json.dumps({"version": FORMAT_VERSION + 1, "next_id": 0, "apps": []}))
+    with pytest.raises(PmsdError) as caught:
+        registry.read()
+    assert registry.path in caught.value.message and "format version" in caught.value.message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: Registry.read (pmsd/registry.py) only catches OSError/ValueError around json.load; valid JSON "
+    "of the wrong shape (a list, missing next_id/apps/spec keys, wrong types) escapes as AttributeError, "
+    "KeyError or TypeError (a traceback) instead of PmsdError naming the file",
+)
+@pytest.mark.parametrize("document", [
+    [],
+    {"version": FORMAT_VERSION},
+    {"version": FORMAT_VERSION, "next_id": 0, "apps": [{"pm_id": 0}]},
+    {"version": FORMAT_VERSION, "next_id": 0, "apps": None},
+])
+def test_registry_of_the_wrong_shape_names_the_file(tmp_path: Path, document: object) -> None:
+    registry = Registry(str(tmp_path))
+    Path(registry.path).write_text(json.dumps(document))
+    with pytest.raises(PmsdError) as caught:
+        registry.read()
+    assert registry.path in caught.value.message
+
+
+def test_unwritable_state_dir_is_a_permission_error(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    parent = tmp_path / "locked"
+    parent.mkdir(mode=0o500)
+    registry = Registry(str(parent / "state"))
+    with pytest.raises(PmsdError, match="permission denied"), registry.transaction():
+        pass
+
+
+def test_env_file_path(tmp_path: Path) -> None:
+    assert Registry(str(tmp_path)).env_file(7) == str(tmp_path / "env" / "7.env")

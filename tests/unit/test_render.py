@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from pmsd.render import formats, jlist, table
+from pmsd.status import ProcessInfo, Status
+from tests.unit.helpers import display_width, make_record
+
+NOW_MS = 1_700_000_100_000
+
+
+def _info(name: str = "api", status: Status = Status.ONLINE, pm_id: int = 0, **spec: Any) -> ProcessInfo:
+    running = status is Status.ONLINE
+    return ProcessInfo(
+        record=make_record(pm_id=pm_id, name=name, **spec),
+        unit=f"pmsd-{pm_id}.service",
+        status=status,
+        pid=4242 if running else 0,
+        restart_time=3,
+        uptime_since_ms=NOW_MS - 90_000 if running else 0,
+        memory_bytes=12 * 1024 * 1024 if running else 0,
+        cpu_percent=1.5 if running else 0.0,
+        exit_code=None if running else 1,
+        invocation_id="abc123" if running else "",
+        control_group="/user.slice/x.service",
+    )
+
+
+# ------------------------------------------------------------------------------------------ formats
+
+
+@pytest.mark.parametrize(("since", "now", "text"), [
+    (0, NOW_MS, "0"), (NOW_MS, NOW_MS, "0s"), (NOW_MS - 59_999, NOW_MS, "59s"), (NOW_MS - 60_000, NOW_MS, "1m"),
+    (NOW_MS - 3_599_000, NOW_MS, "59m"), (NOW_MS - 3_600_000, NOW_MS, "1h"), (NOW_MS - 86_400_000, NOW_MS, "1D"),
+    (NOW_MS - 3 * 86_400_000, NOW_MS, "3D"), (NOW_MS + 5000, NOW_MS, "0s"),
+])
+def test_uptime(since: int, now: int, text: str) -> None:
+    assert formats.uptime(since, now) == text
+
+
+@pytest.mark.parametrize(("size", "text"), [
+    (0, "0b"), (-1, "0b"), (1, "1b"), (1023, "1023b"), (1024, "1kb"), (1536, "2kb"), (1024**2, "1.0mb"),
+    (int(12.34 * 1024**2), "12.3mb"), (1024**3, "1.0gb"), (5 * 1024**4, "5120.0gb"),
+])
+def test_memory(size: int, text: str) -> None:
+    assert formats.memory(size) == text
+
+
+# ------------------------------------------------------------------------------------------ table
+
+
+def _box_columns(line: str) -> list[int]:
+    """Display columns of the table's vertical separators on one line."""
+    columns, position = [], 0
+    for char in line:
+        if char in "│┌┬┐├┼┤└┴┘":
+            columns.append(position)
+        position += display_width(char)
+    return columns
+
+
+def test_table_has_pm2s_columns() -> None:
+    text = table.render([_info()], NOW_MS, colour=False)
+    header = [cell.strip() for cell in text.splitlines()[1].strip("│").split("│")]
+    assert header == ["id", "name", "namespace", "mode", "pid", "uptime", "↺", "status", "cpu", "mem", "user"]
+    row = [cell.strip() for cell in text.splitlines()[3].strip("│").split("│")]
+    assert row[:10] == ["0", "api", "default", "fork", "4242", "1m", "3", "online", "1.5%", "12.0mb"]
+    assert row[10]  # the current user, or the app's User=
+
+
+def test_table_shows_the_apps_user() -> None:
+    text = table.render([_info(user="www-data")], NOW_MS, colour=False)
+    assert text.splitlines()[3].rstrip("│").rstrip().endswith("www-data")
+
+
+def test_table_aligns_wide_unicode_names() -> None:
+    infos = [_info("api", pm_id=0), _info("日本語のアプリ🚀", Status.STOPPED, pm_id=1),
+             _info("cafe\u0301", Status.ERRORED, pm_id=2)]
+    lines = table.render(infos, NOW_MS, colour=False).rstrip("\n").split("\n")
+    assert len(lines) == 3 + len(infos) + 1
+    assert len({display_width(line) for line in lines}) == 1
+    assert len({tuple(_box_columns(line)) for line in lines}) == 1
+
+
+def test_table_colour_does_not_break_alignment() -> None:
+    infos = [_info("api"), _info("日本", Status.STOPPED, pm_id=1)]
+    coloured = table.render(infos, NOW_MS, colour=True)
+    assert "\x1b[" in coloured
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", coloured)
+    assert plain == table.render(infos, NOW_MS, colour=False)
+
+
+def test_empty_table_has_header_only() -> None:
+    lines = table.render([], NOW_MS, colour=False).splitlines()
+    assert len(lines) == 4
+
+
+# ------------------------------------------------------------------------------------------ jlist
+
+
+def test_render_json_has_the_keys_pm2_tools_read() -> None:
+    [entry] = json.loads(jlist.render_json([_info(pm_id=5)], user=True))
+    assert entry["pid"] == 4242
+    assert entry["name"] == "api"
+    assert entry["pm_id"] == 5
+    assert entry["monit"] == {"memory": 12 * 1024 * 1024, "cpu": 1.5}
+    env = entry["pm2_env"]
+    expected = {
+        "status": "online", "restart_time": 3, "unstable_restarts": 0, "pm_uptime": NOW_MS - 90_000,
+        "created_at": 1_700_000_000_000, "exec_mode": "fork_mode", "instances": 1, "namespace": "default",
+        "pm_exec_path": "/srv/app/main.py", "pm_cwd": "/srv/app", "exec_interpreter": "python3",
+        "exit_code": None, "unit_name": "pmsd-5.service", "invocation_id": "abc123",
+    }
+    assert {key: env[key] for key in expected} == expected
+
+
+def test_render_json_stopped_app() -> None:
+    [entry] = json.loads(jlist.render_json([_info(status=Status.STOPPED, interpreter="none")], user=False))
+    assert entry["pid"] == 0
+    assert entry["pm2_env"]["status"] == "stopped"
+    assert entry["pm2_env"]["exit_code"] == 1
+    assert entry["pm2_env"]["invocation_id"] is None
+    assert entry["pm2_env"]["exec_interpreter"] == "none"
+    assert entry["pm2_env"]["scope"] == "system"
+
+
+def test_render_json_keeps_unicode_and_is_one_line() -> None:
+    text = jlist.render_json([_info("日本"), _info("b", pm_id=1)], user=True)
+    assert text.endswith("\n") and text.count("\n") == 1
+    assert "日本" in text
+    assert [e["name"] for e in json.loads(text)] == ["日本", "b"]
+
+
+def test_render_json_empty() -> None:
+    assert json.loads(jlist.render_json([], user=True)) == []
+
+
+# ------------------------------------------------------------------------------------------ prettylist
+
+
+def test_render_pretty_looks_like_util_inspect() -> None:
+    text = jlist.render_pretty([_info()], user=True)
+    assert "status: 'online'" in text
+    assert "name: 'api'" in text
+    assert "exit_code: null" in text
+    assert "autorestart: true" in text
+
+
+def test_render_pretty_escapes_quotes_in_names() -> None:
+    text = jlist.render_pretty([_info("it's \"quoted\"")], user=True)
+    assert "name: 'it\\'s \"quoted\"'" in text
+
+
+@pytest.mark.parametrize(("value", "literal"), [
+    ("plain", "'plain'"), ("it's", "'it\\'s'"), ('say "hi"', "'say \"hi\"'"), ("back\\slash", "'back\\\\slash'"),
+    ("a\\'b", "'a\\\\\\'b'"), ("new\nline", "'new\\nline'"), ("日本", "'日本'"), ("", "''"),
+])
+def test_js_string_literals(value: str, literal: str) -> None:
+    assert jlist.js_literal(value) == literal
+
+
+def test_js_literal_quotes_keys_that_are_not_identifiers() -> None:
+    assert jlist.js_literal({"ok_key": 1, "not-an-id": 2, "$x": 3}) == "{\n  ok_key: 1,\n  'not-an-id': 2,\n  $x: 3\n}"
+    assert jlist.js_literal([]) == "[]"
+    assert jlist.js_literal({}) == "{}"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_render_pretty_is_a_javascript_value_equal_to_jlist() -> None:
+    infos = [_info("it's \"q\" \\ `x` ${y} 日本\u2028", pm_id=0, args=("a'b",), env={"K": "v"}),
+             _info("b", Status.STOPPED, pm_id=1)]
+    script = ("let s = ''; process.stdin.on('data', (d) => { s += d; })"
+              ".on('end', () => process.stdout.write(JSON.stringify(eval('(' + s + ')'))));")
+    result = subprocess.run(["node", "-e", script], input=jlist.render_pretty(infos, user=True), capture_output=True,
+                            text=True, timeout=30, check=True)
+    assert json.loads(result.stdout) == json.loads(jlist.render_json(infos, user=True))

@@ -1,0 +1,313 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pmsd.errors import ExitStatus, UsageError
+from pmsd.spec import AppSpec, Source, build_spec
+from tests.unit.conftest import SYSTEM_PATH
+
+
+def _build(raw: dict[str, object], source: Source, warn: list[str] | None = None,
+           env_name: str | None = None, path_env: str | None = SYSTEM_PATH) -> AppSpec:
+    return build_spec(raw, source, env_name, path_env, warn if warn is not None else [])
+
+
+def _error(raw: dict[str, object], source: Source, env_name: str | None = None) -> UsageError:
+    with pytest.raises(UsageError) as caught:
+        _build(raw, source, env_name=env_name)
+    assert caught.value.status == ExitStatus.USAGE
+    return caught.value
+
+
+def _which(program: str) -> str:
+    found = shutil.which(program, path=SYSTEM_PATH)
+    if found is None:
+        pytest.skip(f"{program} is not installed")
+    return os.path.abspath(found)
+
+
+# ------------------------------------------------------------------------------------------ paths and names
+
+
+def test_relative_script_resolves_against_base_dir(app_dir: Path, source: Source) -> None:
+    spec = _build({"script": "main.py"}, source)
+    assert spec.script == str(app_dir / "main.py")
+    assert spec.cwd == str(app_dir)
+
+
+def test_relative_script_resolves_against_cwd(app_dir: Path, source: Source) -> None:
+    (app_dir / "sub").mkdir()
+    (app_dir / "sub" / "other.py").write_text("")
+    spec = _build({"script": "other.py", "cwd": "sub"}, source)
+    assert spec.cwd == str(app_dir / "sub")
+    assert spec.script == str(app_dir / "sub" / "other.py")
+
+
+def test_absolute_script_and_cwd(app_dir: Path, tmp_path: Path) -> None:
+    spec = _build({"script": str(app_dir / "main.py"), "cwd": str(tmp_path)}, Source("command line", "/"))
+    assert spec.script == str(app_dir / "main.py")
+    assert spec.cwd == str(tmp_path)
+
+
+def test_cwd_that_is_not_a_directory(source: Source) -> None:
+    error = _error({"name": "api", "script": "main.py", "cwd": "main.py"}, source)
+    assert "'cwd'" in error.message and "not a directory" in error.message
+
+
+@pytest.mark.parametrize(("script", "name"), [("main.py", "main"), ("run.sh", "run"), ("server.js", "server"),
+                                              ("tool", "tool"), ("sleep", "sleep")])
+def test_default_name_is_the_script_without_extension(source: Source, script: str, name: str) -> None:
+    assert _build({"script": script}, source).name == name
+
+
+def test_explicit_name_wins(source: Source) -> None:
+    assert _build({"script": "main.py", "name": "my api"}, source).name == "my api"
+
+
+@pytest.mark.parametrize("name", ["123", "all", "bad\nname"])
+def test_invalid_name_is_reported_with_key(source: Source, name: str) -> None:
+    error = _error({"script": "main.py", "name": name}, source)
+    assert "ecosystem.config.json" in error.message and "'name'" in error.message
+
+
+def test_empty_namespace_is_rejected(source: Source) -> None:
+    error = _error({"script": "main.py", "namespace": ""}, source)
+    assert "'namespace'" in error.message
+
+
+# ------------------------------------------------------------------------------------------ interpreters
+
+
+@pytest.mark.parametrize(("script", "interpreter"), [("main.py", "python3"), ("run.sh", "bash"),
+                                                     ("server.js", "node")])
+def test_interpreter_by_extension(app_dir: Path, source: Source, script: str, interpreter: str) -> None:
+    path = _which(interpreter)
+    spec = _build({"script": script, "args": ["--port", "80"]}, source)
+    assert spec.interpreter == path
+    assert spec.exec_path == path
+    assert spec.argv == (path, str(app_dir / script), "--port", "80")
+    assert spec.args == ("--port", "80")
+
+
+def test_interpreter_args_go_before_the_script(app_dir: Path, source: Source) -> None:
+    python = _which("python3")
+    spec = _build({"script": "main.py", "interpreter_args": "-u -X dev", "args": "'hello world'"}, source)
+    assert spec.argv == (python, "-u", "-X", "dev", str(app_dir / "main.py"), "hello world")
+    assert spec.interpreter_args == ("-u", "-X", "dev")
+
+
+def test_explicit_interpreter_by_name_and_path(app_dir: Path, source: Source) -> None:
+    bash = _which("bash")
+    assert _build({"script": "data.txt", "interpreter": "bash"}, source).exec_path == bash
+    assert _build({"script": "main.py", "interpreter": bash}, source).argv == (bash, str(app_dir / "main.py"))
+
+
+def test_unknown_interpreter(source: Source) -> None:
+    error = _error({"name": "api", "script": "main.py", "interpreter": "no-such-interpreter-xyz"}, source)
+    assert "ecosystem.config.json" in error.message and "'api'" in error.message
+    assert "no-such-interpreter-xyz" in error.message
+
+
+def test_interpreter_none_runs_an_executable_directly(app_dir: Path, source: Source) -> None:
+    spec = _build({"script": "tool", "interpreter": "none", "args": ["a"]}, source)
+    assert spec.interpreter == "none"
+    assert spec.exec_path == str(app_dir / "tool")
+    assert spec.argv == (str(app_dir / "tool"), "a")
+
+
+def test_executable_without_known_extension_runs_directly(app_dir: Path, source: Source) -> None:
+    spec = _build({"script": "tool"}, source)
+    assert spec.interpreter == "none"
+    assert spec.exec_path == str(app_dir / "tool")
+
+
+@pytest.mark.parametrize("raw", [{"script": "main.py", "interpreter": "none"}, {"script": "data.txt"}])
+def test_non_executable_file_without_interpreter(app_dir: Path, source: Source, raw: dict[str, object]) -> None:
+    error = _error(raw, source)
+    assert "is not executable" in error.message
+    assert str(app_dir / str(raw["script"])) in error.message
+    assert error.hint is not None and "--interpreter" in error.hint
+
+
+def test_command_on_path_is_executed_directly(source: Source) -> None:
+    sleep = _which("sleep")
+    spec = _build({"script": "sleep", "args": "100"}, source)
+    assert spec.script == sleep
+    assert spec.interpreter == "none"
+    assert spec.exec_path == sleep
+    assert spec.argv == (sleep, "100")
+
+
+def test_command_found_on_the_apps_own_path(tmp_path: Path, source: Source) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "mytool").write_text("#!/bin/sh\n")
+    os.chmod(bin_dir / "mytool", 0o755)
+    spec = _build({"script": "mytool", "env": {"PATH": str(bin_dir)}}, source)
+    assert spec.exec_path == str(bin_dir / "mytool")
+
+
+@pytest.mark.parametrize("script", ["missing.py", "lib/missing", "missing.js"])
+def test_missing_script_names_the_path(app_dir: Path, source: Source, script: str) -> None:
+    error = _error({"name": "api", "script": script}, source)
+    assert str(app_dir / script) in error.message
+    assert "ecosystem.config.json" in error.message and "'api'" in error.message
+
+
+def test_missing_command(app_dir: Path, source: Source) -> None:
+    error = _error({"script": "no-such-command-xyz"}, source)
+    assert "no-such-command-xyz" in error.message and str(app_dir) in error.message
+
+
+def test_missing_script_key(source: Source) -> None:
+    error = _error({"name": "api"}, source)
+    assert "'script'" in error.message and "missing" in error.message
+
+
+# ------------------------------------------------------------------------------------------ keys
+
+
+def test_unknown_keys_are_named_in_a_warning(source: Source) -> None:
+    warn: list[str] = []
+    _build({"name": "api", "script": "main.py", "scirpt": "x", "bogus": 1}, source, warn)
+    assert len(warn) == 1
+    assert "ecosystem.config.json" in warn[0] and "'api'" in warn[0]
+    assert "unknown keys ignored: bogus, scirpt" in warn[0]
+
+
+def test_pm2_keys_not_yet_supported_get_their_own_warning(source: Source) -> None:
+    warn: list[str] = []
+    _build({"name": "api", "script": "main.py", "watch": True, "instances": 4, "bogus": 1}, source, warn)
+    assert len(warn) == 2
+    unsupported = next(w for w in warn if "not supported" in w)
+    assert "instances, watch" in unsupported
+    assert "bogus" not in unsupported
+    assert not any("watch" in w for w in warn if "unknown" in w)
+
+
+def test_known_keys_and_env_overlays_do_not_warn(source: Source) -> None:
+    warn: list[str] = []
+    _build({"name": "api", "script": "main.py", "env_production": {"A": "1"}, "node_args": "-u",
+            "autorestart": False}, source, warn)
+    assert warn == []
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("max_restarts", "abc"), ("max_restarts", -1), ("autorestart", "maybe"), ("restart_delay", "soon"),
+    ("min_uptime", [1]), ("stop_exit_codes", 300), ("kill_timeout", 0), ("args", "'unclosed"),
+    ("env", ["A=1"]), ("namespace", None), ("user", {}),
+])
+def test_wrong_type_names_file_app_and_key(source: Source, key: str, value: object) -> None:
+    error = _error({"name": "api", "script": "main.py", key: value}, source)
+    assert error.message.startswith(f"ecosystem.config.json: app 'api', key '{key}': ")
+
+
+def test_wrong_type_through_an_alias_names_the_key_as_written(source: Source) -> None:
+    error = _error({"name": "api", "script": "main.py", "node_args": 3}, source)
+    assert "key 'node_args'" in error.message
+
+
+def test_wrong_type_in_an_app_without_name(source: Source) -> None:
+    error = _error({"script": "main.py", "max_restarts": "abc"}, source)
+    assert error.message.startswith("ecosystem.config.json: an app, key 'max_restarts': ")
+
+
+def test_values_are_parsed(source: Source) -> None:
+    spec = _build({"script": "main.py", "autorestart": "false", "restart_delay": "2s", "max_restarts": "3",
+                   "min_uptime": "1m", "stop_exit_codes": "0,3", "kill_timeout": 5000, "namespace": "backend",
+                   "time": True, "autostart": False}, source)
+    assert (spec.autorestart, spec.restart_delay, spec.max_restarts, spec.min_uptime) == (False, 2000, 3, 60_000)
+    assert (spec.stop_exit_codes, spec.kill_timeout, spec.namespace) == ((0, 3), 5000, "backend")
+    assert spec.time is True and spec.autostart is False
+
+
+def test_defaults(source: Source) -> None:
+    spec = _build({"script": "main.py"}, source)
+    assert spec == AppSpec(name="main", script=spec.script, interpreter=spec.interpreter,
+                           exec_path=spec.exec_path, argv=spec.argv, cwd=spec.cwd)
+
+
+@pytest.mark.parametrize(("raw", "field", "expected"), [
+    ({"node_args": ["--inspect"]}, "interpreter_args", ("--inspect",)),
+    ({"interpreter_args": "--inspect -u"}, "interpreter_args", ("--inspect", "-u")),
+    ({"uid": "www-data"}, "user", "www-data"),
+    ({"gid": "www-data"}, "group", "www-data"),
+])
+def test_aliases(source: Source, raw: dict[str, object], field: str, expected: object) -> None:
+    spec = _build({"script": "main.py", **raw}, source)
+    assert getattr(spec, field) == expected
+
+
+def test_exec_interpreter_alias(source: Source) -> None:
+    assert _build({"script": "data.txt", "exec_interpreter": "bash"}, source).interpreter == _which("bash")
+
+
+# ------------------------------------------------------------------------------------------ env
+
+
+ENV_APP: dict[str, object] = {
+    "script": "main.py",
+    "env": {"A": "1", "B": "base", "N": 5},
+    "env_production": {"B": "prod", "C": True},
+    "env_staging": {"B": "staging"},
+}
+
+
+def test_env_without_env_name(source: Source) -> None:
+    assert _build(ENV_APP, source).env == {"A": "1", "B": "base", "N": "5"}
+
+
+def test_env_overlay_with_env_name(source: Source) -> None:
+    assert _build(ENV_APP, source, env_name="production").env == {"A": "1", "B": "prod", "N": "5", "C": "true"}
+    assert _build(ENV_APP, source, env_name="staging").env["B"] == "staging"
+
+
+def test_env_overlay_that_does_not_exist_is_ignored(source: Source) -> None:
+    assert _build(ENV_APP, source, env_name="nowhere").env == {"A": "1", "B": "base", "N": "5"}
+
+
+def test_env_overlay_without_base_env(source: Source) -> None:
+    spec = _build({"script": "main.py", "env_production": {"B": "prod"}}, source, env_name="production")
+    assert spec.env == {"B": "prod"}
+
+
+def test_broken_env_overlay_names_its_key(source: Source) -> None:
+    error = _error({"name": "api", "script": "main.py", "env_production": ["B=prod"]}, source,
+                   env_name="production")
+    assert "key 'env_production'" in error.message
+
+
+# ------------------------------------------------------------------------------------------ serialisation
+
+
+def test_appspec_json_round_trip(source: Source) -> None:
+    spec = _build({"script": "main.py", "args": ["a b"], "node_args": "-u", "stop_exit_codes": [0, 3],
+                   "env": {"A": "1"}, "uid": "nobody"}, source)
+    assert AppSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+
+
+def test_appspec_from_json_ignores_unknown_fields() -> None:
+    data = {"name": "a", "script": "/a", "interpreter": "none", "exec_path": "/a", "argv": ["/a"], "cwd": "/",
+            "from_a_future_version": 1}
+    assert AppSpec.from_json(data).argv == ("/a",)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AttributeError,
+    reason="bug: build_spec calls raw_key.startswith() on every unknown key; YAML allows non-string keys "
+    "(`1: x`, `true: y`), which then crash with AttributeError instead of a warning or a UsageError",
+)
+def test_non_string_key_from_yaml_is_reported_not_crashed(source: Source) -> None:
+    raw: dict[object, object] = {"script": "main.py", 1: "x"}
+    warn: list[str] = []
+    try:
+        build_spec(raw, source, None, SYSTEM_PATH, warn)  # type: ignore[arg-type]
+    except UsageError:
+        return
+    assert any("1" in w for w in warn)
