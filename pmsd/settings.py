@@ -236,6 +236,8 @@ class Setting:
     directives: tuple[Directive, ...] = ()
     aliases: tuple[str, ...] = ()
     flag: str | None = None  # the `pmsd start` flag, when PM2 has one
+    short: str | None = None  # its one-letter form, as PM2 spells it
+    flag_help: str | None = None  # help for the flag when it reads differently from the option (negations)
 
 
 def _const(value: object) -> Callable[[UnitInputs], object]:
@@ -246,7 +248,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("name", parse_str, None, "App name; defaults to the script's name without extension.",
             (Directive("Description", "Description", "s", lambda i: f"pmsd app {i.spec.name}", str),
              Directive("SyslogIdentifier", "SyslogIdentifier", "s", lambda i: i.spec.name, str)),
-            flag="--name"),
+            flag="--name", short="-n"),
     Setting("script", parse_str, None, "Script or command to run (a file path, or a program on PATH).",
             (Directive("ExecStart", "ExecStart", "a(sasb)",
                        lambda i: [(i.spec.exec_path, list(i.spec.argv), False)], _exec_text),
@@ -275,8 +277,7 @@ SETTINGS: tuple[Setting, ...] = (
                        lambda i: [(i.env_file, False)], lambda v: v[0][0]),)),
     Setting("autorestart", parse_bool, True, "Restart the app whenever it exits (except stop_exit_codes).",
             (Directive("Restart", "Restart", "s", lambda i: "always" if i.spec.autorestart else "no", str),),
-            flag="--no-autorestart"),
-    Setting("autostart", parse_bool, True, "Start the app when its definition is loaded."),
+            flag="--no-autorestart", flag_help="Do not restart the app when it exits."),
     Setting("restart_delay", parse_duration_ms, 0, "Milliseconds between an exit and the restart. 0 is "
             "really immediate (systemd's own default is 100 ms).",
             (Directive("RestartSec", "RestartUSec", "t", lambda i: i.spec.restart_delay * 1000, _usec_text),),
@@ -310,16 +311,16 @@ SETTINGS: tuple[Setting, ...] = (
                        lambda v: f"append:{v}"),
              Directive("StandardOutput", "StandardOutput", "s",
                        lambda i: "null" if i.spec.disable_logs else None, str)),
-            aliases=("output", "out_log"), flag="--output"),
+            aliases=("output", "out_log"), flag="--output", short="-o"),
     Setting("error_file", parse_str, None, "File the app's stderr is appended to, instead of the journal. "
             "The only way to keep stderr apart: in the journal both streams share one connection.",
             (Directive("StandardError", "StandardErrorFileToAppend", "s", lambda i: _stderr_file(i.spec),
                        lambda v: f"append:{v}"),
              Directive("StandardError", "StandardError", "s", lambda i: _stderr_kind(i.spec), str)),
-            aliases=("error", "err_file", "err_log"), flag="--error"),
+            aliases=("error", "err_file", "err_log"), flag="--error", short="-e"),
     Setting("log_file", parse_str, None, "One file for stdout and stderr together (used when neither "
             "out_file nor error_file is set: systemd cannot write one stream to two files).",
-            aliases=("log",), flag="--log"),
+            aliases=("log",), flag="--log", short="-l"),
     Setting("disable_logs", parse_bool, False, "Discard the app's output (StandardOutput=null).",
             flag="--disable-logs"),
     Setting("merge_logs", parse_bool, False, "Cluster instances share log files (no -<id> suffix); "
@@ -332,6 +333,9 @@ SETTINGS: tuple[Setting, ...] = (
             "log records.", flag="--log-type"),
     Setting("time", parse_bool, False, "Prefix log lines with a timestamp in `pmsd logs` (journald stores "
             "one for every line anyway).", flag="--time"),
+    Setting("autostart", parse_bool, True, "Start the app when its definition is loaded; false only "
+            "registers it.", flag="--no-autostart",
+            flag_help="Only register the app (listed as stopped); start it later with `pmsd start`."),
 )
 
 SETTINGS_BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import List, Optional  # noqa: UP035 - typer 0.7 (Debian 12) needs typing's aliases
+import inspect
+from typing import Any, List, Optional  # noqa: UP035 - typer 0.7 (Debian 12) needs typing's aliases
 
 import typer
 
 from pmsd import __version__
 from pmsd.cli import commands
 from pmsd.context import Context
+from pmsd.settings import SETTINGS, Setting, parse_bool
 
 app = typer.Typer(
     name="pmsd",
@@ -53,35 +55,11 @@ def main(
 TARGET_HELP = "An app name, an id, a namespace, or 'all'."
 
 
-@app.command(context_settings={"allow_interspersed_args": True})
-def start(
-    target: str = typer.Argument(..., help="A script, an ecosystem file (.json .yaml .yml .toml "
-                                 ".config.js), or an existing name/id/namespace/'all' to restart."),
-    args: Optional[List[str]] = typer.Argument(None, help="Arguments for the script, after `--`."),  # noqa: UP006, UP045
-    name: Optional[str] = typer.Option(None, "--name", "-n", help="App name (default: script name)."),  # noqa: UP045
-    namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace (default: 'default')."),  # noqa: UP045
-    cwd: Optional[str] = typer.Option(None, "--cwd", help="Working directory of the app."),  # noqa: UP045
-    interpreter: Optional[str] = typer.Option(None, "--interpreter", help="Interpreter, or 'none' to "  # noqa: UP045
-                                              "execute the script directly (default: by extension)."),
-    interpreter_args: Optional[str] = typer.Option(None, "--interpreter-args", help="Interpreter arguments."),  # noqa: UP045
-    node_args: Optional[str] = typer.Option(None, "--node-args", help="Alias of --interpreter-args."),  # noqa: UP045
-    env: Optional[str] = typer.Option(None, "--env", help="Use env_<ENV> from the ecosystem file."),  # noqa: UP045
-    no_autorestart: bool = typer.Option(False, "--no-autorestart", help="Do not restart the app when it exits."),
-    restart_delay: Optional[str] = typer.Option(None, "--restart-delay", help="Delay before a restart, ms."),  # noqa: UP045
-    max_restarts: Optional[str] = typer.Option(None, "--max-restarts", help="Unstable restarts before "  # noqa: UP045
-                                               "'errored' (default 16)."),
-    min_uptime: Optional[str] = typer.Option(None, "--min-uptime", help="Runs shorter than this are "  # noqa: UP045
-                                             "unstable (ms or '2s'; default 1000)."),
-    stop_exit_codes: Optional[str] = typer.Option(None, "--stop-exit-codes", help="Exit codes that do not "  # noqa: UP045
-                                                  "trigger a restart, e.g. '0,3'."),
-    kill_timeout: Optional[str] = typer.Option(None, "--kill-timeout", help="ms between SIGINT and SIGKILL "  # noqa: UP045
-                                               "on stop (default 1600)."),
-    time: bool = typer.Option(False, "--time", help="Prefix log lines with timestamps in `pmsd logs`."),
-    force: bool = typer.Option(False, "--force", "-f", help="Start another copy of a running script."),
-    update_env: bool = typer.Option(False, "--update-env", help="When restarting, take the current "
-                                    "environment instead of the stored one."),
-    only: Optional[str] = typer.Option(None, "--only", help="Ecosystem files: only these apps (a,b)."),  # noqa: UP045
-) -> None:
+# Flags that are not PM2 app options (the table below supplies those).
+_START_EXTRA = ("target", "args", "env", "force", "update_env", "only")
+
+
+def start(**params: Any) -> None:
     """Start an app (PM2's `start`): a script, a command, or every app of an ecosystem file.
 
     Starting a name, id or namespace that exists restarts it, as PM2 does. Examples:
@@ -94,26 +72,65 @@ def start(
     from pmsd.lifecycle import start as api_start
 
     overrides: dict[str, object] = {}
-    for key, value in (("name", name), ("namespace", namespace), ("cwd", cwd), ("interpreter", interpreter),
-                       ("interpreter_args", interpreter_args if interpreter_args is not None else node_args),
-                       ("restart_delay", restart_delay), ("max_restarts", max_restarts),
-                       ("min_uptime", min_uptime), ("stop_exit_codes", stop_exit_codes),
-                       ("kill_timeout", kill_timeout)):
-        if value is not None:
-            overrides[key] = value
-    if no_autorestart:
-        overrides["autorestart"] = False
-    if time:
-        overrides["time"] = True
-    if args:
-        overrides["args"] = list(args)
-    options = StartOptions(overrides=overrides, env_name=env, force=force, update_env=update_env,
-                           only=tuple(part for part in (only or "").split(",") if part))
+    for setting in _flag_settings():
+        value = params.get(setting.key)
+        if value is None or value is False:
+            continue
+        # Boolean flags say what the user asked for: --no-autorestart sets autorestart to false.
+        overrides[setting.key] = (not setting.default) if isinstance(value, bool) else value
+    if params.get("node_args") is not None and "interpreter_args" not in overrides:
+        overrides["interpreter_args"] = params["node_args"]
+    if params.get("args"):
+        overrides["args"] = list(params["args"])
+    only = params.get("only") or ""
+    options = StartOptions(overrides=overrides, env_name=params.get("env"), force=bool(params.get("force")),
+                           update_env=bool(params.get("update_env")),
+                           only=tuple(part for part in only.split(",") if part))
     ctx = _ctx()
     try:
-        raise typer.Exit(commands.report(ctx, api_start(ctx, target, options), "start"))
+        raise typer.Exit(commands.report(ctx, api_start(ctx, params["target"], options), "start"))
     finally:
         ctx.close()
+
+
+def _flag_settings() -> list[Setting]:
+    return [s for s in SETTINGS if s.flag and s.flag.startswith("--") and " " not in s.flag]
+
+
+def _start_signature() -> inspect.Signature:
+    """`pmsd start`'s parameters: the settings table's flags plus the few that are not app options."""
+    P = inspect.Parameter
+    params = [
+        P("target", P.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Argument(
+            ..., help="A script, an ecosystem file (.json .yaml .yml .toml .config.js), or an existing "
+            "name/id/namespace/'all' to restart.")),
+        P("args", P.POSITIONAL_OR_KEYWORD, annotation=Optional[List[str]],  # noqa: UP006, UP045
+          default=typer.Argument(None, help="Arguments for the script, after `--`.")),
+    ]
+    for setting in _flag_settings():
+        flag = setting.flag or ""
+        is_switch = setting.parse is parse_bool
+        names = [flag] + ([setting.short] if setting.short else [])
+        params.append(P(setting.key, P.KEYWORD_ONLY, annotation=bool if is_switch else Optional[str],  # noqa: UP045
+                        default=typer.Option(False if is_switch else None, *names,
+                                             help=setting.flag_help or setting.help)))
+    params += [
+        P("node_args", P.KEYWORD_ONLY, annotation=Optional[str],  # noqa: UP045
+          default=typer.Option(None, "--node-args", help="Alias of --interpreter-args.")),
+        P("env", P.KEYWORD_ONLY, annotation=Optional[str],  # noqa: UP045
+          default=typer.Option(None, "--env", help="Use env_<ENV> from the ecosystem file.")),
+        P("force", P.KEYWORD_ONLY, annotation=bool,
+          default=typer.Option(False, "--force", "-f", help="Start another copy of a running script.")),
+        P("update_env", P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+            False, "--update-env", help="When restarting, take the current environment instead of the stored one.")),
+        P("only", P.KEYWORD_ONLY, annotation=Optional[str],  # noqa: UP045
+          default=typer.Option(None, "--only", help="Ecosystem files: only these apps (a,b).")),
+    ]
+    return inspect.Signature(params)
+
+
+start.__signature__ = _start_signature()  # type: ignore[attr-defined]
+app.command(context_settings={"allow_interspersed_args": True})(start)
 
 
 def _lifecycle(verb: str, target: str, **kwargs: bool) -> None:

@@ -665,6 +665,17 @@ def run_pmsd(bench: Bench, pmsd: Manager) -> None:
         bench.crash_part(pmsd)
     finally:
         pmsd.delete_all()
+        stop_leftover_units(f"pmsd-bench-{pmsd.label}-*", pmsd.env)
+
+
+def stop_leftover_units(pattern: str, env: dict[str, str]) -> None:
+    """Stop the bench's own pmsd units straight through systemd.
+
+    `pmsd delete all` cannot be relied on to clean up: pmsd may be the thing that is broken, and its
+    registry (in the scratch directory) is gone after the run. Every unit matching pattern is the bench's.
+    """
+    run(["systemctl", "--user", "stop", pattern], env, check=False)
+    run(["systemctl", "--user", "reset-failed", pattern], env, check=False)
 
 
 def run_floors(bench: Bench, raw: RawUnits, with_ls: bool) -> None:
@@ -826,6 +837,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = bench_env()
     become_subreaper()
     began = time.monotonic()
+    # Other work on the machine (2 cores here) shows up in every figure: record how busy it was.
+    load_before = os.getloadavg()
     with scratch_dir() as scratch:
         bench = Bench(n, levels, Apps(scratch / "apps"), env)
         raw = RawUnits(f"pmsdbench-{os.getpid()}-", env)
@@ -850,9 +863,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "host": platform.node(),
         "cpus": os.cpu_count(),
         "seconds": round(time.monotonic() - began, 1),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    print(f"\ntotal {meta['seconds']} s")
+    print(f"\ntotal {meta['seconds']} s; load average before {load_before}, after {meta['loadavg_after']}")
     if args.json:
         write_json(args.json, bench.results, meta, levels)
     return 0

@@ -282,6 +282,40 @@ def test_broken_env_overlay_names_its_key(source: Source) -> None:
     assert "key 'env_production'" in error.message
 
 
+# ------------------------------------------------------------------------------------------ log files
+
+
+def test_log_paths_are_relative_to_cwd(app_dir: Path, source: Source) -> None:
+    (app_dir / "logs").mkdir()
+    spec = _build({"script": "main.py", "out_file": "logs/out.log", "error_file": str(app_dir / "err.log"),
+                   "log_file": "logs/../all.log"}, source)
+    assert spec.out_file == str(app_dir / "logs" / "out.log")
+    assert spec.error_file == str(app_dir / "err.log")
+    assert spec.log_file == str(app_dir / "all.log")
+
+
+@pytest.mark.parametrize(("alias", "field"), [("output", "out_file"), ("error", "error_file"), ("log", "log_file")])
+def test_log_path_aliases(app_dir: Path, source: Source, alias: str, field: str) -> None:
+    assert getattr(_build({"script": "main.py", alias: "x.log"}, source), field) == str(app_dir / "x.log")
+
+
+def test_log_path_in_a_missing_directory(app_dir: Path, source: Source) -> None:
+    error = _error({"name": "api", "script": "main.py", "out_file": "nope/out.log"}, source)
+    assert "key 'out_file'" in error.message and str(app_dir / "nope") in error.message
+
+
+def test_log_path_that_is_a_directory(app_dir: Path, source: Source) -> None:
+    (app_dir / "logs").mkdir()
+    error = _error({"name": "api", "script": "main.py", "error_file": "logs"}, source)
+    assert "key 'error_file'" in error.message and "is a directory" in error.message
+
+
+def test_log_type(source: Source) -> None:
+    assert _build({"script": "main.py", "log_type": "json"}, source).log_type == "json"
+    error = _error({"script": "main.py", "log_type": "xml"}, source)
+    assert "key 'log_type'" in error.message
+
+
 # ------------------------------------------------------------------------------------------ serialisation
 
 

@@ -35,6 +35,8 @@ GOLDEN_SPECS: dict[str, tuple[AppSpec, bool]] = {
         stop_exit_codes=(0, 3),
         kill_timeout=5000,
         time=True,
+        out_file="/var/log/api/out.log",
+        error_file="/var/log/api/error.log",
     ), False),
     # A name that must be escaped in the unit name (but not in Description= or SyslogIdentifier=), run directly.
     "escaped-name": (make_spec(
@@ -48,7 +50,18 @@ GOLDEN_SPECS: dict[str, tuple[AppSpec, bool]] = {
     ), False),
     # System manager: User= and Group=.
     "system-user": (make_spec(name="web", user="www-data", group="www-data"), True),
+    # stdout to a file: stderr must then be sent to the journal explicitly (it would follow stdout).
+    "stdout-file": (make_spec(name="talker", out_file="/var/log/talker.log"), False),
+    # PM2's disable_logs: both streams discarded.
+    "disable-logs": (make_spec(name="quiet", disable_logs=True), False),
 }
+
+
+def test_goldens_cover_every_directive() -> None:
+    covered = {a.directive.dbus_name for spec, system in GOLDEN_SPECS.values()
+               for a in assignments(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR, system)}
+    missing = {d.dbus_name for s in SETTINGS for d in s.directives} - covered
+    assert not missing, f"add an app to GOLDEN_SPECS that sets {sorted(missing)}"
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN_SPECS))
@@ -153,6 +166,36 @@ def test_transient_properties_and_unit_file_describe_the_same_directives() -> No
 def test_durations_in_the_unit_file(usec_field: str, ms: int, text: str) -> None:
     spec = make_spec(**{usec_field: ms})
     assert text in render_unit_file(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR, False).splitlines()
+
+
+# ------------------------------------------------------------------------------------------ log files
+
+
+def _log_directives(**spec: object) -> dict[str, str]:
+    text = render_unit_file(UnitInputs(make_spec(**spec), ENV_FILE), SYSTEMD_FLOOR, False)
+    return {key: value for key, _, value in (line.partition("=") for line in text.splitlines())
+            if key in ("StandardOutput", "StandardError")}
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({}, {}),
+    ({"out_file": "/l/out"}, {"StandardOutput": "append:/l/out", "StandardError": "journal"}),
+    ({"error_file": "/l/err"}, {"StandardError": "append:/l/err"}),
+    ({"out_file": "/l/out", "error_file": "/l/err"},
+     {"StandardOutput": "append:/l/out", "StandardError": "append:/l/err"}),
+    ({"log_file": "/l/all"}, {"StandardOutput": "append:/l/all", "StandardError": "append:/l/all"}),
+    ({"log_file": "/l/all", "out_file": "/l/out"}, {"StandardOutput": "append:/l/out", "StandardError": "journal"}),
+    ({"disable_logs": True, "out_file": "/l/out"}, {"StandardOutput": "null", "StandardError": "null"}),
+])
+def test_log_file_options(options: dict[str, object], expected: dict[str, str]) -> None:
+    assert _log_directives(**options) == expected
+
+
+def test_log_files_travel_as_file_to_append_properties() -> None:
+    props = _properties(make_spec(out_file="/l/out", error_file="/l/err"))
+    assert props["StandardOutputFileToAppend"] == ("s", "/l/out")
+    assert props["StandardErrorFileToAppend"] == ("s", "/l/err")
+    assert "StandardOutput" not in props and "StandardError" not in props
 
 
 # ------------------------------------------------------------------------------------------ scope and version
