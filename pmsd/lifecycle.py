@@ -156,7 +156,7 @@ def _launch(ctx: Context, record: AppRecord) -> None:
     """Create the transient unit and wait until the app's program is executing."""
     manager = ctx.manager
     unit = service_unit(record.name)
-    inputs = UnitInputs(record.spec, ctx.registry.env_file(record.pm_id))
+    inputs = UnitInputs(record.spec, ctx.registry.env_file(record.pm_id), system=not ctx.user)
     properties = transient_properties(inputs, manager.version, system=not ctx.user)
     _clear_leftover(manager, unit)
     manager.start_transient(unit, properties)

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from pmsd.spec import AppSpec, UnitInputs
 
 SYSTEMD_FLOOR = 252  # Debian 12; the oldest manager pmsd supports
+LOG_RATE_LIMIT_INTERVAL_USEC = 30_000_000
+LOG_RATE_LIMIT_BURST = 250_000  # 25x journald's default: a 200,000-line burst is kept whole
 U32_MAX = 2**32 - 1
 MS_MAX = 2**63 // 1000 - 1  # durations travel as microseconds in a uint64
 
@@ -257,7 +259,14 @@ SETTINGS: tuple[Setting, ...] = (
              Directive("Type", "Type", "s", _const("exec"), str),
              # PM2 stops apps with SIGINT, then SIGKILL after kill_timeout.
              Directive("KillSignal", "KillSignal", "i", _const(int(signal.SIGINT)), lambda v: "SIGINT"),
-             Directive("SendSIGKILL", "SendSIGKILL", "b", _const(True), lambda v: "yes" if v else "no"))),
+             Directive("SendSIGKILL", "SendSIGKILL", "b", _const(True), lambda v: "yes" if v else "no"),
+             # journald's default of 10,000 lines per 30 s per unit loses lines PM2 would have kept. For
+             # system units a per-unit limit works; user units are limited as their manager's
+             # user@UID.service and ignore these (README, "Logs: no silent loss").
+             Directive("LogRateLimitIntervalSec", "LogRateLimitIntervalUSec", "t",
+                       lambda i: LOG_RATE_LIMIT_INTERVAL_USEC if i.system else None, _usec_text),
+             Directive("LogRateLimitBurst", "LogRateLimitBurst", "u",
+                       lambda i: LOG_RATE_LIMIT_BURST if i.system else None, str))),
     Setting("args", parse_argv, (), "Arguments passed to the script (a list, or one string).",
             flag="-- <args>"),
     Setting("interpreter", parse_str, None,

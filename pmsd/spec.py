@@ -62,6 +62,7 @@ class UnitInputs:
 
     spec: AppSpec
     env_file: str
+    system: bool = False  # for the system manager (some settings only mean something there)
 
 
 @dataclass(frozen=True)

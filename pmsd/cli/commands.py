@@ -12,6 +12,7 @@ from pmsd.errors import ExitStatus
 
 if TYPE_CHECKING:
     from pmsd.lifecycle import Outcome
+    from pmsd.registry import AppRecord
 
 
 def _colour() -> bool:
@@ -83,10 +84,30 @@ def describe(ctx: Context, target: str) -> int:
     from pmsd.units import render_unit_file
 
     for info in list_processes(ctx, target):
-        inputs = UnitInputs(info.record.spec, ctx.registry.env_file(info.pm_id))
+        inputs = UnitInputs(info.record.spec, ctx.registry.env_file(info.pm_id), system=not ctx.user)
         unit_file = render_unit_file(inputs, ctx.manager.version, system=not ctx.user)
-        sys.stdout.write(render(info, now_ms(), ctx.user, unit_file))
+        sys.stdout.write(render(info, now_ms(), ctx.user, unit_file, _log_notes(ctx, info.record)))
     return ExitStatus.OK
+
+
+def _log_notes(ctx: Context, record: AppRecord) -> list[str]:
+    """Where the app's lines go, and whether journald dropped any of them."""
+    from pmsd.logs.reader import sources_for, suppressions
+
+    notes = []
+    for source in sources_for(record):
+        if source.path:
+            notes.append(f"{source.stream}: {source.path}")
+        else:
+            notes.append(f"{source.stream}: journal, {'_SYSTEMD_USER_UNIT' if ctx.user else '_SYSTEMD_UNIT'}="
+                         f"{source.journal_unit}" + (" (stdout and stderr in one stream)"
+                                                     if source.stream == "out/err" else ""))
+    if not notes:
+        notes.append("disabled (disable_logs)")
+    for report in suppressions(max(record.created_at, record.flushed_at) * 1000, ctx.user):
+        notes.append(f"WARNING: journald dropped {report.dropped} lines since this app started "
+                     f"({report.message}); see README 'Logs: no silent loss' for the fix")
+    return notes
 
 
 def env(ctx: Context, target: str) -> int:

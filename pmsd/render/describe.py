@@ -9,7 +9,7 @@ from pmsd.render.formats import memory, uptime
 from pmsd.status import ProcessInfo
 
 
-def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str) -> str:
+def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes: list[str]) -> str:
     spec = info.record.spec
     scope = "--user" if user else "--system"
     created = datetime.datetime.fromtimestamp(info.record.created_at / 1000).isoformat(sep=" ",
@@ -44,6 +44,8 @@ def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str) -> str:
     width = max(len(key) for key, _ in rows)
     out = [f"Describing process with id {info.pm_id} - name {spec.name}"]
     out += [f"  {key.ljust(width)}  {value}" for key, value in rows]
+    out.append("  logs:")
+    out += [f"    {note}" for note in log_notes]
     if spec.env:
         out.append("  env (from the definition; the full environment: pmsd env " f"{info.pm_id})")
         out += [f"    {key}={value}" for key, value in sorted(spec.env.items())]

@@ -50,7 +50,7 @@ _NAMES = st.builds(lambda tail: "K" + tail,
 _VALUES = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\0"), max_size=40)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=75, deadline=None)
 @given(st.dictionaries(_NAMES, _VALUES, max_size=8))
 def test_round_trip_any_environment(env: dict[str, str]) -> None:
     assert parse_env_file(render_env_file(env)) == env

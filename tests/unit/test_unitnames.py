@@ -68,7 +68,7 @@ def test_escaping_is_injective_on_tricky_names() -> None:
     assert len(set(escaped)) == len(escaped)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=30))
 def test_round_trip_any_text(name: str) -> None:
     escaped = escape_name(name)
@@ -77,7 +77,7 @@ def test_round_trip_any_text(name: str) -> None:
     assert unescape_name(escaped) == name
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=12),
     st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=12),
