@@ -9,6 +9,7 @@ EnvironmentFile=).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 # Variables systemd sets for each execution. A value from EnvironmentFile= would override systemd's own
@@ -27,12 +28,22 @@ _PER_EXECUTION = frozenset({
 def app_environment(
     caller: Mapping[str, str], definition: Mapping[str, str], pm_id: int, name: str, namespace: str,
 ) -> dict[str, str]:
-    env = {k: v for k, v in caller.items() if k not in _PER_EXECUTION and "\n" not in k}
+    # Names systemd would refuse to load from an EnvironmentFile (bash function exports, ...) cannot reach
+    # the app anyway; leave them out rather than let systemd log a warning at every start.
+    env = {k: v for k, v in caller.items() if k not in _PER_EXECUTION and is_valid_env_name(k)}
     env.update(definition)
     # What PM2 exposes to every app; NODE_APP_INSTANCE is 0 for a single instance.
     env.update({"pm_id": str(pm_id), "name": name, "namespace": namespace,
                 "NODE_APP_INSTANCE": env.get("NODE_APP_INSTANCE", "0")})
     return env
+
+
+_VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_valid_env_name(name: str) -> bool:
+    """What systemd's env_name_is_valid() accepts (src/basic/env-util.c): a shell variable name."""
+    return _VALID_NAME.fullmatch(name) is not None
 
 
 def render_env_file(env: Mapping[str, str]) -> str:
@@ -87,5 +98,5 @@ def write_env_file(path: str, env: Mapping[str, str]) -> None:
 
 
 def read_env_file(path: str) -> dict[str, str]:
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8", newline="") as handle:  # keep "\r" in values as systemd does
         return parse_env_file(handle.read())

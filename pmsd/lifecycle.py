@@ -157,7 +157,7 @@ def _launch(ctx: Context, record: AppRecord) -> None:
     manager = ctx.manager
     unit = service_unit(record.name)
     inputs = UnitInputs(record.spec, ctx.registry.env_file(record.pm_id), system=not ctx.user)
-    properties = transient_properties(inputs, manager.version, system=not ctx.user)
+    properties = transient_properties(inputs, manager.version)
     _clear_leftover(manager, unit)
     manager.start_transient(unit, properties)
     state = manager.wait_until(unit, lambda s: s is None or not s.has_job, START_TIMEOUT_S, "the start job")

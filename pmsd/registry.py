@@ -96,11 +96,20 @@ class Registry:
                 f"pmsd's registry {self.path} cannot be read: {error}",
                 "restore it from a backup, or move it away to start with an empty registry",
             ) from None
+        if not isinstance(raw, dict):
+            raise self._damaged("it is not a JSON object")
         if raw.get("version") != FORMAT_VERSION:
             raise PmsdError(f"{self.path} has format version {raw.get('version')}, this pmsd reads "
                             f"{FORMAT_VERSION}", "upgrade pmsd")
-        return RegistryData(next_id=int(raw["next_id"]),
-                            apps=[AppRecord.from_json(app) for app in raw["apps"]])
+        try:
+            return RegistryData(next_id=int(raw["next_id"]),
+                                apps=[AppRecord.from_json(app) for app in raw["apps"]])
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise self._damaged(f"unexpected content ({type(error).__name__}: {error})") from None
+
+    def _damaged(self, why: str) -> PmsdError:
+        return PmsdError(f"pmsd's registry {self.path} is damaged: {why}",
+                         "restore it from a backup, or move it away to start with an empty registry")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[RegistryData]:
@@ -124,12 +133,17 @@ class Registry:
                     "apps": [app.to_json() for app in sorted(data.apps, key=lambda a: a.pm_id)]}
         temporary = f"{self.path}.{os.getpid()}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=1, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(document, handle, indent=1, ensure_ascii=False)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
         directory = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(directory)  # make the rename itself durable

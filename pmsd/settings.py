@@ -121,8 +121,10 @@ def parse_env(value: object) -> dict[str, str]:
     env: dict[str, str] = {}
     for key, item in value.items():
         name = str(key)
-        if not name or "=" in name or any(ord(c) < 32 for c in name):
-            raise ValueError(f"{name!r} is not a valid environment variable name")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            # systemd drops such names from an EnvironmentFile= with only a log line (env_name_is_valid).
+            raise ValueError(f"{name!r} is not a valid environment variable name (letters, digits and _, "
+                             "not starting with a digit)")
         if item is None:
             continue
         if isinstance(item, bool):
@@ -176,16 +178,27 @@ def _usec_text(usec: int) -> str:
     return f"{usec // 1000}ms" if usec % 1_000_000 else f"{usec // 1_000_000}s"
 
 
+def _literal(value: object) -> str:
+    """Unit-file text for a value systemd would otherwise expand "%" specifiers in (systemd.unit(5))."""
+    return str(value).replace("%", "%%")
+
+
 def _exec_text(value: list[tuple[str, list[str], bool]]) -> str:
     path, argv, _ = value[0]
     # A unit file's ExecStart= names the program, then argv[1:]; argv[0] is the path again unless "@" is used.
     return " ".join(_quote_unit_word(word) for word in [path, *argv[1:]])
 
 
+_C_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def _quote_unit_word(word: str) -> str:
     if word and re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", word):
         return word.replace("%", "%%")
     escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    # Quoted words take C escapes (systemd.syntax(7)), so control characters cannot split the line.
+    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: _C_ESCAPES.get(m.group(0), f"\\x{ord(m.group(0)):02x}"),
+                     escaped)
     return f'"{escaped}"'
 
 
@@ -248,8 +261,8 @@ def _const(value: object) -> Callable[[UnitInputs], object]:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("name", parse_str, None, "App name; defaults to the script's name without extension.",
-            (Directive("Description", "Description", "s", lambda i: f"pmsd app {i.spec.name}", str),
-             Directive("SyslogIdentifier", "SyslogIdentifier", "s", lambda i: i.spec.name, str)),
+            (Directive("Description", "Description", "s", lambda i: f"pmsd app {i.spec.name}", _literal),
+             Directive("SyslogIdentifier", "SyslogIdentifier", "s", lambda i: i.spec.name, _literal)),
             flag="--name", short="-n"),
     Setting("script", parse_str, None, "Script or command to run (a file path, or a program on PATH).",
             (Directive("ExecStart", "ExecStart", "a(sasb)",
@@ -276,14 +289,14 @@ SETTINGS: tuple[Setting, ...] = (
             aliases=("node_args",), flag="--interpreter-args"),
     Setting("cwd", parse_str, None, "Working directory; defaults to the ecosystem file's directory or the "
             "current directory.",
-            (Directive("WorkingDirectory", "WorkingDirectory", "s", lambda i: i.spec.cwd, str),),
+            (Directive("WorkingDirectory", "WorkingDirectory", "s", lambda i: i.spec.cwd, _literal),),
             flag="--cwd"),
     Setting("namespace", parse_str, "default", "Namespace the app belongs to.", flag="--namespace"),
     Setting("env", parse_env, {}, "Environment variables, layered over the environment `pmsd start` ran in. "
             "Kept in an owner-only file (EnvironmentFile=), never in unit properties, which any local user "
             "can read over D-Bus.",
             (Directive("EnvironmentFile", "EnvironmentFiles", "a(sb)",
-                       lambda i: [(i.env_file, False)], lambda v: v[0][0]),)),
+                       lambda i: [(i.env_file, False)], lambda v: _literal(v[0][0])),)),
     Setting("autorestart", parse_bool, True, "Restart the app whenever it exits (except stop_exit_codes).",
             (Directive("Restart", "Restart", "s", lambda i: "always" if i.spec.autorestart else "no", str),),
             flag="--no-autorestart", flag_help="Do not restart the app when it exits."),
@@ -309,22 +322,22 @@ SETTINGS: tuple[Setting, ...] = (
                        _usec_text),),
             flag="--kill-timeout"),
     Setting("user", parse_str, None, "User to run the app as (system mode only).",
-            (Directive("User", "User", "s", lambda i: i.spec.user, str, system_only=True),),
+            (Directive("User", "User", "s", lambda i: i.spec.user, _literal, system_only=True),),
             aliases=("uid",)),
     Setting("group", parse_str, None, "Group to run the app as (system mode only).",
-            (Directive("Group", "Group", "s", lambda i: i.spec.group, str, system_only=True),),
+            (Directive("Group", "Group", "s", lambda i: i.spec.group, _literal, system_only=True),),
             aliases=("gid",)),
     Setting("out_file", parse_str, None, "File the app's stdout is appended to, instead of the journal "
             "(relative to cwd). systemd opens it; no process sits between the app and the file.",
             (Directive("StandardOutput", "StandardOutputFileToAppend", "s", lambda i: _stdout_file(i.spec),
-                       lambda v: f"append:{v}"),
+                       lambda v: f"append:{_literal(v)}"),
              Directive("StandardOutput", "StandardOutput", "s",
                        lambda i: "null" if i.spec.disable_logs else None, str)),
             aliases=("output", "out_log"), flag="--output", short="-o"),
     Setting("error_file", parse_str, None, "File the app's stderr is appended to, instead of the journal. "
             "The only way to keep stderr apart: in the journal both streams share one connection.",
             (Directive("StandardError", "StandardErrorFileToAppend", "s", lambda i: _stderr_file(i.spec),
-                       lambda v: f"append:{v}"),
+                       lambda v: f"append:{_literal(v)}"),
              Directive("StandardError", "StandardError", "s", lambda i: _stderr_kind(i.spec), str)),
             aliases=("error", "err_file", "err_log"), flag="--error", short="-e"),
     Setting("log_file", parse_str, None, "One file for stdout and stderr together (used when neither "

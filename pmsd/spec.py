@@ -91,6 +91,8 @@ def build_spec(
     unknown: list[str] = []
     ignored: list[str] = []
     for raw_key, value in raw.items():
+        if not isinstance(raw_key, str):  # YAML allows `1: x` or `true: y`
+            raise fail(str(raw_key), "option names must be strings")
         key = ALIASES.get(raw_key, raw_key)
         setting = SETTINGS_BY_KEY.get(key)
         if setting is None:

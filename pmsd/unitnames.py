@@ -33,7 +33,7 @@ def escape_name(name: str) -> str:
 
 def unescape_name(escaped: str) -> str:
     raw = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), escaped)
-    # Escapes stand for UTF-8 bytes: re-decode the byte string they spell.
+    # Escapes stand for UTF-8 bytes: re-decode the byte string they spell (ValueError if they spell none).
     return raw.encode("latin-1").decode("utf-8")
 
 
@@ -54,7 +54,7 @@ def check_app_name(name: str) -> None:
     if len(unit.encode()) > UNIT_NAME_MAX:
         raise UsageError(
             f"app name {name!r} is too long: its unit name {unit[:40]}... exceeds systemd's {UNIT_NAME_MAX} bytes",
-            "choose a shorter name (non-ASCII characters take four bytes each once escaped)",
+            "choose a shorter name (once escaped, each byte of a non-ASCII character takes four)",
         )
 
 
@@ -65,4 +65,7 @@ def service_unit(name: str) -> str:
 def app_name_of_unit(unit: str) -> str | None:
     if not (unit.startswith(UNIT_PREFIX) and unit.endswith(SERVICE_SUFFIX)):
         return None
-    return unescape_name(unit[len(UNIT_PREFIX) : -len(SERVICE_SUFFIX)])
+    try:
+        return unescape_name(unit[len(UNIT_PREFIX) : -len(SERVICE_SUFFIX)])
+    except (UnicodeError, ValueError):
+        return None  # not a name pmsd would have escaped

@@ -23,7 +23,7 @@ class Assignment:
         return self.directive.render(self.value)
 
 
-def assignments(inputs: UnitInputs, version: int, system: bool) -> list[Assignment]:
+def assignments(inputs: UnitInputs, version: int) -> list[Assignment]:
     """Every directive the definition sets, checked against the running manager's version and scope."""
     out: list[Assignment] = []
     for setting in SETTINGS:
@@ -31,7 +31,7 @@ def assignments(inputs: UnitInputs, version: int, system: bool) -> list[Assignme
             value = directive.encode(inputs)
             if value is None:
                 continue
-            if directive.system_only and not system:
+            if directive.system_only and not inputs.system:
                 raise UsageError(
                     f"app {inputs.spec.name!r}: {setting.key!r} ({directive.name}=) needs the system manager",
                     "run it with `pmsd --system start ...` as root, or drop the option for user mode",
@@ -45,19 +45,18 @@ def assignments(inputs: UnitInputs, version: int, system: bool) -> list[Assignme
     return out
 
 
-def transient_properties(inputs: UnitInputs, version: int, system: bool) -> list[UnitProperty]:
-    return [UnitProperty(a.directive.dbus_name, a.directive.signature, a.value)
-            for a in assignments(inputs, version, system)]
+def transient_properties(inputs: UnitInputs, version: int) -> list[UnitProperty]:
+    return [UnitProperty(a.directive.dbus_name, a.directive.signature, a.value) for a in assignments(inputs, version)]
 
 
 _UNIT_SECTION = frozenset({"Description", "StartLimitBurst", "StartLimitIntervalSec"})
 
 
-def render_unit_file(inputs: UnitInputs, version: int, system: bool) -> str:
+def render_unit_file(inputs: UnitInputs, version: int) -> str:
     """The unit file equivalent to the transient unit pmsd creates (what `systemctl cat` would show)."""
     unit_lines: list[str] = []
     service_lines: list[str] = []
-    for assignment in assignments(inputs, version, system):
+    for assignment in assignments(inputs, version):
         line = f"{assignment.directive.name}={assignment.text}"
         (unit_lines if assignment.directive.name in _UNIT_SECTION else service_lines).append(line)
     return "[Unit]\n" + "\n".join(unit_lines) + "\n\n[Service]\n" + "\n".join(service_lines) + "\n"

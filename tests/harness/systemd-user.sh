@@ -27,19 +27,25 @@ print_env() {
 
 booted_with_systemd() { [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; }
 
-manager_running() {
+manager_state() {
     XDG_RUNTIME_DIR=$runtime_dir DBUS_SESSION_BUS_ADDRESS=unix:path=$runtime_dir/bus \
-        timeout 5 systemctl --user is-system-running >/dev/null 2>&1
-    local rc=$?
-    # is-system-running exits 1 for "degraded" and "starting", which still means a manager answers.
-    [ $rc -eq 0 ] || XDG_RUNTIME_DIR=$runtime_dir timeout 5 systemctl --user is-system-running 2>/dev/null |
-        grep -qE '^(running|degraded|starting|initializing)$'
+        timeout 5 systemctl --user is-system-running 2>/dev/null || true
+}
+
+manager_running() {
+    # is-system-running exits non-zero for "degraded" (a failed unit) and "starting", which still mean a
+    # manager answers. Compare the text; a pipeline into grep would inherit systemctl's status (pipefail).
+    case "$(manager_state)" in
+        running | degraded | starting | initializing | maintenance) return 0 ;;
+    esac
+    # A manager this script started that is alive but slow to answer must not get a twin.
+    [ -f "$state_dir/manager.pid" ] && kill -0 "$(cat "$state_dir/manager.pid")" 2>/dev/null
 }
 
 wait_running() {
     local deadline=$((SECONDS + 30)) state=""
     while [ $SECONDS -lt $deadline ]; do
-        state=$(XDG_RUNTIME_DIR=$runtime_dir timeout 5 systemctl --user is-system-running 2>/dev/null || true)
+        state=$(manager_state)
         case "$state" in running | degraded) return 0 ;; esac
         sleep 0.1
     done

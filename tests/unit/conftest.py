@@ -15,9 +15,6 @@ from pmsd.spec import Source
 settings.register_profile("pmsd-unit", database=None)
 settings.load_profile("pmsd-unit")
 
-# A fixed PATH, so interpreter resolution does not depend on the developer's shell (pyenv shims, ...).
-SYSTEM_PATH = "/usr/bin:/bin"
-
 
 @pytest.fixture
 def app_dir(tmp_path: Path) -> Path:
@@ -37,8 +34,3 @@ def app_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def source(app_dir: Path) -> Source:
     return Source("ecosystem.config.json", str(app_dir))
-
-
-@pytest.fixture
-def warnings_out() -> list[str]:
-    return []

@@ -11,7 +11,10 @@ from pmsd.spec import AppSpec
 from pmsd.systemd.bus import ServiceState
 
 GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
-UPDATE_GOLDEN = os.environ.get("PMSD_UPDATE_GOLDEN") == "1"
+UPDATE_GOLDEN = os.environ.get("PMSD_UPDATE_GOLDEN") == "1"  # rewrite tests/unit/golden/*.service from the code
+
+# A fixed PATH, so interpreter resolution does not depend on the developer's shell (pyenv shims, ...).
+SYSTEM_PATH = "/usr/bin:/bin"
 
 
 def make_spec(**overrides: Any) -> AppSpec:

@@ -124,12 +124,6 @@ def test_write_env_file_is_private(tmp_path: Path) -> None:
     assert os.listdir(path.parent) == ["7.env"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_env_file opens the file in text mode with universal newlines, so a carriage return in "
-    "a value (which systemd's env-file parser keeps) comes back as a newline; restarts that reuse the stored "
-    "environment and `pmsd env` then show a different value",
-)
 def test_read_env_file_keeps_carriage_returns(tmp_path: Path) -> None:
     path = tmp_path / "env" / "1.env"
     env = {"CR": "a\r\nb", "LONE_CR": "x\ry"}

@@ -110,11 +110,6 @@ def test_failed_write_leaves_the_old_registry(tmp_path: Path) -> None:
     assert Path(registry.path).read_bytes() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Registry._write (pmsd/registry.py) does not remove its temporary file when writing fails "
-    "(write_env_file does), leaving registry.json.<pid>.tmp behind in the state directory",
-)
 def test_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     registry = Registry(str(tmp_path))
     _add(registry, "api")
@@ -172,12 +167,6 @@ def test_registry_of_another_format_version(tmp_path: Path) -> None:
     assert registry.path in caught.value.message and "format version" in caught.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Registry.read (pmsd/registry.py) only catches OSError/ValueError around json.load; valid JSON "
-    "of the wrong shape (a list, missing next_id/apps/spec keys, wrong types) escapes as AttributeError, "
-    "KeyError or TypeError (a traceback) instead of PmsdError naming the file",
-)
 @pytest.mark.parametrize("document", [
     [],
     {"version": FORMAT_VERSION},

@@ -145,11 +145,5 @@ def test_app_name_of_unit(unit: str, name: str | None) -> None:
     assert app_name_of_unit(unit) == name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="bug: app_name_of_unit raises UnicodeDecodeError (instead of returning None) for a pmsd-* unit "
-    "whose \\xNN escapes are not UTF-8, e.g. one created by hand with systemd-run",
-)
 def test_app_name_of_unit_with_non_utf8_escape_is_not_an_app() -> None:
     assert app_name_of_unit("pmsd-\\xff.service") is None

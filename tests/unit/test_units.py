@@ -59,7 +59,7 @@ GOLDEN_SPECS: dict[str, tuple[AppSpec, bool]] = {
 
 def test_goldens_cover_every_directive() -> None:
     covered = {a.directive.dbus_name for spec, system in GOLDEN_SPECS.values()
-               for a in assignments(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR, system)}
+               for a in assignments(UnitInputs(spec, ENV_FILE, system), SYSTEMD_FLOOR)}
     missing = {d.dbus_name for s in SETTINGS for d in s.directives} - covered
     assert not missing, f"add an app to GOLDEN_SPECS that sets {sorted(missing)}"
 
@@ -67,7 +67,7 @@ def test_goldens_cover_every_directive() -> None:
 @pytest.mark.parametrize("name", sorted(GOLDEN_SPECS))
 def test_unit_file_matches_golden(name: str) -> None:
     spec, system = GOLDEN_SPECS[name]
-    rendered = render_unit_file(UnitInputs(spec, ENV_FILE), version=SYSTEMD_FLOOR, system=system)
+    rendered = render_unit_file(UnitInputs(spec, ENV_FILE, system), SYSTEMD_FLOOR)
     path = os.path.join(GOLDEN_DIR, f"{name}.service")
     if UPDATE_GOLDEN:
         os.makedirs(GOLDEN_DIR, exist_ok=True)
@@ -79,7 +79,7 @@ def test_unit_file_matches_golden(name: str) -> None:
 
 
 def test_unit_file_sections() -> None:
-    text = render_unit_file(UnitInputs(make_spec(), ENV_FILE), version=SYSTEMD_FLOOR, system=False)
+    text = render_unit_file(UnitInputs(make_spec(), ENV_FILE), SYSTEMD_FLOOR)
     unit, service = text.split("\n\n[Service]\n")
     assert unit.startswith("[Unit]\n")
     assert {line.split("=", 1)[0] for line in unit.splitlines()[1:]} == {
@@ -90,8 +90,8 @@ def test_unit_file_sections() -> None:
 
 def test_env_values_never_reach_the_unit() -> None:
     spec = make_spec(env={"SECRET": "hunter2"})
-    text = render_unit_file(UnitInputs(spec, ENV_FILE), version=SYSTEMD_FLOOR, system=False)
-    properties = transient_properties(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR, system=False)
+    text = render_unit_file(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR)
+    properties = transient_properties(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR)
     assert "hunter2" not in text
     assert "hunter2" not in repr(properties)
 
@@ -100,7 +100,7 @@ def test_env_values_never_reach_the_unit() -> None:
 
 
 def _properties(spec: AppSpec, system: bool = False) -> dict[str, tuple[str, object]]:
-    props = transient_properties(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR, system)
+    props = transient_properties(UnitInputs(spec, ENV_FILE, system), SYSTEMD_FLOOR)
     names = [p.name for p in props]
     assert len(names) == len(set(names))
     return {p.name: (p.signature, p.value) for p in props}
@@ -152,10 +152,10 @@ def test_autorestart_true_restarts_always_and_no_stop_codes_leaves_default() -> 
 def test_transient_properties_and_unit_file_describe_the_same_directives() -> None:
     spec = make_spec(stop_exit_codes=(0,))
     inputs = UnitInputs(spec, ENV_FILE)
-    rendered = {line.split("=", 1)[0] for line in render_unit_file(inputs, SYSTEMD_FLOOR, False).splitlines()
+    rendered = {line.split("=", 1)[0] for line in render_unit_file(inputs, SYSTEMD_FLOOR).splitlines()
                 if "=" in line}
-    assert rendered == {a.directive.name for a in assignments(inputs, SYSTEMD_FLOOR, False)}
-    assert len(transient_properties(inputs, SYSTEMD_FLOOR, False)) == len(rendered)
+    assert rendered == {a.directive.name for a in assignments(inputs, SYSTEMD_FLOOR)}
+    assert len(transient_properties(inputs, SYSTEMD_FLOOR)) == len(rendered)
 
 
 @pytest.mark.parametrize(("usec_field", "ms", "text"), [
@@ -165,14 +165,14 @@ def test_transient_properties_and_unit_file_describe_the_same_directives() -> No
 ])
 def test_durations_in_the_unit_file(usec_field: str, ms: int, text: str) -> None:
     spec = make_spec(**{usec_field: ms})
-    assert text in render_unit_file(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR, False).splitlines()
+    assert text in render_unit_file(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR).splitlines()
 
 
 # ------------------------------------------------------------------------------------------ log files
 
 
 def _log_directives(**spec: object) -> dict[str, str]:
-    text = render_unit_file(UnitInputs(make_spec(**spec), ENV_FILE), SYSTEMD_FLOOR, False)
+    text = render_unit_file(UnitInputs(make_spec(**spec), ENV_FILE), SYSTEMD_FLOOR)
     return {key: value for key, _, value in (line.partition("=") for line in text.splitlines())
             if key in ("StandardOutput", "StandardError")}
 
@@ -205,16 +205,27 @@ def test_log_files_travel_as_file_to_append_properties() -> None:
 def test_system_only_directives_are_refused_in_user_mode(option: str) -> None:
     inputs = UnitInputs(make_spec(**{option: "www-data"}), ENV_FILE)
     with pytest.raises(UsageError) as caught:
-        transient_properties(inputs, SYSTEMD_FLOOR, system=False)
+        transient_properties(inputs, SYSTEMD_FLOOR)
     assert repr(option) in caught.value.message and "system manager" in caught.value.message
     with pytest.raises(UsageError):
-        render_unit_file(inputs, SYSTEMD_FLOOR, system=False)
+        render_unit_file(inputs, SYSTEMD_FLOOR)
 
 
 def test_system_only_directives_work_for_the_system_manager() -> None:
     props = _properties(make_spec(user="www-data", group="staff"), system=True)
     assert props["User"] == ("s", "www-data")
     assert props["Group"] == ("s", "staff")
+
+
+def test_journal_rate_limit_is_raised_for_system_units_only() -> None:
+    # User units are rate-limited as their manager's user@UID.service: the per-unit setting would be a no-op.
+    system = _properties(make_spec(), system=True)
+    assert system["LogRateLimitIntervalUSec"][0] == "t" and system["LogRateLimitBurst"][0] == "u"
+    burst, interval = system["LogRateLimitBurst"][1], system["LogRateLimitIntervalUSec"][1]
+    assert isinstance(burst, int) and isinstance(interval, int)
+    assert burst / interval > 10_000 / 30_000_000  # more generous than journald's default 10,000 per 30 s
+    user = _properties(make_spec(), system=False)
+    assert "LogRateLimitBurst" not in user and "LogRateLimitIntervalUSec" not in user
 
 
 def test_system_only_directives_are_skipped_when_unset() -> None:
@@ -233,7 +244,7 @@ def test_directive_newer_than_the_manager_is_refused(monkeypatch: pytest.MonkeyP
     _with_future_directive(monkeypatch, 999)
     inputs = UnitInputs(make_spec(name="api"), ENV_FILE)
     with pytest.raises(UsageError) as caught:
-        transient_properties(inputs, SYSTEMD_FLOOR, system=False)
+        transient_properties(inputs, SYSTEMD_FLOOR)
     message = caught.value.message
     assert "'api'" in message and "future_option" in message and "999" in message and str(SYSTEMD_FLOOR) in message
 
@@ -241,39 +252,27 @@ def test_directive_newer_than_the_manager_is_refused(monkeypatch: pytest.MonkeyP
 def test_directive_at_the_managers_version_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     _with_future_directive(monkeypatch, 999)
     inputs = UnitInputs(make_spec(), ENV_FILE)
-    assert "FutureThing=on" in render_unit_file(inputs, 999, system=False).splitlines()
+    assert "FutureThing=on" in render_unit_file(inputs, 999).splitlines()
     assert _properties_at(inputs, 1000)["FutureThing"] == ("s", "on")
 
 
 def _properties_at(inputs: UnitInputs, version: int) -> dict[str, tuple[str, object]]:
-    return {p.name: (p.signature, p.value) for p in transient_properties(inputs, version, system=False)}
+    return {p.name: (p.signature, p.value) for p in transient_properties(inputs, version)}
 
 
 # ------------------------------------------------------------------------------------------ known bugs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _quote_unit_word (pmsd/settings.py) leaves newlines (and other control characters) raw "
-    "inside a quoted ExecStart= word, so an argument containing a newline splits the rendered unit file's "
-    "ExecStart= line in two; systemd would need the C escape \\n",
-)
 def test_argument_with_newline_keeps_exec_start_on_one_line() -> None:
     spec = make_spec(args=("line1\nline2",), argv=("/usr/bin/python3", "/srv/app/main.py", "line1\nline2"))
-    text = render_unit_file(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR, False)
+    text = render_unit_file(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR)
     exec_line = next(line for line in text.splitlines() if line.startswith("ExecStart="))
     assert exec_line.endswith('"line1\\nline2"')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Description=, SyslogIdentifier=, WorkingDirectory= and EnvironmentFile= are rendered with "
-    "str, without doubling '%'; systemd expands specifiers in these unit-file settings (e.g. %o, %h), so for "
-    "an app named '50%off' the rendered unit file is not equivalent to the transient unit",
-)
 def test_percent_in_name_is_escaped_in_the_unit_file() -> None:
     spec = make_spec(name="50%off")
-    text = render_unit_file(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR, False)
+    text = render_unit_file(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR)
     assert "Description=pmsd app 50%%off" in text.splitlines()
     assert "SyslogIdentifier=50%%off" in text.splitlines()
 
