@@ -27,8 +27,16 @@ def _history(pmsd: Pmsd, *args: str) -> list[str]:
 
 
 def _wait_lines(pmsd: Pmsd, name: str, count: int) -> list[str]:
-    return wait_for(lambda: (lines := _history(pmsd, name, "--raw", "--lines", str(count + 50)))
-                    and len(lines) >= count and lines, 10, f"{count} journal lines of {name}")
+    def enough() -> list[str] | None:
+        lines = _history(pmsd, name, "--raw", "--lines", str(count + 50))
+        return lines if len(lines) >= count else None
+
+    return wait_for(enough, 10, f"{count} journal lines of {name}")
+
+
+def _read(path: str) -> str:
+    with open(path) as handle:
+        return handle.read()
 
 
 def test_last_lines_in_order_with_prefix(pmsd: Pmsd, token: str) -> None:
@@ -107,8 +115,8 @@ def test_file_options_keep_stderr_apart(pmsd: Pmsd, token: str) -> None:
     out_file = os.path.join(pmsd.cwd, "out.log")
     err_file = os.path.join(pmsd.cwd, "err.log")
     _start_talker(pmsd, name, 6, "--output", out_file, "--error", err_file, err_every=3)
-    wait_for(lambda: os.path.exists(err_file) and open(err_file).read().count("\n") == 2, 10, "stderr lines")
-    assert open(out_file).read().splitlines() == [f"{name} out {n}" for n in (1, 2, 4, 5)]
+    wait_for(lambda: os.path.exists(err_file) and _read(err_file).count("\n") == 2, 10, "stderr lines")
+    assert _read(out_file).splitlines() == [f"{name} out {n}" for n in (1, 2, 4, 5)]
     assert _history(pmsd, name, "--raw", "--err") == [f"{name} err 0", f"{name} err 3"]
     assert _history(pmsd, name, "--raw", "--out") == [f"{name} out {n}" for n in (1, 2, 4, 5)]
     pmsd.run("flush", name)
