@@ -9,8 +9,8 @@ import typer
 
 from pmsd import __version__
 from pmsd.cli import commands
+from pmsd.cli.grammar import START_ARGS_HELP, START_TARGET_HELP, start_flags
 from pmsd.context import Context
-from pmsd.settings import SETTINGS, Setting, parse_bool
 
 app = typer.Typer(
     name="pmsd",
@@ -55,10 +55,6 @@ def main(
 TARGET_HELP = "An app name, an id, a namespace, or 'all'."
 
 
-# Flags that are not PM2 app options (the table below supplies those).
-_START_EXTRA = ("target", "args", "env", "force", "update_env", "only")
-
-
 def start(**params: Any) -> None:
     """Start an app (PM2's `start`): a script, a command, or every app of an ecosystem file.
 
@@ -68,64 +64,24 @@ def start(**params: Any) -> None:
 
       pmsd start ecosystem.config.js --env production
     """
-    from pmsd.lifecycle import StartOptions
-    from pmsd.lifecycle import start as api_start
-
-    overrides: dict[str, object] = {}
-    for setting in _flag_settings():
-        value = params.get(setting.key)
-        if value is None or value is False:
-            continue
-        # Boolean flags say what the user asked for: --no-autorestart sets autorestart to false.
-        overrides[setting.key] = (not setting.default) if isinstance(value, bool) else value
-    if params.get("node_args") is not None and "interpreter_args" not in overrides:
-        overrides["interpreter_args"] = params["node_args"]
-    if params.get("args"):
-        overrides["args"] = list(params["args"])
-    only = params.get("only") or ""
-    options = StartOptions(overrides=overrides, env_name=params.get("env"), force=bool(params.get("force")),
-                           update_env=bool(params.get("update_env")),
-                           only=tuple(part for part in only.split(",") if part))
     ctx = _ctx()
     try:
-        raise typer.Exit(commands.report(ctx, api_start(ctx, params["target"], options), "start"))
+        raise typer.Exit(commands.start(ctx, params))
     finally:
         ctx.close()
 
 
-def _flag_settings() -> list[Setting]:
-    return [s for s in SETTINGS if s.flag and s.flag.startswith("--") and " " not in s.flag]
-
-
 def _start_signature() -> inspect.Signature:
-    """`pmsd start`'s parameters: the settings table's flags plus the few that are not app options."""
+    """Typer reads a command's parameters from its signature: build it from the shared grammar."""
     P = inspect.Parameter
     params = [
-        P("target", P.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Argument(
-            ..., help="A script, an ecosystem file (.json .yaml .yml .toml .config.js), or an existing "
-            "name/id/namespace/'all' to restart.")),
+        P("target", P.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Argument(..., help=START_TARGET_HELP)),
         P("args", P.POSITIONAL_OR_KEYWORD, annotation=Optional[List[str]],  # noqa: UP006, UP045
-          default=typer.Argument(None, help="Arguments for the script, after `--`.")),
+          default=typer.Argument(None, help=START_ARGS_HELP)),
     ]
-    for setting in _flag_settings():
-        flag = setting.flag or ""
-        is_switch = setting.parse is parse_bool
-        names = [flag] + ([setting.short] if setting.short else [])
-        params.append(P(setting.key, P.KEYWORD_ONLY, annotation=bool if is_switch else Optional[str],  # noqa: UP045
-                        default=typer.Option(False if is_switch else None, *names,
-                                             help=setting.flag_help or setting.help)))
-    params += [
-        P("node_args", P.KEYWORD_ONLY, annotation=Optional[str],  # noqa: UP045
-          default=typer.Option(None, "--node-args", help="Alias of --interpreter-args.")),
-        P("env", P.KEYWORD_ONLY, annotation=Optional[str],  # noqa: UP045
-          default=typer.Option(None, "--env", help="Use env_<ENV> from the ecosystem file.")),
-        P("force", P.KEYWORD_ONLY, annotation=bool,
-          default=typer.Option(False, "--force", "-f", help="Start another copy of a running script.")),
-        P("update_env", P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
-            False, "--update-env", help="When restarting, take the current environment instead of the stored one.")),
-        P("only", P.KEYWORD_ONLY, annotation=Optional[str],  # noqa: UP045
-          default=typer.Option(None, "--only", help="Ecosystem files: only these apps (a,b).")),
-    ]
+    for flag in start_flags():
+        params.append(P(flag.dest, P.KEYWORD_ONLY, annotation=bool if flag.switch else Optional[str],  # noqa: UP045
+                        default=typer.Option(False if flag.switch else None, *flag.names, help=flag.help)))
     return inspect.Signature(params)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pmsd.context import Context
 from pmsd.errors import ExitStatus
@@ -74,6 +74,15 @@ def report(ctx: Context, outcomes: Sequence[Outcome], verb: str) -> int:
     if not outcomes:
         print("[pmsd] nothing to do")
     return ls(ctx)
+
+
+def start(ctx: Context, params: dict[str, Any]) -> int:
+    from pmsd.cli.grammar import start_request
+    from pmsd.lifecycle import StartOptions
+    from pmsd.lifecycle import start as api_start
+
+    target, options = start_request(params)
+    return report(ctx, api_start(ctx, target, StartOptions(**options)), "start")
 
 
 def describe(ctx: Context, target: str) -> int:

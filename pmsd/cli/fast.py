@@ -1,5 +1,5 @@
-"""The fast path for read-only commands with a simple grammar: `ls` and its aliases, `jlist`,
-`prettylist` (no options) and `logs` (its few flags).
+"""The fast path for the commands run most: `ls` and its aliases, `jlist`, `prettylist` (no options),
+`logs` (its few flags) and `start` (its flags come from cli/grammar.py, shared with typer).
 
 `pmsd ls` should cost little more than the D-Bus calls it makes, and `pmsd logs` little more than the journal
 reads; importing typer (and click) alone costs more than either. Anything this parser does not fully
@@ -86,6 +86,14 @@ def _logs(ctx: Context, rest: list[str]) -> int | None:
     )
 
 
+def _start(ctx: Context, rest: list[str]) -> int | None:
+    from pmsd.cli import commands
+    from pmsd.cli.grammar import parse_start
+
+    params = parse_start(rest)
+    return None if params is None else commands.start(ctx, params)
+
+
 def _table() -> dict[str, Callable[[Context, list[str]], int | None]]:
     from pmsd.cli import commands
 
@@ -96,6 +104,7 @@ def _table() -> dict[str, Callable[[Context, list[str]], int | None]]:
         "jlist": no_options(commands.jlist),
         "prettylist": no_options(commands.prettylist),
         "logs": _logs,
+        "start": _start,
         "log": _logs,
     }
     for alias in LS_ALIASES:
