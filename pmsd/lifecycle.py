@@ -16,7 +16,7 @@ from pmsd.ecosystem import is_ecosystem_file, load_apps
 from pmsd.envfile import app_environment, read_env_file, write_env_file
 from pmsd.errors import NotFoundError, PmsdError, UsageError
 from pmsd.registry import AppRecord, RegistryData, now_ms
-from pmsd.spec import AppSpec, Source, UnitInputs, build_spec
+from pmsd.spec import COMMAND_LINE, AppSpec, Source, UnitInputs, build_spec
 from pmsd.systemd.bus import Manager, ServiceState
 from pmsd.targets import resolve_targets
 from pmsd.unitnames import service_unit
@@ -66,7 +66,7 @@ def start(ctx: Context, target: str, options: StartOptions | None = None) -> lis
         if _is_known_target(data, target) and not _looks_like_script(target):
             return [_restart_record(ctx, data, r, options.update_env) for r in resolve_targets(data, target)]
         raw: dict[str, object] = {"script": target, **options.overrides}
-        spec = build_spec(raw, Source("command line", os.getcwd()), options.env_name,
+        spec = build_spec(raw, Source(COMMAND_LINE, os.getcwd()), options.env_name,
                           ctx.environ.get("PATH"), ctx.warnings)
         existing = data.by_name(spec.name)
         if existing is not None:

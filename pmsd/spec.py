@@ -65,12 +65,19 @@ class UnitInputs:
     system: bool = False  # for the system manager (some settings only mean something there)
 
 
+COMMAND_LINE = "command line"
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a definition came from, for error messages."""
 
     label: str  # "ecosystem.config.json" or "command line"
     base_dir: str  # relative script/cwd paths start here
+
+    @property
+    def from_command_line(self) -> bool:
+        return self.label == COMMAND_LINE
 
 
 def build_spec(
@@ -85,6 +92,8 @@ def build_spec(
     app_label = f"app {raw.get('name')!r}" if isinstance(raw.get("name"), str) else "an app"
 
     def fail(key: str, problem: str, hint: str | None = None) -> UsageError:
+        if source.from_command_line:
+            return UsageError(f"--{key.replace('_', '-')}: {problem}", hint)
         return UsageError(f"{source.label}: {app_label}, key {key!r}: {problem}", hint)
 
     values: dict[str, Any] = {}

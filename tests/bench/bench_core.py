@@ -59,7 +59,7 @@ def bench_env() -> dict[str, str]:
     uid = os.getuid()
     env.setdefault("XDG_RUNTIME_DIR", f"/run/user/{uid}")
     env.setdefault("DBUS_SESSION_BUS_ADDRESS", f"unix:path=/run/user/{uid}/bus")
-    # This machine sets PYTHONDONTWRITEBYTECODE=1, which would make every CLI run recompile its own
+    # This machine sets PYTHONDONTWRITEBYTECODE=1, which makes every CLI run recompile its own
     # modules; a pip-installed tool has its .pyc files. Cache them outside the repo (no files appear in
     # /work/main/pmsd) so every Python process pays only what it would on a user's machine.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -113,7 +113,7 @@ def timed_run(argv: Sequence[str], env: dict[str, str]) -> tuple[int, int]:
 def become_subreaper() -> None:
     """Adopt orphans (PM2's daemonised God process) so they are reaped here, not left as zombies.
 
-    PID 1 on this machine does not reap; without this every `pm2 kill` leaves a defunct daemon behind.
+    PID 1 of a container need not reap them: here a `pm2 kill` left a defunct daemon behind for a while.
     """
     pr_set_child_subreaper = 36
     with suppress(OSError, AttributeError):
@@ -273,10 +273,7 @@ class Manager:
             run([*self.cli, "delete", name], self.env, check=False)
 
 
-@dataclass
 class Pm2(Manager):
-    home: Path = Path()
-
     def kill(self) -> None:
         run([*self.cli, "kill"], self.env, check=False)
         reap_orphans()
@@ -295,7 +292,7 @@ def setup_pm2(scratch: Path, env: dict[str, str]) -> Pm2:
     home.mkdir()
     pm2_env = env | {"PM2_HOME": str(home)}
     # Without PM2_HOME, any pm2 call (even --version) spawns a daemon in ~/.pm2: always pass it.
-    return Pm2("pm2", [str(pm2)], pm2_env, ["--interpreter", PYTHON], home=home)
+    return Pm2("pm2", [str(pm2)], pm2_env, ["--interpreter", PYTHON])
 
 
 def pm2_version() -> str | None:
