@@ -146,7 +146,10 @@ def _create(ctx: Context, data: RegistryData, spec: AppSpec) -> Outcome:
         if spec.autostart:
             _launch(ctx, record)
     except BaseException:
-        os.unlink(env_file)  # nothing half-created: no registry entry (the transaction aborts), no env file
+        # Nothing half-created: no registry entry (the transaction aborts), no env file, no unit.
+        os.unlink(env_file)
+        with contextlib.suppress(PmsdError):
+            _clear_leftover(ctx.manager, service_unit(spec.name))
         raise
     data.apps.append(record)
     return Outcome("started" if spec.autostart else "registered", record.pm_id, spec.name)
