@@ -17,12 +17,12 @@ def list_processes(ctx: Context, target: str | None = None) -> list[ProcessInfo]
         return []
     manager = ctx.manager
     # One ListUnitsByPatterns call tells which apps have a unit at all; only those are asked for details.
-    loaded = {unit.name: unit.path for unit in manager.list_units([f"{UNIT_PREFIX}*.service"])}
+    loaded = {unit.name: unit for unit in manager.list_units([f"{UNIT_PREFIX}*.service"])}
     now = time.time()
     infos = []
     for record in records:
         unit = service_unit(record.name)
-        path = loaded.get(unit)
-        state = manager.service_state(unit, path) if path is not None else None
+        listing = loaded.get(unit)
+        state = manager.service_state(unit, listing=listing) if listing is not None else None
         infos.append(process_info(record, state, now))
     return infos

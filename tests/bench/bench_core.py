@@ -621,21 +621,13 @@ class Bench:
             level,
             lambda: measure_cmd(floor_argv, self.env, self.n),
         )
-        # pmsd talks to the manager's private socket rather than the bus: the same calls that way.
-        private_argv = [*floor_argv, "--private"]
+        # What pmsd did first (two GetAll per unit, user bus): shows what the lean calls save.
+        getall_argv = [*floor_argv, "--getall"]
         self.results.record(
             "ls",
-            "bare python D-Bus ls --private",
+            "bare python D-Bus ls --getall",
             level,
-            lambda: measure_cmd(private_argv, self.env, self.n),
-        )
-        # Not what pmsd ls does: how far below that floor a leaner query set could go.
-        lean_argv = [*floor_argv, "--lean"]
-        self.results.record(
-            "ls",
-            "bare python D-Bus ls --lean",
-            level,
-            lambda: measure_cmd(lean_argv, self.env, self.n),
+            lambda: measure_cmd(getall_argv, self.env, self.n),
         )
 
     def raw_ls_floors(self, raw: RawUnits) -> None:
