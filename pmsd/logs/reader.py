@@ -28,7 +28,6 @@ class LogLine:
     usec: int  # when journald received it (µs since the epoch); file lines: the file's mtime
     message: str
     stream: str  # "out", "err", or "out/err" when the journal cannot tell them apart
-    key: str = ""  # journal cursor, to never print an entry twice
 
 
 @dataclass(frozen=True)
@@ -71,8 +70,7 @@ def _match_unit(journal: Journal, unit: str, user: bool) -> None:
 
 def _journal_line(journal: Journal, source: Source) -> LogLine:
     message = (journal.get("MESSAGE") or b"").decode("utf-8", "replace")
-    return LogLine(source.record.pm_id, source.record.name, journal.realtime_usec(), message, source.stream,
-                   journal.cursor())
+    return LogLine(source.record.pm_id, source.record.name, journal.realtime_usec(), message, source.stream)
 
 
 def last_lines(sources: Sequence[Source], count: int, user: bool, wanted: set[str]) -> list[LogLine]:
@@ -125,9 +123,14 @@ def _file_tail(source: Source, count: int) -> list[LogLine]:
     return [LogLine(source.record.pm_id, source.record.name, mtime, text, source.stream) for text in texts]
 
 
-def follow(sources: Sequence[Source], user: bool, wanted: set[str], poll_s: float = 0.2) -> Iterator[LogLine]:
+def follow(sources: Sequence[Source], user: bool, wanted: set[str], poll_s: float = 0.05) -> Iterator[LogLine]:
     """New lines as they arrive, until the caller stops iterating. Positions are taken before returning
-    the first line, so nothing written after `pmsd logs` started is missed."""
+    the first line, so nothing written after `pmsd logs` started is missed.
+
+    journald makes new entries readable at once (the files are shared memory) but wakes inotify readers
+    only on a 250 ms timer (POST_CHANGE_TIMER_INTERVAL_USEC in journald-server.c), so sd_journal_wait()
+    alone would add up to 250 ms: waking every poll_s and looking costs one cheap call and bounds the
+    latency instead."""
     journal_sources = [s for s in sources if s.journal_unit and _wanted(s.stream, wanted)]
     by_unit = {s.journal_unit: s for s in journal_sources}
     file_positions = {s.path: _size(s.path or "") for s in sources if s.path and _wanted(s.stream, wanted)}
