@@ -34,44 +34,27 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-# At run time this directory is sys.path[0]; mypy, run from the repo root, sees tests/ as a package (it has an
-# __init__.py) and knows the module only by its full name.
-if TYPE_CHECKING:
-    from tests.bench.bench_core import (
-        PYTHON,
-        REPO_ROOT,
-        BenchError,
-        Manager,
-        Pm2,
-        become_subreaper,
-        bench_env,
-        find_pmsd,
-        pm2_version,
-        reap_orphans,
-        run,
-        scratch_dir,
-        setup_pm2,
-        stop_leftover_units,
-    )
-else:
-    from bench_core import (
-        PYTHON,
-        REPO_ROOT,
-        BenchError,
-        Manager,
-        Pm2,
-        become_subreaper,
-        bench_env,
-        find_pmsd,
-        pm2_version,
-        reap_orphans,
-        run,
-        scratch_dir,
-        setup_pm2,
-        stop_leftover_units,
-    )
+# Run as a script, this file's directory is sys.path[0]; the repository root makes `tests.bench.bench_core`
+# importable under the same name mypy knows it by (tests/ is a package).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.bench.bench_core import (
+    PYTHON,
+    REPO_ROOT,
+    BenchError,
+    Manager,
+    Pm2,
+    become_subreaper,
+    bench_env,
+    find_pmsd,
+    pm2_version,
+    reap_orphans,
+    run,
+    scratch_dir,
+    setup_pm2,
+    stop_leftover_units,
+)
 
 APP_LINES = 5_000
 TAIL_LINES = 1_000
