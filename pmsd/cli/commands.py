@@ -130,7 +130,7 @@ def env(ctx: Context, target: str) -> int:
 def logs(ctx: Context, target: str | None, lines: int = 15, stream: bool = True, raw: bool = False,
          as_json: bool = False, timestamp: str | None = None, out: bool = False, err: bool = False,
          highlight: str | None = None) -> int:
-    from pmsd.logs.reader import follow, last_lines, sources_for, suppressions
+    from pmsd.logs.reader import LogLine, follow, last_lines, sources_for, suppressions
     from pmsd.logs.render import LineFormat
     from pmsd.targets import resolve_targets
 
@@ -148,10 +148,7 @@ def logs(ctx: Context, target: str | None, lines: int = 15, stream: bool = True,
     per_app = {r.pm_id: (r.spec.log_date_format or ("YYYY-MM-DDTHH:mm:ss" if r.spec.time else None),
                          r.spec.log_type == "json") for r in records}
 
-    def emit(line: object) -> None:
-        from pmsd.logs.reader import LogLine
-
-        assert isinstance(line, LogLine)
+    def emit(line: LogLine) -> None:
         app_stamp, app_json = per_app.get(line.pm_id, (None, False))
         sys.stdout.write(fmt.render(line, app_stamp, app_json) + "\n")
 

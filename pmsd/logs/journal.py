@@ -13,8 +13,6 @@ import os
 from typing import Any
 
 SD_JOURNAL_LOCAL_ONLY = 1
-SD_JOURNAL_APPEND = 1  # sd_journal_wait(): new entries were appended
-SD_JOURNAL_INVALIDATE = 2  # sd_journal_wait(): journal files were added or removed
 
 
 class JournalError(OSError):
@@ -35,29 +33,20 @@ def _library() -> Any:
         "sd_journal_close": (None, [handle]),
         "sd_journal_add_match": (ctypes.c_int, [handle, ctypes.c_char_p, ctypes.c_size_t]),
         "sd_journal_add_disjunction": (ctypes.c_int, [handle]),
-        "sd_journal_add_conjunction": (ctypes.c_int, [handle]),
         "sd_journal_flush_matches": (None, [handle]),
         "sd_journal_seek_tail": (ctypes.c_int, [handle]),
-        "sd_journal_seek_head": (ctypes.c_int, [handle]),
         "sd_journal_seek_realtime_usec": (ctypes.c_int, [handle, ctypes.c_uint64]),
-        "sd_journal_seek_cursor": (ctypes.c_int, [handle, ctypes.c_char_p]),
-        "sd_journal_test_cursor": (ctypes.c_int, [handle, ctypes.c_char_p]),
-        "sd_journal_get_cursor": (ctypes.c_int, [handle, ctypes.POINTER(ctypes.c_char_p)]),
         "sd_journal_next": (ctypes.c_int, [handle]),
         "sd_journal_previous": (ctypes.c_int, [handle]),
-        "sd_journal_previous_skip": (ctypes.c_int, [handle, ctypes.c_uint64]),
         "sd_journal_get_realtime_usec": (ctypes.c_int, [handle, ctypes.POINTER(ctypes.c_uint64)]),
         "sd_journal_get_data": (ctypes.c_int, [handle, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
                                                ctypes.POINTER(ctypes.c_size_t)]),
         "sd_journal_set_data_threshold": (ctypes.c_int, [handle, ctypes.c_size_t]),
         "sd_journal_wait": (ctypes.c_int, [handle, ctypes.c_uint64]),
-        "sd_journal_get_fd": (ctypes.c_int, [handle]),
-        "sd_journal_process": (ctypes.c_int, [handle]),
     }
     for function, (restype, argtypes) in signatures.items():
         getattr(lib, function).restype = restype
         getattr(lib, function).argtypes = argtypes
-    lib.free.argtypes = [ctypes.c_void_p]
     return lib
 
 
@@ -107,31 +96,14 @@ class Journal:
     def seek_tail(self) -> None:
         _check(self._lib.sd_journal_seek_tail(self._handle), "sd_journal_seek_tail")
 
-    def seek_head(self) -> None:
-        _check(self._lib.sd_journal_seek_head(self._handle), "sd_journal_seek_head")
-
     def seek_realtime(self, usec: int) -> None:
         _check(self._lib.sd_journal_seek_realtime_usec(self._handle, usec), "sd_journal_seek_realtime_usec")
-
-    def seek_cursor(self, cursor: str) -> None:
-        _check(self._lib.sd_journal_seek_cursor(self._handle, cursor.encode()), "sd_journal_seek_cursor")
-
-    def test_cursor(self, cursor: str) -> bool:
-        return int(self._lib.sd_journal_test_cursor(self._handle, cursor.encode())) > 0
 
     def next(self) -> bool:
         return _check(self._lib.sd_journal_next(self._handle), "sd_journal_next") > 0
 
     def previous(self) -> bool:
         return _check(self._lib.sd_journal_previous(self._handle), "sd_journal_previous") > 0
-
-    def cursor(self) -> str:
-        value = ctypes.c_char_p()
-        _check(self._lib.sd_journal_get_cursor(self._handle, ctypes.byref(value)), "sd_journal_get_cursor")
-        try:
-            return (value.value or b"").decode()
-        finally:
-            self._lib.free(value)
 
     def realtime_usec(self) -> int:
         usec = ctypes.c_uint64()

@@ -139,10 +139,6 @@ class Manager:
         with contextlib.suppress(UnitGone):
             self._call(MANAGER_PATH, MANAGER, b"ResetFailedUnit", apply_signature(b"s", [unit.encode()]), unit)
 
-    def kill(self, unit: str, signal_number: int) -> None:
-        self._call(MANAGER_PATH, MANAGER, b"KillUnit",
-                   apply_signature(b"ssi", [unit.encode(), b"all", signal_number]), unit)
-
     # -------------------------------------------------------------------------------- queries
     def list_units(self, patterns: Iterable[str]) -> list[UnitListing]:
         args = apply_signature(b"asas", [[], [p.encode() for p in patterns]])
@@ -178,6 +174,10 @@ class Manager:
             memory = get("MemoryCurrent", "t") if running else _UNSET
             cpu = get("CPUUsageNSec", "t") if running else _UNSET
             invocation = self._get(object_path, UNIT, "InvocationID", "ay", unit)
+            exec_start = int(get("ExecMainStartTimestamp", "t")) if running else 0
+            # No ExecMainStartTimestamp (e.g. right after a manager restart): the unit's own activation time.
+            active_enter = (int(self._get(object_path, UNIT, "ActiveEnterTimestamp", "t", unit))
+                            if running and not exec_start else 0)
             return ServiceState(
                 name=unit,
                 load_state=load_state,
@@ -192,8 +192,8 @@ class Manager:
                 cpu_nsec=None if cpu == _UNSET else int(cpu),
                 control_group=get("ControlGroup", "s") if running else "",
                 invocation_id=bytes(invocation or b"").hex(),
-                active_enter_usec=0,
-                exec_main_start_usec=int(get("ExecMainStartTimestamp", "t")) if running else 0,
+                active_enter_usec=active_enter,
+                exec_main_start_usec=exec_start,
                 has_job=has_job,
             )
         except UnitGone:

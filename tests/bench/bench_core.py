@@ -781,6 +781,20 @@ def print_report(results: Results, levels: tuple[int, ...], n: int) -> None:
             print(f"  {row:38s} {fmt_ratio(ratio(results.median(group, num), results.median(group, den)))}")
 
 
+def machine_meta(began: float, load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """Where and when a bench ran, and how busy the machine was; printed as the run's last line."""
+    meta: dict[str, Any] = {
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "seconds": round(time.monotonic() - began, 1),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    print(f"\ntotal {meta['seconds']} s; load average before {load_before}, after {meta['loadavg_after']}")
+    return meta
+
+
 def write_json(path: Path, results: Results, meta: dict[str, Any], levels: tuple[int, ...]) -> None:
     doc = {
         "meta": meta,
@@ -860,14 +874,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pmsd_cli": pmsd.cli if pmsd else None,
         "pmsd_start_extra": pmsd.start_extra if pmsd else None,
         "ls_floor_pattern": "pmsd-bench-pmsd-idle-*" if pmsd else f"{raw.prefix}*",
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "seconds": round(time.monotonic() - began, 1),
-        "loadavg_before": load_before,
-        "loadavg_after": os.getloadavg(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **machine_meta(began, load_before),
     }
-    print(f"\ntotal {meta['seconds']} s; load average before {load_before}, after {meta['loadavg_after']}")
     if args.json:
         write_json(args.json, bench.results, meta, levels)
     return 0

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import queue
 import random
 import re
@@ -48,6 +47,7 @@ from tests.bench.bench_core import (
     become_subreaper,
     bench_env,
     find_pmsd,
+    machine_meta,
     pm2_version,
     reap_orphans,
     run,
@@ -896,14 +896,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "filler_lines": FILLER_LINES,
         "burst_lines": BURST_LINES,
         "follow_samples": FOLLOW_SAMPLES,
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "seconds": round(time.monotonic() - began, 1),
-        "loadavg_before": load_before,
-        "loadavg_after": os.getloadavg(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **machine_meta(began, load_before),
     }
-    print(f"\ntotal {meta['seconds']} s; load average before {load_before}, after {meta['loadavg_after']}")
     if args.json:
         doc = {"meta": meta, "results": to_json(results), "ratios": ratios(results)}
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
