@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 
 def default_state_dir(user: bool, environ: Mapping[str, str]) -> str:
+    """PMSD_STATE_DIR if set (cron units carry it, so their restarts use the registry that created them)."""
+    if environ.get("PMSD_STATE_DIR"):
+        return environ["PMSD_STATE_DIR"]
     if not user:
         return "/var/lib/pmsd"
     state_home = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")

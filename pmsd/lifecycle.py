@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pmsd.context import Context
 from pmsd.ecosystem import is_ecosystem_file, load_apps
 from pmsd.envfile import app_environment, read_env_file, write_env_file
 from pmsd.errors import NotFoundError, PmsdError, UsageError
+from pmsd.god.counters import counters_for, load_counters
+from pmsd.god.service import ensure_god
 from pmsd.registry import AppRecord, RegistryData, now_ms
 from pmsd.spec import COMMAND_LINE, AppSpec, Source, UnitInputs, build_spec
-from pmsd.systemd.bus import Manager, ServiceState
+from pmsd.systemd.bus import Manager, ServiceState, UnitProperty
 from pmsd.targets import resolve_targets
 from pmsd.unitnames import service_unit
 from pmsd.units import transient_properties
@@ -60,6 +63,7 @@ def _is_known_target(data: RegistryData, target: str) -> bool:
 def start(ctx: Context, target: str, options: StartOptions | None = None) -> list[Outcome]:
     """Start a script, an ecosystem file, or (like PM2) restart an existing name/id/namespace/all."""
     options = options or StartOptions()
+    ensure_god(ctx)
     with ctx.registry.transaction() as data:
         if is_ecosystem_file(target) and os.path.exists(target):
             return _start_ecosystem(ctx, data, target, options)
@@ -132,8 +136,6 @@ def _start_over_existing(
 
 
 def _renamed(spec: AppSpec, name: str) -> AppSpec:
-    from dataclasses import replace
-
     return replace(spec, name=name)
 
 
@@ -164,6 +166,7 @@ def _launch(ctx: Context, record: AppRecord) -> None:
     _clear_leftover(manager, unit)
     manager.start_transient(unit, properties)
     state = manager.wait_until(unit, lambda s: s is None or not s.has_job, START_TIMEOUT_S, "the start job")
+    _ensure_cron(ctx, record)
     if state is None or state.active_state == "failed":
         detail = _exit_detail(state) if state is not None else "the unit vanished"
         _clear_leftover(manager, unit)
@@ -171,6 +174,55 @@ def _launch(ctx: Context, record: AppRecord) -> None:
             f"app {record.name!r} failed to start: {detail}",
             f"see `journalctl {ctx.scope_flag}-unit {unit}` (or `pmsd logs {record.name}`)",
         )
+
+
+def _ensure_cron(ctx: Context, record: AppRecord) -> None:
+    """The app's cron_restart as a timer unit (pmsd.cron-<app>.timer), which fires whether god runs or not.
+
+    The timer triggers pmsd.cron-<app>.service, a oneshot running `pmsd restart <app>`: a stopped app is
+    started, as PM2's cron does. A timer whose pattern is unchanged is left alone; this also runs inside
+    that very service (its `pmsd restart`), which must not stop itself.
+    """
+    from pmsd.cron import on_calendar
+    from pmsd.unitnames import cron_service_unit, cron_timer_unit
+
+    manager = ctx.manager
+    timer = cron_timer_unit(record.name)
+    pattern = record.spec.cron_restart
+    description = f"pmsd cron_restart of app {record.name}: {pattern}"
+    current = manager.unit_summary(timer)
+    if current is not None and current[1] == description and current[0] == "active":
+        return
+    if current is not None:
+        _remove_cron(manager, record.name)
+    if not pattern:
+        return
+    scope = [] if ctx.user else ["--system"]
+    service = [
+        UnitProperty("Description", "s", f"pmsd cron restart of app {record.name}"),
+        UnitProperty("Type", "s", "oneshot"),
+        UnitProperty("ExecStart", "a(sasb)", [(sys.executable, [sys.executable, "-m", "pmsd", *scope, "restart",
+                                                                 record.name], False)]),
+        UnitProperty("Environment", "as", [f"PMSD_STATE_DIR={ctx.state_dir}", "PMSD_NO_GOD=1"]),
+    ]
+    timer_properties = [
+        UnitProperty("Description", "s", description),
+        # systemd coalesces timer wake-ups within AccuracySec= (default 1 min): cron means the second.
+        UnitProperty("AccuracyUSec", "t", 1_000_000),
+        *(UnitProperty("OnCalendar", "s", expression) for expression in on_calendar(pattern)),
+    ]
+    manager.start_transient(timer, timer_properties, aux=[(cron_service_unit(record.name), service)])
+
+
+def _remove_cron(manager: Manager, name: str) -> None:
+    from pmsd.unitnames import cron_service_unit, cron_timer_unit
+
+    for unit in (cron_timer_unit(name), cron_service_unit(name)):
+        with contextlib.suppress(PmsdError):
+            summary = manager.unit_summary(unit)
+            if summary is not None and summary[0] != "inactive":
+                manager.stop(unit)
+            manager.reset_failed(unit)
 
 
 def _exit_detail(state: ServiceState) -> str:
@@ -201,9 +253,16 @@ def _state(manager: Manager, record: AppRecord) -> ServiceState | None:
 # ------------------------------------------------------------------------------------------ restart / stop
 
 
-def restart(ctx: Context, target: str, update_env: bool = False) -> list[Outcome]:
+def restart(ctx: Context, target: str, update_env: bool = False, toggle_watch: bool = False) -> list[Outcome]:
+    """Restart apps; toggle_watch turns file watching on (the app's cwd) or off, as `pm2 restart --watch`."""
+    ensure_god(ctx)
     with ctx.registry.transaction() as data:
-        return [_restart_record(ctx, data, record, update_env) for record in resolve_targets(data, target)]
+        outcomes = []
+        for record in resolve_targets(data, target):
+            if toggle_watch:
+                record.spec = replace(record.spec, watch=() if record.spec.watch else (record.spec.cwd,))
+            outcomes.append(_restart_record(ctx, data, record, update_env))
+        return outcomes
 
 
 def _restart_record(ctx: Context, data: RegistryData, record: AppRecord, update_env: bool) -> Outcome:
@@ -222,9 +281,12 @@ def _restart_record(ctx: Context, data: RegistryData, record: AppRecord, update_
 
 
 def stop(ctx: Context, target: str) -> list[Outcome]:
+    """Stop apps. As in PM2, stopping also ends file watching (`restart --watch` turns it back on)."""
     with ctx.registry.transaction() as data:
         outcomes = []
         for record in resolve_targets(data, target):
+            if record.spec.watch:
+                record.spec = replace(record.spec, watch=())
             _stop_record(ctx, record)
             outcomes.append(Outcome("stopped", record.pm_id, record.name))
         return outcomes
@@ -255,6 +317,7 @@ def delete(ctx: Context, target: str) -> list[Outcome]:
         for record in resolve_targets(data, target):
             _stop_record(ctx, record)
             data.apps.remove(record)
+            _remove_cron(ctx.manager, record.name)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(ctx.registry.env_file(record.pm_id))
             outcomes.append(Outcome("deleted", record.pm_id, record.name))
@@ -267,7 +330,10 @@ def reset(ctx: Context, target: str) -> list[Outcome]:
         outcomes = []
         for record in resolve_targets(data, target):
             state = _state(ctx.manager, record)
-            record.restart_offset = -(state.n_restarts if state is not None else 0)
+            counters = counters_for(load_counters(ctx.state_dir), record.pm_id, record.created_at)
+            record.restart_offset = -(state.n_restarts if state is not None else 0) - (
+                counters.restarts if counters is not None else 0)
+            record.unstable_offset = counters.unstable if counters is not None else 0
             outcomes.append(Outcome("reset", record.pm_id, record.name))
         return outcomes
 

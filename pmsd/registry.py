@@ -33,6 +33,7 @@ class AppRecord:
     # from 0 with every new unit (each start creates one), so manual restarts fold it in here.
     restart_offset: int = 0
     flushed_at: int = 0  # ms; `pmsd logs` hides journal lines older than this (`pmsd flush`)
+    unstable_offset: int = 0  # god's unstable-restart count when `pmsd reset` last zeroed it
 
     @property
     def name(self) -> str:
@@ -40,13 +41,15 @@ class AppRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {"pm_id": self.pm_id, "created_at": self.created_at, "restart_offset": self.restart_offset,
-                "flushed_at": self.flushed_at, "spec": self.spec.to_json()}
+                "flushed_at": self.flushed_at, "unstable_offset": self.unstable_offset,
+                "spec": self.spec.to_json()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AppRecord:
         return cls(pm_id=int(data["pm_id"]), spec=AppSpec.from_json(data["spec"]),
                    created_at=int(data["created_at"]), restart_offset=int(data.get("restart_offset", 0)),
-                   flushed_at=int(data.get("flushed_at", 0)))
+                   flushed_at=int(data.get("flushed_at", 0)),
+                   unstable_offset=int(data.get("unstable_offset", 0)))
 
 
 @dataclass

@@ -25,6 +25,9 @@ LOG_RATE_LIMIT_INTERVAL_USEC = 30_000_000
 LOG_RATE_LIMIT_BURST = 250_000  # 25x journald's default: a 200,000-line burst is kept whole
 U32_MAX = 2**32 - 1
 MS_MAX = 2**63 // 1000 - 1  # durations travel as microseconds in a uint64
+# PM2's exponential backoff: the first delay, then x1.5 per crash, capped here; a run of 30 s resets it.
+EXP_BACKOFF_CAP_MS = 15_000
+EXP_BACKOFF_RESET_MS = 30_000
 
 # ---------------------------------------------------------------------------------------------- parsers
 # A parser turns a value from JSON/YAML/TOML/JS or the command line into pmsd's typed value, or raises
@@ -101,6 +104,64 @@ def parse_exit_codes(value: object) -> tuple[int, ...]:
             raise ValueError(f"exit codes run from 0 to 255, got {code}")
         codes.append(code)
     return tuple(sorted(set(codes)))
+
+
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)B?\s*$", re.IGNORECASE)
+_MEMORY_UNIT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_memory_bytes(value: object) -> int:
+    """Bytes, as PM2 takes them: a number, or "300K", "150M", "1G" (powers of 1024)."""
+    if isinstance(value, str):
+        match = _MEMORY.match(value)
+        if not match:
+            raise ValueError(f"expected bytes or a size like '300K', '150M', '1G', got {value!r}")
+        number = int(float(match.group(1)) * _MEMORY_UNIT[match.group(2).upper()])
+    else:
+        number = _whole_number(value)
+    if not 0 < number < 2**63:
+        raise ValueError(f"expected a size above 0 bytes, got {number}")
+    return number
+
+
+def parse_watch(value: object) -> tuple[str, ...]:
+    """PM2's `watch`: true (the app's cwd), false, one path, or a list of paths (relative to cwd)."""
+    if isinstance(value, bool):
+        return (".",) if value else ()
+    if isinstance(value, str):
+        return parse_argv_list([value]) if value.lower() not in ("true", "false") else parse_watch(
+            value.lower() == "true")
+    if isinstance(value, list):
+        return parse_argv_list(value)
+    raise ValueError(f"expected true/false, a path or a list of paths, got {describe_value(value)}")
+
+
+def parse_argv_list(value: list[object]) -> tuple[str, ...]:
+    items = tuple(parse_str(item) for item in value)
+    if any(not item for item in items):
+        raise ValueError("paths cannot be empty")
+    return items
+
+
+def parse_patterns(value: object) -> tuple[str, ...]:
+    """A list of globs or regular expressions (PM2's ignore_watch), or one of them."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if isinstance(value, list):
+        return parse_argv_list(value)
+    raise ValueError(f"expected a pattern or a list of patterns, got {describe_value(value)}")
+
+
+def parse_cron(value: object) -> str:
+    """A cron pattern (5 or 6 fields, or @daily and friends), checked now rather than when it fires."""
+    from pmsd.cron import CronError, on_calendar
+
+    text = parse_str(value).strip()
+    try:
+        on_calendar(text)
+    except CronError as error:
+        raise ValueError(f"invalid cron pattern {text!r}: {error}") from None
+    return text
 
 
 def parse_argv(value: object) -> tuple[str, ...]:
@@ -213,9 +274,22 @@ def _start_limit_burst(inputs: UnitInputs) -> int:
 def _start_limit_interval(inputs: UnitInputs) -> int:
     # burst starts of runs shorter than min_uptime (plus the restart delay between them) fit in
     # burst * (min_uptime + restart_delay); runs that last at least min_uptime never do. min_uptime 0 gives
-    # interval 0, which systemd reads as "no limit", matching PM2 (no exit is unstable then).
+    # interval 0, which systemd reads as "no limit", matching PM2 (no exit is unstable then). With
+    # exponential backoff the first delay is the shortest gap god leaves between starts.
     spec = inputs.spec
-    return _start_limit_burst(inputs) * (spec.min_uptime + spec.restart_delay) * 1000
+    first_delay = spec.exp_backoff_restart_delay or spec.restart_delay
+    return _start_limit_burst(inputs) * (spec.min_uptime + first_delay) * 1000
+
+
+def _restart_usec(inputs: UnitInputs) -> int:
+    # With exponential backoff, god restarts the app early (RestartUnit) once the current delay has
+    # passed; systemd's own timer is the cap, so while god is down a crash loop runs at PM2's slowest pace.
+    spec = inputs.spec
+    return (EXP_BACKOFF_CAP_MS if spec.exp_backoff_restart_delay else spec.restart_delay) * 1000
+
+
+def _memory_max(inputs: UnitInputs) -> int | None:
+    return inputs.spec.memory_max
 
 
 def _stdout_file(spec: AppSpec) -> str | None:
@@ -253,6 +327,8 @@ class Setting:
     flag: str | None = None  # the `pmsd start` flag, when PM2 has one
     short: str | None = None  # its one-letter form, as PM2 spells it
     flag_help: str | None = None  # help for the flag when it reads differently from the option (negations)
+    switch: bool = False  # the flag takes no value even though the option is not a boolean (--watch)
+    by_god: bool = False  # enforced by the god daemon (pmsd-god.service), not by a systemd directive
 
 
 def _const(value: object) -> Callable[[UnitInputs], object]:
@@ -302,8 +378,12 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--no-autorestart", flag_help="Do not restart the app when it exits."),
     Setting("restart_delay", parse_duration_ms, 0, "Milliseconds between an exit and the restart. 0 is "
             "really immediate (systemd's own default is 100 ms).",
-            (Directive("RestartSec", "RestartUSec", "t", lambda i: i.spec.restart_delay * 1000, _usec_text),),
+            (Directive("RestartSec", "RestartUSec", "t", _restart_usec, _usec_text),),
             flag="--restart-delay"),
+    Setting("exp_backoff_restart_delay", parse_duration_ms, 0, "First delay (ms) of PM2's exponential backoff: "
+            "x1.5 after each crash, at most 15 s, back to the first after 30 s of uptime. god times the "
+            "restarts; while god is down systemd still restarts the app every 15 s (RestartSec=).",
+            flag="--exp-backoff-restart-delay", by_god=True),
     Setting("max_restarts", parse_count, 16, "Unstable restarts (runs shorter than min_uptime) allowed "
             "before the app is marked errored and left down.",
             (Directive("StartLimitBurst", "StartLimitBurst", "u", _start_limit_burst, str),),
@@ -355,6 +435,24 @@ SETTINGS: tuple[Setting, ...] = (
             "log records.", flag="--log-type"),
     Setting("time", parse_bool, False, "Prefix log lines with a timestamp in `pmsd logs` (journald stores "
             "one for every line anyway).", flag="--time"),
+    Setting("max_memory_restart", parse_memory_bytes, None, "Restart the app when its memory exceeds this "
+            "('150M', '1G', or bytes). Measured for the whole unit (MemoryCurrent: the app and every child), "
+            "not only the main process as PM2 does; god checks every second.",
+            flag="--max-memory-restart", by_god=True),
+    Setting("memory_max", parse_memory_bytes, None, "A hard limit ('512M'): the kernel reclaims, then "
+            "OOM-kills the app above it (systemd's MemoryMax=). Not a PM2 option.",
+            (Directive("MemoryMax", "MemoryMax", "t", _memory_max, str),),
+            flag="--memory-max"),
+    Setting("cron_restart", parse_cron, None, "Restart the app on a cron pattern (5 or 6 fields, or "
+            "@hourly/@daily/...), through a systemd timer unit that fires whether god runs or not; a stopped "
+            "app is started.", aliases=("cron",), flag="--cron-restart", short="-c"),
+    Setting("watch", parse_watch, (), "Restart the app when files change: true (its cwd) or paths relative "
+            "to cwd, watched recursively by god.", flag="--watch", switch=True,
+            flag_help="Restart the app when files in its cwd change (toggles on restart).", by_god=True),
+    Setting("ignore_watch", parse_patterns, (), "Globs or regular expressions of paths not to watch; they "
+            "replace the default (dot-files and node_modules), as in PM2.", flag="--ignore-watch", by_god=True),
+    Setting("watch_delay", parse_duration_ms, 0, "Wait this long (ms, or '2s') after the last change before "
+            "restarting; changes closer than 100 ms always restart once.", flag="--watch-delay", by_god=True),
     Setting("autostart", parse_bool, True, "Start the app when its definition is loaded; false only "
             "registers it.", flag="--no-autostart",
             flag_help="Only register the app (listed as stopped); start it later with `pmsd start`."),
@@ -365,8 +463,7 @@ ALIASES: dict[str, str] = {alias: s.key for s in SETTINGS for alias in s.aliases
 
 # PM2 options pmsd knows but does not honour (yet): named in a warning rather than called "unknown".
 NOT_YET_HONOURED = frozenset({
-    "instances", "exec_mode", "watch", "ignore_watch", "watch_delay", "max_memory_restart", "cron_restart",
-    "exp_backoff_restart_delay", "wait_ready", "listen_timeout", "shutdown_with_message", "instance_var",
+    "instances", "exec_mode", "wait_ready", "listen_timeout", "shutdown_with_message", "instance_var",
     "increment_var", "port", "source_map_support", "vizion", "post_update", "force", "treekill", "pmx",
     "automation", "filter_env", "append_env_to_name", "max_memory", "version",
 })

@@ -43,6 +43,13 @@ class AppSpec:
     merge_logs: bool = False
     log_date_format: str | None = None
     log_type: str | None = None
+    exp_backoff_restart_delay: int = 0
+    max_memory_restart: int | None = None
+    memory_max: int | None = None
+    cron_restart: str | None = None
+    watch: tuple[str, ...] = ()  # absolute paths; empty: not watched
+    ignore_watch: tuple[str, ...] = ()
+    watch_delay: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,7 +57,7 @@ class AppSpec:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AppSpec:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("argv", "args", "interpreter_args", "stop_exit_codes"):
+        for key in ("argv", "args", "interpreter_args", "stop_exit_codes", "watch", "ignore_watch"):
             if key in known:
                 known[key] = tuple(known[key])
         return cls(**known)
@@ -150,8 +157,12 @@ def build_spec(
     passthrough: dict[str, Any] = {k: values[k] for k in (
         "autorestart", "autostart", "restart_delay", "max_restarts", "min_uptime", "stop_exit_codes",
         "kill_timeout", "user", "group", "time", "interpreter_args", "args", "disable_logs", "merge_logs",
-        "log_date_format", "log_type",
+        "log_date_format", "log_type", "exp_backoff_restart_delay", "max_memory_restart", "memory_max",
+        "cron_restart", "ignore_watch", "watch_delay",
     ) if k in values}
+    if values.get("watch"):
+        passthrough["watch"] = tuple(os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
+                                     for path in values["watch"])
     for key in ("out_file", "error_file", "log_file"):
         if values.get(key):
             passthrough[key] = _log_path(values[key], cwd, fail, key)

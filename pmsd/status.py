@@ -6,6 +6,7 @@ import enum
 import time
 from dataclasses import dataclass
 
+from pmsd.god.counters import AppCounters
 from pmsd.procstat import unit_cpu_seconds
 from pmsd.registry import AppRecord
 from pmsd.systemd.bus import ServiceState
@@ -28,6 +29,7 @@ class ProcessInfo:
     status: Status
     pid: int
     restart_time: int
+    unstable_restarts: int
     uptime_since_ms: int  # when the current run started (PM2's pm_uptime), 0 when not running
     memory_bytes: int
     cpu_percent: float
@@ -78,7 +80,9 @@ def _crash_loop_ended(state: ServiceState, autorestart: bool, stop_exit_codes: t
     return not stopped_on_purpose
 
 
-def process_info(record: AppRecord, state: ServiceState | None, now: float | None = None) -> ProcessInfo:
+def process_info(record: AppRecord, state: ServiceState | None, now: float | None = None,
+                 counters: AppCounters | None = None) -> ProcessInfo:
+    """`counters` are god's (pmsd.god.counters): the restarts god made and the unstable ones."""
     status = pm2_status(state, record.spec.autorestart, record.spec.stop_exit_codes)
     running = state is not None and status in (Status.ONLINE, Status.LAUNCHING, Status.STOPPING)
     pid = state.main_pid if state is not None and running else 0
@@ -99,7 +103,9 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
         unit=service_unit(record.name),
         status=status,
         pid=pid,
-        restart_time=max(0, record.restart_offset + (state.n_restarts if state is not None else 0)),
+        restart_time=max(0, record.restart_offset + (state.n_restarts if state is not None else 0)
+                         + (counters.restarts if counters is not None else 0)),
+        unstable_restarts=max(0, (counters.unstable if counters is not None else 0) - record.unstable_offset),
         uptime_since_ms=started_usec // 1000 if running else 0,
         memory_bytes=memory,
         cpu_percent=cpu,

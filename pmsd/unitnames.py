@@ -15,6 +15,11 @@ import re
 from pmsd.errors import UsageError
 
 UNIT_PREFIX = "pmsd-"
+# Cron timers and the services they trigger: "pmsd." can never begin an app's unit name ("pmsd-" does), and
+# unlike "pmsd-cron@<app>" it cannot clash with a cluster app's template unit file (pmsd-<app>@.service).
+CRON_PREFIX = "pmsd.cron-"
+RESERVED_NAMES = {"all": "'all' is reserved: it means every app",
+                  "god": "'god' is reserved: pmsd-god.service is pmsd's own daemon"}
 SERVICE_SUFFIX = ".service"
 UNIT_NAME_MAX = 255  # UNIT_NAME_MAX in systemd's unit-name.h
 _KEPT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.")
@@ -46,8 +51,8 @@ def check_app_name(name: str) -> None:
             f"app name {name!r} is a number, which pmsd would read as an id",
             "choose a name with at least one non-digit character",
         )
-    if name == "all":
-        raise UsageError("'all' is reserved: it means every app", "choose another --name")
+    if name in RESERVED_NAMES:
+        raise UsageError(RESERVED_NAMES[name], "choose another --name")
     if any(ord(char) < 32 or ord(char) == 127 for char in name):
         raise UsageError(f"app name {name!r} contains control characters", "choose a printable name")
     unit = service_unit(name)
@@ -60,6 +65,24 @@ def check_app_name(name: str) -> None:
 
 def service_unit(name: str) -> str:
     return f"{UNIT_PREFIX}{escape_name(name)}{SERVICE_SUFFIX}"
+
+
+def cron_timer_unit(name: str) -> str:
+    return f"{CRON_PREFIX}{escape_name(name)}.timer"
+
+
+def cron_service_unit(name: str) -> str:
+    return f"{CRON_PREFIX}{escape_name(name)}{SERVICE_SUFFIX}"
+
+
+def app_name_of_cron_unit(unit: str) -> str | None:
+    stem, dot, _suffix = unit.rpartition(".")
+    if not (dot and stem.startswith(CRON_PREFIX)):
+        return None
+    try:
+        return unescape_name(stem[len(CRON_PREFIX) :])
+    except (UnicodeError, ValueError):
+        return None
 
 
 def app_name_of_unit(unit: str) -> str | None:

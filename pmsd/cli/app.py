@@ -101,8 +101,13 @@ def _lifecycle(verb: str, target: str, **kwargs: bool) -> None:
 
 
 @app.command()
-def stop(target: str = typer.Argument(..., help=TARGET_HELP)) -> None:
-    """Stop apps; they stay listed as 'stopped' and `pmsd start` brings them back."""
+def stop(
+    target: str = typer.Argument(..., help=TARGET_HELP),
+    watch: bool = typer.Option(False, "--watch", help="Accepted as in PM2: stopping always ends file "
+                               "watching."),
+) -> None:
+    """Stop apps; they stay listed as 'stopped' and `pmsd start` brings them back. As in PM2, file watching
+    ends, and a cron_restart timer keeps running and starts the app at its next time."""
     _lifecycle("stop", target)
 
 
@@ -111,9 +116,11 @@ def restart(
     target: str = typer.Argument(..., help=TARGET_HELP),
     update_env: bool = typer.Option(False, "--update-env", help="Take the current environment instead of "
                                     "the one stored at start."),
+    watch: bool = typer.Option(False, "--watch", help="Toggle file watching: on (the app's cwd) if off, off "
+                               "if on, as PM2 does."),
 ) -> None:
     """Restart apps (stopped ones start again); counts in the ↺ column."""
-    _lifecycle("restart", target, update_env=update_env)
+    _lifecycle("restart", target, update_env=update_env, toggle_watch=watch)
 
 
 @app.command("delete")
@@ -129,6 +136,29 @@ app.command("del", hidden=True)(delete_)
 def reset(target: str = typer.Argument(..., help=TARGET_HELP)) -> None:
     """Reset the restart counters of apps."""
     _lifecycle("reset", target)
+
+
+@app.command()
+def ping() -> None:
+    """Start god (pmsd-god.service) if it is not running and check that it answers."""
+    _with_ctx("ping")
+
+
+@app.command()
+def kill() -> None:
+    """Stop and delete every app, then stop god (PM2's `kill`). `pmsd ping` or any start brings god back."""
+    _with_ctx("kill")
+
+
+@app.command()
+def events(
+    target: Optional[str] = typer.Argument(None, help=TARGET_HELP + " Default: all."),  # noqa: UP045
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per event (event, app, pm_id, at, "
+                                  "and the event's details)."),
+) -> None:
+    """Print process events as they happen (start, online, exit with code or signal, restart, waiting
+    restart, errored, stop, delete, memory/watch/cron restart), with timestamps. Starts god if needed."""
+    _with_ctx_kw("events", target=target, as_json=json_out)
 
 
 def _with_ctx(command: str, *args: str | None) -> None:

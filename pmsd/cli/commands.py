@@ -206,3 +206,57 @@ def reload_logs(ctx: Context) -> int:
         print(f"[pmsd] {record.name}: {path} was opened by systemd with O_APPEND when the app started and stays "
               f"open; rotate it with logrotate's copytruncate, or `pmsd restart {record.name}` to reopen it")
     return ExitStatus.OK
+
+
+def ping(ctx: Context) -> int:
+    from pmsd.god.client import GodClient
+    from pmsd.god.service import start_and_wait
+
+    start_and_wait(ctx)
+    client = GodClient(ctx)
+    try:
+        reply = client.ping()
+    finally:
+        client.close()
+    # PM2 prints `{ msg: 'pong' }`; the rest says which god answered.
+    print("{ msg: 'pong' }")
+    print(f"[pmsd] god pid {reply['pid']}, pmsd {reply['version']}, systemd {reply['systemd']}, "
+          f"{reply['apps']} apps, state {reply['state_dir']}")
+    return ExitStatus.OK
+
+
+def kill(ctx: Context) -> int:
+    from pmsd.god.service import stop_god
+    from pmsd.lifecycle import delete
+
+    if ctx.registry.read().apps:
+        for outcome in delete(ctx, "all"):
+            print(f"[pmsd] delete {outcome.name} (id {outcome.pm_id}): deleted")
+    stopped = stop_god(ctx)
+    print("[pmsd] god stopped" if stopped else "[pmsd] god was not running")
+    return ExitStatus.OK
+
+
+def events(ctx: Context, target: str | None, as_json: bool) -> int:
+    import json
+
+    from pmsd.god.client import GodClient
+    from pmsd.god.events import describe as describe_event
+    from pmsd.god.service import start_and_wait
+    from pmsd.targets import resolve_targets
+
+    wanted = {r.pm_id for r in resolve_targets(ctx.registry.read(), target)} if target else None
+    start_and_wait(ctx)
+    client = GodClient(ctx)
+    try:
+        if not as_json:
+            print(f"[pmsd] process events of [{target or 'all'}] (Ctrl-C to stop)", flush=True)
+        for event in client.events():
+            if wanted is not None and event.pm_id not in wanted:
+                continue
+            print(json.dumps(event.to_json()) if as_json else describe_event(event), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.close()
+    return ExitStatus.OK

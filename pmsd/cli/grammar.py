@@ -38,8 +38,8 @@ _EXTRA = (
 
 def start_flags() -> tuple[Flag, ...]:
     table = tuple(
-        Flag(s.key, (s.flag,) + ((s.short,) if s.short else ()), s.parse is parse_bool, s.flag_help or s.help,
-             True, s.default)
+        Flag(s.key, (s.flag,) + ((s.short,) if s.short else ()), s.parse is parse_bool or s.switch,
+             s.flag_help or s.help, True, s.default)
         for s in SETTINGS if s.flag and s.flag.startswith("--") and " " not in s.flag
     )
     return table + _EXTRA

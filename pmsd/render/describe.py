@@ -7,6 +7,7 @@ import shlex
 
 from pmsd.render.formats import memory, uptime
 from pmsd.status import ProcessInfo
+from pmsd.unitnames import cron_timer_unit
 
 
 def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes: list[str]) -> str:
@@ -21,6 +22,7 @@ def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes
         ("id", str(info.pm_id)),
         ("pid", str(info.pid)),
         ("restarts", str(info.restart_time)),
+        ("unstable restarts", str(info.unstable_restarts)),
         ("uptime", uptime(info.uptime_since_ms, now_ms)),
         ("memory", memory(info.memory_bytes) + " (whole unit cgroup, children included)"),
         ("cpu", f"{info.cpu_percent:g}% (average since start)"),
@@ -35,6 +37,16 @@ def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes
         ("max restarts", f"{spec.max_restarts} within min_uptime {spec.min_uptime} ms"),
         ("stop exit codes", " ".join(map(str, spec.stop_exit_codes)) or "-"),
         ("kill timeout", f"{spec.kill_timeout} ms (SIGINT, then SIGKILL)"),
+        ("exp backoff", f"{spec.exp_backoff_restart_delay} ms, x1.5 per crash, at most 15 s (god); systemd "
+         "alone restarts every 15 s" if spec.exp_backoff_restart_delay else "-"),
+        ("max memory restart", f"{memory(spec.max_memory_restart)} of the whole unit (MemoryCurrent: the app "
+         "and all its children), checked each second by god" if spec.max_memory_restart else "-"),
+        ("memory max", f"{memory(spec.memory_max)} (MemoryMax=, enforced by the kernel)"
+         if spec.memory_max else "-"),
+        ("cron restart", f"{spec.cron_restart} (timer unit {cron_timer_unit(spec.name)})"
+         if spec.cron_restart else "-"),
+        ("watch", ", ".join(spec.watch) + (f" (ignoring {', '.join(spec.ignore_watch)}; delay "
+                                           f"{spec.watch_delay} ms)") if spec.watch else "-"),
         ("last exit code", "-" if info.exit_code is None else str(info.exit_code)),
         ("created at", created),
         ("unit", info.unit),

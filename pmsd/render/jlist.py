@@ -19,9 +19,7 @@ def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
         "pm_id": info.pm_id,
         "status": str(info.status),
         "restart_time": info.restart_time,
-        # Unstable restarts are counted by god (issue #4); without it systemd's start limit enforces
-        # max_restarts and the figure is not tracked.
-        "unstable_restarts": 0,
+        "unstable_restarts": info.unstable_restarts,
         "pm_uptime": info.uptime_since_ms,
         "created_at": info.record.created_at,
         "exec_mode": "fork_mode",
@@ -41,6 +39,12 @@ def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
         "kill_timeout": spec.kill_timeout,
         "stop_exit_codes": list(spec.stop_exit_codes),
         "time": spec.time,
+        "exp_backoff_restart_delay": spec.exp_backoff_restart_delay or None,
+        "max_memory_restart": spec.max_memory_restart,
+        "cron_restart": spec.cron_restart,
+        "watch": list(spec.watch) or False,
+        "ignore_watch": list(spec.ignore_watch),
+        "watch_delay": spec.watch_delay,
         "username": spec.user,
         "unique_id": info.invocation_id or None,
         # pmsd's own
@@ -58,8 +62,12 @@ def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
     }
 
 
+def jlist_entries(infos: Sequence[ProcessInfo], user: bool = True) -> list[dict[str, Any]]:
+    return [process_dict(info, user) for info in infos]
+
+
 def render_json(infos: Sequence[ProcessInfo], user: bool) -> str:
-    return json.dumps([process_dict(info, user) for info in infos], ensure_ascii=False) + "\n"
+    return json.dumps(jlist_entries(infos, user), ensure_ascii=False) + "\n"
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
@@ -93,4 +101,4 @@ def _js_string(text: str) -> str:
 
 
 def render_pretty(infos: Sequence[ProcessInfo], user: bool) -> str:
-    return js_literal([process_dict(info, user) for info in infos]) + "\n"
+    return js_literal(jlist_entries(infos, user)) + "\n"

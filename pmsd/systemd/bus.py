@@ -22,7 +22,7 @@ from pystemd.dbusexc import (  # type: ignore[import-not-found, unused-ignore]
     DBusInvalidArgsError,
     DBusNoSuchUnitError,
 )
-from pystemd.dbuslib import DBus, DBusAddress, apply_signature, path_encode
+from pystemd.dbuslib import DBus, DBusAddress, apply_signature, path_decode, path_encode
 
 from pmsd.errors import ExitStatus, PmsdError
 
@@ -91,6 +91,7 @@ class Manager:
         self._bus = bus
         self.scope_label = scope_label
         self._version: int | None = None
+        self._signal_callbacks: list[Any] = []
 
     # -------------------------------------------------------------------------------- connection
     @classmethod
@@ -127,13 +128,32 @@ class Manager:
         return self._version
 
     # -------------------------------------------------------------------------------- jobs
-    def start_transient(self, unit: str, properties: Sequence[UnitProperty]) -> str:
+    def start_transient(self, unit: str, properties: Sequence[UnitProperty],
+                        aux: Sequence[tuple[str, Sequence[UnitProperty]]] = ()) -> str:
+        """StartTransientUnit; `aux` units are created with it (a timer's service, as systemd-run does)."""
         args = apply_signature(b"ss", [unit.encode(), b"fail"]) + _encode_properties(properties)
-        args += [(ord("a"), b"(sa(sv))"), _CLOSE]  # no auxiliary units
+        args.append((ord("a"), b"(sa(sv))"))
+        for name, props in aux:
+            args += [(ord("r"), b"sa(sv)"), *apply_signature(b"s", [name.encode()]), *_encode_properties(props),
+                     _CLOSE]
+        args.append(_CLOSE)
         return str(_decode(self._call(MANAGER_PATH, MANAGER, b"StartTransientUnit", args, unit)))
 
     def stop(self, unit: str) -> None:
         self._call(MANAGER_PATH, MANAGER, b"StopUnit", apply_signature(b"ss", [unit.encode(), b"replace"]), unit)
+
+    def start_unit(self, unit: str, mode: str = "replace") -> None:
+        self._call(MANAGER_PATH, MANAGER, b"StartUnit", apply_signature(b"ss", [unit.encode(), mode.encode()]), unit)
+
+    def restart_unit(self, unit: str) -> None:
+        """RestartUnit: a running unit is stopped and started again; one waiting in auto-restart is started
+        at once (the documented way past RestartSec=). systemd's NRestarts does not count it."""
+        self._call(MANAGER_PATH, MANAGER, b"RestartUnit", apply_signature(b"ss", [unit.encode(), b"replace"]),
+                   unit)
+
+    def reload(self) -> None:
+        """daemon-reload: needed when a unit file pmsd wrote changed (a new file is found without it)."""
+        self._call(MANAGER_PATH, MANAGER, b"Reload", [], "")
 
     def reset_failed(self, unit: str) -> None:
         with contextlib.suppress(UnitGone):
@@ -199,6 +219,60 @@ class Manager:
         except UnitGone:
             return None
 
+    def unit_summary(self, unit: str) -> tuple[str, str] | None:
+        """(ActiveState, Description) of a loaded unit of any type, None when systemd has none loaded
+        (GetUnit, unlike LoadUnit, does not load it)."""
+        try:
+            path = self._call(MANAGER_PATH, MANAGER, b"GetUnit", apply_signature(b"s", [unit.encode()]), unit)
+            return (str(self._get(path, UNIT, "ActiveState", "s", unit)),
+                    str(self._get(path, UNIT, "Description", "s", unit)))
+        except UnitGone:
+            return None
+
+    def memory_current(self, unit: str) -> int | None:
+        value = self._get(unit_path(unit), SERVICE, "MemoryCurrent", "t", unit)
+        return None if value == _UNSET else int(value)
+
+    def load_state(self, unit: str) -> str:
+        path = self._call(MANAGER_PATH, MANAGER, b"LoadUnit", apply_signature(b"s", [unit.encode()]), unit)
+        return str(self._get(path, UNIT, "LoadState", "s", unit))
+
+    def all_properties(self, unit: str) -> dict[str, Any]:
+        """The Unit and Service interfaces' properties of a loaded unit, keyed as in PropertiesChanged
+        (god seeds its view of a unit with this once, then follows the signals)."""
+        out: dict[str, Any] = {}
+        for interface in (UNIT, SERVICE):
+            body = self._call(unit_path(unit), PROPERTIES, b"GetAll", apply_signature(b"s", [interface]), unit)
+            out.update(decode_properties(body))
+        return out
+
+    # -------------------------------------------------------------------------------- signals
+    def subscribe(self, callback: Any) -> None:
+        """Call callback(path, interface_or_member, body) for every PropertiesChanged on a unit and every
+        Manager signal (UnitNew, UnitRemoved, JobRemoved...). On the manager's private socket systemd sends
+        every signal to every connection; Subscribe() is what makes it send them on the bus as well."""
+
+        def on_message(message: Any, error: Any = None, userdata: Any = None) -> int:
+            message.process_reply(True)
+            callback(message.headers.get("Path") or b"", message.headers.get("Member") or b"", message.body)
+            return 0
+
+        # pystemd hands sd-bus a bare pointer to the callback without keeping a reference: keep one here, or
+        # the first signal after the closure is collected crashes the process.
+        self._signal_callbacks.append(on_message)
+        # No sender filter: on a direct (peer-to-peer) connection messages carry no sender at all.
+        self._bus.match_signal(None, None, PROPERTIES, b"PropertiesChanged", on_message)
+        self._bus.match_signal(None, MANAGER_PATH, MANAGER, None, on_message)
+        self._call(MANAGER_PATH, MANAGER, b"Subscribe", [], "")
+
+    def fileno(self) -> int:
+        return int(self._bus.get_fd())
+
+    def dispatch(self) -> None:
+        """Process every message already received (signal callbacks run here)."""
+        while not self._bus.process().is_empty():
+            pass
+
     def wait_until(self, unit: str, done: Any, timeout: float, what: str) -> ServiceState | None:
         """Poll the unit until done(state) is true; PmsdError naming `what` and the last state otherwise."""
         deadline = time.monotonic() + timeout
@@ -245,6 +319,25 @@ class UnitGone(PmsdError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, status=ExitStatus.NOT_FOUND)
+
+
+def decode_properties(raw: Any) -> dict[str, Any]:
+    """A property dict from pystemd (bytes keys and strings) as pmsd's str-keyed values; byte arrays
+    (InvocationID) stay bytes."""
+    out: dict[str, Any] = {}
+    for key, value in dict(raw).items():
+        name = _decode(key)
+        if name == "InvocationID":
+            out[name] = bytes(value)
+        elif isinstance(value, tuple):
+            out[name] = tuple(_decode(item) for item in value)
+        else:
+            out[name] = _decode(value)
+    return out
+
+
+def unit_of_path(path: bytes) -> str:
+    return str(_decode(path_decode(path, UNIT_PATH_PREFIX)))
 
 
 def unit_path(unit: str) -> bytes:

@@ -23,6 +23,7 @@ def _info(name: str = "api", status: Status = Status.ONLINE, pm_id: int = 0, **s
         status=status,
         pid=4242 if running else 0,
         restart_time=3,
+        unstable_restarts=2,
         uptime_since_ms=NOW_MS - 90_000 if running else 0,
         memory_bytes=12 * 1024 * 1024 if running else 0,
         cpu_percent=1.5 if running else 0.0,
@@ -112,7 +113,7 @@ def test_render_json_has_the_keys_pm2_tools_read() -> None:
     assert entry["monit"] == {"memory": 12 * 1024 * 1024, "cpu": 1.5}
     env = entry["pm2_env"]
     expected = {
-        "status": "online", "restart_time": 3, "unstable_restarts": 0, "pm_uptime": NOW_MS - 90_000,
+        "status": "online", "restart_time": 3, "unstable_restarts": 2, "pm_uptime": NOW_MS - 90_000,
         "created_at": 1_700_000_000_000, "exec_mode": "fork_mode", "instances": 1, "namespace": "default",
         "pm_exec_path": "/srv/app/main.py", "pm_cwd": "/srv/app", "exec_interpreter": "python3",
         "exit_code": None, "unit_name": "pmsd-5.service", "invocation_id": "abc123",

@@ -54,6 +54,10 @@ GOLDEN_SPECS: dict[str, tuple[AppSpec, bool]] = {
     "stdout-file": (make_spec(name="talker", out_file="/var/log/talker.log"), False),
     # PM2's disable_logs: both streams discarded.
     "disable-logs": (make_spec(name="quiet", disable_logs=True), False),
+    # Exponential backoff (systemd's RestartSec= becomes the 15 s cap; god restarts earlier) and a hard
+    # memory limit.
+    "backoff-memory": (make_spec(name="backoff", exp_backoff_restart_delay=100, memory_max=512 * 1024**2,
+                                 max_memory_restart=256 * 1024**2), False),
 }
 
 

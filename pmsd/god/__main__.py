@@ -1,0 +1,3 @@
+from pmsd.god.daemon import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""A small single-threaded event loop: file descriptors through `selectors`, and one-shot timers.
+
+god has nothing to do between events, so the loop sleeps until a descriptor is readable or the next timer is
+due; with no timers it sleeps indefinitely (apart from the watchdog keep-alive).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import selectors
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(order=True)
+class Timer:
+    due: float
+    seq: int
+    callback: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Loop:
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self._timers: list[Timer] = []
+        self._seq = itertools.count()
+        self.running = True
+
+    def add_reader(self, fileobj: int, callback: Callable[[], None]) -> None:
+        self.selector.register(fileobj, selectors.EVENT_READ, callback)
+
+    def remove_reader(self, fileobj: int) -> None:
+        self.selector.unregister(fileobj)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        timer = Timer(time.monotonic() + max(0.0, delay), next(self._seq), callback)
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    def run_once(self, before_wait: Callable[[], None]) -> None:
+        before_wait()
+        timeout = None
+        while self._timers and self._timers[0].cancelled:
+            heapq.heappop(self._timers)
+        if self._timers:
+            timeout = max(0.0, self._timers[0].due - time.monotonic())
+        for key, _ in self.selector.select(timeout):
+            key.data()
+        now = time.monotonic()
+        while self._timers and (self._timers[0].cancelled or self._timers[0].due <= now):
+            timer = heapq.heappop(self._timers)
+            if not timer.cancelled:
+                timer.callback()
+
+    def run(self, before_wait: Callable[[], None]) -> None:
+        while self.running:
+            self.run_once(before_wait)

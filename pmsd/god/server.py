@@ -1,0 +1,147 @@
+"""The Unix socket side of god's API: accept, check the peer, split lines, hand requests to god."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from pmsd.god.loop import Loop
+from pmsd.god.protocol import MAX_LINE, decode, encode, error_reply
+
+_UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid (socket(7), SO_PEERCRED)
+MAX_BACKLOG_BYTES = 4 << 20  # a subscriber this far behind is dropped rather than buffered forever
+
+
+class Connection:
+    def __init__(self, sock: socket.socket, server: ApiServer) -> None:
+        self.sock = sock
+        self.server = server
+        self.inbox = b""
+        self.outbox = b""
+        self.subscribed = False
+        self.closed = False
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        self.outbox += encode(message)
+        if len(self.outbox) > MAX_BACKLOG_BYTES:
+            self.close()
+            return
+        self._flush()
+
+    def _flush(self) -> None:
+        while self.outbox and not self.closed:
+            try:
+                sent = self.sock.send(self.outbox)
+            except BlockingIOError:
+                # The peer reads slowly: keep the rest; it goes out with the next message.
+                return
+            except OSError:
+                self.close()
+                return
+            self.outbox = self.outbox[sent:]
+
+    def on_readable(self) -> None:
+        try:
+            chunk = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.close()
+            return
+        self.inbox += chunk
+        while b"\n" in self.inbox:
+            line, self.inbox = self.inbox.split(b"\n", 1)
+            if line.strip():
+                self._handle(line)
+        if len(self.inbox) > MAX_LINE:
+            self.send(error_reply(None, "request too long"))
+            self.close()
+
+    def _handle(self, line: bytes) -> None:
+        try:
+            request = decode(line)
+        except ValueError as error:
+            self.send(error_reply(None, f"not a JSON request: {error}"))
+            return
+        reply = self.server.handler(self, request)
+        if reply is not None:
+            self.send(reply)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(KeyError, ValueError):
+            self.server.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        self.server.connections.discard(self)
+
+
+class ApiServer:
+    def __init__(self, path: str, loop: Loop,
+                 handler: Callable[[Connection, dict[str, Any]], dict[str, Any] | None]) -> None:
+        self.path = path
+        self.loop = loop
+        self.handler = handler
+        self.connections: set[Connection] = set()
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # a socket left by a god that was killed
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        old_umask = os.umask(0o177)  # created 0600: there is no moment when others could connect
+        try:
+            self.sock.bind(path)
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        self.sock.listen(64)
+        loop.add_reader(self.sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno in (errno.EMFILE, errno.ENFILE):
+                    return
+                raise
+            client.setblocking(False)
+            connection = Connection(client, self)
+            uid = peer_uid(client)
+            if uid != os.getuid():
+                # The file mode already keeps others out; this holds even if someone loosens it.
+                connection.send(error_reply(None, f"uid {uid} may not use this pmsd god (owner uid {os.getuid()})"))
+                connection.close()
+                continue
+            self.connections.add(connection)
+            self.loop.add_reader(client.fileno(), connection.on_readable)
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        for connection in list(self.connections):
+            if connection.subscribed:
+                connection.send(message)
+
+    def close(self) -> None:
+        for connection in list(self.connections):
+            connection.close()
+        with contextlib.suppress(KeyError, ValueError):
+            self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def peer_uid(sock: socket.socket) -> int:
+    _, uid, _ = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    return int(uid)

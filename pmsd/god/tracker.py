@@ -1,0 +1,195 @@
+"""One app's unit as god follows it: systemd's properties merged from PropertiesChanged signals, turned into
+PM2 events and counters. Pure: no D-Bus here, so every transition is tested with recorded property sets.
+
+systemd's signals carry whole property groups (the Unit interface's states and timestamps, the Service
+interface's MainPID, NRestarts, ExecMain*), in the order the changes happened, so each signal is one step:
+god never re-reads a unit to find out what changed, and a crash followed by an immediate restart still shows
+up as an exit (ExecMainExitTimestamp moves) and a restart (NRestarts grows).
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from pmsd.god.counters import AppCounters
+from pmsd.god.events import Event, now_ms
+from pmsd.registry import AppRecord
+from pmsd.settings import EXP_BACKOFF_CAP_MS, EXP_BACKOFF_RESET_MS
+from pmsd.status import Status, pm2_status
+from pmsd.systemd.bus import ServiceState
+
+CLD_EXITED = 1
+RUNNING_STATES = ("active", "activating", "deactivating", "reloading")
+
+
+def next_backoff_ms(previous_ms: int, first_ms: int, last_uptime_ms: int) -> int:
+    """PM2's exponential backoff: the first delay, then x1.5 (rounded down) per crash, at most 15 s; a run
+    that lasted 30 s starts the curve again."""
+    if previous_ms <= 0 or last_uptime_ms >= EXP_BACKOFF_RESET_MS:
+        return first_ms
+    return min(EXP_BACKOFF_CAP_MS, int(previous_ms * 1.5))
+
+
+@dataclass
+class Outcome:
+    """What one signal meant: events to publish, and a backoff restart to schedule (µs since the epoch)."""
+
+    events: list[Event] = field(default_factory=list)
+    backoff_due_usec: int = 0
+    counters_changed: bool = False
+
+
+class AppTracker:
+    def __init__(self, record: AppRecord, unit: str, counters: AppCounters) -> None:
+        self.record = record
+        self.unit = unit
+        self.counters = counters
+        self.props: dict[str, Any] = {}
+        # A unit that went down, pending a verdict: (when, via deactivating). systemd 252 passes a crashing
+        # service through "failed" on its way to "auto-restart" (service_enter_dead() in
+        # src/core/service.c), so "stop" or "errored" is only decided once the next state is known.
+        self.went_down: tuple[int | None, bool] | None = None
+
+    # ------------------------------------------------------------------------------------ views
+    @property
+    def active_state(self) -> str:
+        return str(self.props.get("ActiveState", "inactive"))
+
+    @property
+    def sub_state(self) -> str:
+        return str(self.props.get("SubState", "dead"))
+
+    @property
+    def exit_usec(self) -> int:
+        return int(self.props.get("ExecMainExitTimestamp", 0))
+
+    def state(self) -> ServiceState | None:
+        if not self.props:
+            return None
+        p = self.props
+        invocation = p.get("InvocationID") or b""
+        return ServiceState(
+            name=self.unit, load_state=str(p.get("LoadState", "loaded")), active_state=self.active_state,
+            sub_state=self.sub_state, result=str(p.get("Result", "success")), main_pid=int(p.get("MainPID", 0)),
+            n_restarts=int(p.get("NRestarts", 0)), exec_main_code=int(p.get("ExecMainCode", 0)),
+            exec_main_status=int(p.get("ExecMainStatus", 0)), memory_bytes=None, cpu_nsec=None,
+            control_group=str(p.get("ControlGroup", "")), invocation_id=bytes(invocation).hex(),
+            active_enter_usec=int(p.get("ActiveEnterTimestamp", 0)),
+            exec_main_start_usec=int(p.get("ExecMainStartTimestamp", 0)),
+            has_job=bool(p.get("Job", (0, b""))[0]),
+        )
+
+    def status(self) -> Status:
+        spec = self.record.spec
+        return pm2_status(self.state(), spec.autorestart, spec.stop_exit_codes)
+
+    @property
+    def restart_time(self) -> int:
+        return max(0, self.record.restart_offset + int(self.props.get("NRestarts", 0)) + self.counters.restarts)
+
+    def event(self, name: str, at_ms: int | None = None, **details: Any) -> Event:
+        return Event(name, self.record.name, self.record.pm_id, at_ms or now_ms(), details)
+
+    # ------------------------------------------------------------------------------------ updates
+    def forget_unit(self) -> None:
+        """The unit was collected (stopped, or about to be created again): the next one starts afresh."""
+        self.props = {}
+
+    def seed(self, props: dict[str, Any]) -> Outcome:
+        """The unit's full state when god starts or first meets it: account an exit god has not seen yet
+        (one that happened while god was down), without replaying transitions as events."""
+        previous = dict(self.props)
+        self.props.update(props)
+        outcome = Outcome()
+        if self.exit_usec > self.counters.last_exit_usec:
+            self._account_exit(previous, outcome, emit=False)
+        return outcome
+
+    def update(self, changed: dict[str, Any]) -> Outcome:
+        previous = dict(self.props)
+        self.props.update(changed)
+        outcome = Outcome()
+        if "ExecMainExitTimestamp" in changed and self.exit_usec > self.counters.last_exit_usec:
+            self._account_exit(previous, outcome, emit=True)
+        if "ExecMainStartTimestamp" in changed and self._started_since(previous):
+            outcome.events.append(self.event("start", int(changed["ExecMainStartTimestamp"]) // 1000,
+                                             pid=int(self.props.get("ExecMainPID", 0))))
+        old_restarts = int(previous.get("NRestarts", 0))
+        if "NRestarts" in changed and int(changed["NRestarts"]) > old_restarts:
+            outcome.events.append(self.event("restart", reason="crash", restart_time=self.restart_time))
+        if "ActiveState" in changed or "SubState" in changed:
+            self._state_events(previous, outcome)
+        return outcome
+
+    def _started_since(self, previous: dict[str, Any]) -> bool:
+        started = int(self.props.get("ExecMainStartTimestamp", 0))
+        return started > 0 and started != int(previous.get("ExecMainStartTimestamp", 0))
+
+    def _state_events(self, previous: dict[str, Any], outcome: Outcome) -> None:
+        old = (previous.get("ActiveState"), previous.get("SubState"))
+        new = (self.active_state, self.sub_state)
+        if old == new:
+            return
+        at = int(self.props.get("StateChangeTimestamp", 0)) // 1000 or None
+        if new[0] == "active" and old[0] != "active":
+            outcome.events.append(self.event("online", at, pid=int(self.props.get("MainPID", 0))))
+        elif new == ("activating", "auto-restart"):
+            spec = self.record.spec
+            delay = self.counters.backoff_ms if spec.exp_backoff_restart_delay else spec.restart_delay
+            outcome.events.append(self.event("waiting restart", at, delay_ms=delay))
+        elif new[0] in ("inactive", "failed") and old[0] in RUNNING_STATES:
+            self.went_down = (at, old[0] == "deactivating")
+        if new[0] not in ("inactive", "failed"):
+            self.went_down = None
+
+    def settle(self) -> list[Event]:
+        """The verdict on a unit that went down, once no other state followed at once."""
+        if self.went_down is None or self.active_state not in ("inactive", "failed"):
+            self.went_down = None
+            return []
+        at, deactivated = self.went_down
+        self.went_down = None
+        if self.status() == Status.ERRORED:
+            return [self.event("errored", at, restart_time=self.restart_time,
+                               unstable_restarts=self.counters.unstable)]
+        if deactivated:
+            return [self.event("stop", at)]
+        return [self.event("stop", at, reason="exited and not restarted (autorestart off, or a stop exit code)")]
+
+    def _account_exit(self, previous: dict[str, Any], outcome: Outcome, emit: bool) -> None:
+        spec = self.record.spec
+        exit_usec = self.exit_usec
+        started = int(self.props.get("ExecMainStartTimestamp", 0))
+        uptime_ms = max(0, (exit_usec - started) // 1000) if started else 0
+        # A stop god or the user asked for passes through "deactivating" before the process is gone.
+        manually = previous.get("ActiveState") == "deactivating" or self.active_state == "deactivating"
+        self.counters.last_exit_usec = exit_usec
+        outcome.counters_changed = True
+        if not manually and spec.autorestart and uptime_ms < spec.min_uptime:
+            self.counters.unstable += 1
+        if not manually and spec.exp_backoff_restart_delay and spec.autorestart:
+            self.counters.backoff_ms = next_backoff_ms(self.counters.backoff_ms, spec.exp_backoff_restart_delay,
+                                                       uptime_ms)
+            if self.counters.backoff_ms < EXP_BACKOFF_CAP_MS:
+                outcome.backoff_due_usec = exit_usec + self.counters.backoff_ms * 1000
+        if emit:
+            code = int(self.props.get("ExecMainCode", 0))
+            status = int(self.props.get("ExecMainStatus", 0))
+            details: dict[str, Any] = {"uptime_ms": uptime_ms, "manually": manually,
+                                       "pid": int(self.props.get("ExecMainPID", 0))}
+            if code == CLD_EXITED:
+                details["code"] = status
+                details["signal"] = None
+            else:
+                details["code"] = None
+                details["signal"] = _signal_name(status)
+            outcome.events.append(self.event("exit", exit_usec // 1000, **details))
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
