@@ -16,12 +16,18 @@ or more, otherwise a list. Two differences force care:
   skipping 00:00 (the same class of bug as systemd issues #22665, at month ends, and #40260, at year ends
   in systemd 258). It also refuses a repetition with a single value (`*:50/10`), which cron's `50/10` is.
   So a cron step is always expanded into an explicit list: `*/15` becomes `00,15,30,45`.
-- cron ORs day-of-month and day-of-week when both are restricted ("0 0 1 * MON" fires on the 1st and on
-  every Monday); systemd ANDs them (man systemd.time: "Thu,Fri 2012-*-1,5 11:12:13" is the 1st or 5th
-  "but only if that day is a Thursday or Friday"). That case becomes two expressions, one per branch; a
-  timer elapses at the earliest of its OnCalendar= values, i.e. on their union. croner (legacyMode, its
-  default and PM2's) calls a field restricted unless it is exactly "*": `*/2` counts as restricted, unlike
-  Vixie cron, which looks at the first character only.
+- Day-of-month and day-of-week are ANDed: the day must match both, even when both are restricted. That is
+  not Vixie cron's rule (it ORs them then: "0 0 1 * MON" fires on the 1st and on every Monday) but it is
+  what PM2 users get: PM2 7.0.4 pins croner 4.1.97, whose CronDate.increment (src/date.js:200-231) finds a
+  day matching the day-of-month and month fields, then steps a day at a time until the weekday matches
+  too (date.js:233-241, "the user isn't able to combine date/month patterns with weekday patterns") and
+  searches again from there until nothing changes (date.js:243-249). `new Cron("0 0 1 * MON").enumerate(3)`
+  from 2024-02-28 gives 2024-04-01, 2024-07-01, 2025-09-01. systemd ANDs them the same way (man
+  systemd.time: "Thu,Fri 2012-*-1,5 11:12:13" is the 1st or 5th "but only if that day is a Thursday or
+  Friday"), so every pattern is one expression, `[DOW] *-MM-DD HH:MM:SS`. A date that never comes ("31 2")
+  is refused: croner 4.1.97 takes it and never fires (its search gives up at year 4000, date.js:224-227).
+  Every (month, day) that exists falls on each weekday within the 400-year Gregorian cycle, so a weekday
+  cannot make a pattern impossible, only rare ("0 0 29 2 MON": 2044, 2072, ...).
 """
 
 from __future__ import annotations
@@ -69,7 +75,7 @@ _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February 29
 
 
 def on_calendar(pattern: str) -> tuple[str, ...]:
-    """The OnCalendar= expressions (one, or two for cron's day-of-month OR day-of-week) firing as `pattern`."""
+    """The OnCalendar= expression firing as `pattern`, in a tuple (always one, since croner ANDs the day fields)."""
     text = pattern.strip()
     if not text:
         raise CronError("the pattern is empty")
@@ -86,24 +92,14 @@ def on_calendar(pattern: str) -> tuple[str, ...]:
         parts.insert(0, "0")  # croner: seconds default to 0
     fields = (_SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW)
     seconds, minutes, hours, days, months, weekdays = (_values(f, p) for f, p in zip(fields, parts, strict=True))
+    if not any(day <= _DAYS_IN_MONTH[m - 1] for m in months for day in days):
+        raise CronError(f"field 'day-of-month': {parts[3]!r} never occurs in month(s) {parts[4]!r}")
 
+    # The day must match the weekday AND the date, like croner 4.1.97 (see the module docstring).
+    weekday = f"{_render_weekdays(weekdays)} " if len(weekdays) < 7 else ""
+    date = f"*-{_render(_MONTH, months)}-{_render(_DOM, days)}"
     time = f"{_render(_HOUR, hours)}:{_render(_MINUTE, minutes)}:{_render(_SECOND, seconds)}"
-    month = _render(_MONTH, months)
-    dom_branch = f"*-{month}-{_render(_DOM, days)} {time}"
-    every_day = f"*-{month}-* {time}"
-    dow_branch = f"{_render_weekdays(weekdays)} {every_day}" if len(weekdays) < 7 else every_day
-    possible = any(day <= _DAYS_IN_MONTH[m - 1] for m in months for day in days)
-
-    if parts[3] == "*":  # croner ANDs then, and "*" matches every day: the weekday alone decides
-        return (dow_branch,)
-    if parts[5] == "*":
-        if not possible:
-            raise CronError(f"field 'day-of-month': {parts[3]!r} never occurs in month(s) {parts[4]!r}")
-        return (dom_branch,)
-    # Both restricted: cron fires when EITHER matches (see the module docstring).
-    if len(days) == 31 or len(weekdays) == 7:
-        return (every_day,)
-    return (dom_branch, dow_branch) if possible else (dow_branch,)  # a date that never occurs adds nothing
+    return (f"{weekday}{date} {time}",)
 
 
 def _values(field: _Field, text: str) -> list[int]:

@@ -28,7 +28,7 @@ import os
 import re
 import stat
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -39,7 +39,8 @@ from types import TracebackType
 # rather than extending it, and an empty list (truthy in JavaScript) means "ignore nothing". The same
 # rule in this module's pattern language (a pattern without "/" is tried on every path component), with
 # one deliberate difference: chokidar tests the regex on the absolute path, so an app living under a
-# dot-directory (~/.apps/x) has everything ignored; here paths are relative to the watched root.
+# dot-directory (~/.apps/x) has everything ignored; here paths are relative to the root (or the app's cwd)
+# and nothing at or above a root is tested.
 DEFAULT_IGNORE: tuple[str, ...] = ("*node_modules*", ".*")
 
 # chokidar (PM2 depends on chokidar 3) also always ignores editors' temporary files, whatever `ignored`
@@ -73,6 +74,9 @@ WATCH_MASK = (IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_
 
 _EVENT = struct.Struct("iIII")  # struct inotify_event: int wd; uint32_t mask, cookie, len; char name[len]
 _READ_SIZE = 64 * 1024  # whole events only; one needs at most 16 + NAME_MAX + 1 bytes
+# Reads per read_changes(): a tree written to without pause must not hold the event loop. Whatever is left
+# keeps the descriptor readable, so the loop comes back to it.
+_MAX_READS = 64
 
 # Characters that make an ignore entry a regular expression rather than a glob: none of them means
 # anything to a glob, and file names seldom contain them. "." "*" "?" "[" "{" are read as glob syntax,
@@ -114,41 +118,55 @@ def is_ignored(relpath: str, patterns: Sequence[str]) -> bool:
     A directory that is ignored takes everything below it along: each ancestor of `relpath` is tested too.
     """
     parts = [p for p in relpath.split("/") if p and p != "."]
-    if not parts:
-        return False
-    matchers = [_matcher(p) for p in patterns if p]
+    ignore = _ignore_set(tuple(patterns))
     prefix = ""
     for part in parts:
         prefix = f"{prefix}/{part}" if prefix else part
-        if any(m(prefix, part) for m in matchers):
+        if ignore.match(prefix, part):
             return True
     return False
 
 
-_Matcher = Callable[[str, str], bool]  # (relative path, basename) -> matches
+@dataclass(frozen=True)
+class _IgnoreSet:
+    """A list of patterns compiled: the globs of each kind joined into one regex, the regexes kept apart."""
+
+    components: re.Pattern[str] | None  # globs without "/", matched against a basename
+    paths: re.Pattern[str] | None  # globs with "/", matched against the whole relative path
+    regexes: tuple[re.Pattern[str], ...]  # searched for in both
+
+    def match(self, path: str, base: str) -> bool:
+        """Whether the path itself (not its ancestors) is ignored."""
+        return ((self.components is not None and self.components.fullmatch(base) is not None)
+                or (self.paths is not None and self.paths.fullmatch(path) is not None)
+                or any(rx.search(path) is not None or rx.search(base) is not None for rx in self.regexes))
 
 
-@functools.lru_cache(maxsize=1024)
-def _matcher(pattern: str) -> _Matcher:
-    if _REGEX_CHARS.intersection(pattern):
-        try:
-            rx = re.compile(pattern)
-        except re.error:
-            pass  # not a valid regex after all: fall through and read it as a glob
-        else:
-            return lambda path, base: rx.search(path) is not None or rx.search(base) is not None
-    glob = pattern
-    while glob.startswith("./"):
-        glob = glob[2:]
-    glob = glob.rstrip("/")  # "logs/" names a directory: like "logs", it matches any component
-    whole_path = "/" in glob  # "/dist" is anchored at the root: only the top-level dist
-    glob = glob.lstrip("/")
-    if not glob:
-        return lambda path, base: False
-    grx = re.compile(_glob_regex(glob), re.DOTALL)
-    if whole_path:
-        return lambda path, base: grx.fullmatch(path) is not None
-    return lambda path, base: grx.fullmatch(base) is not None
+@functools.lru_cache(maxsize=256)
+def _ignore_set(patterns: tuple[str, ...]) -> _IgnoreSet:
+    components: list[str] = []
+    paths: list[str] = []
+    regexes: list[re.Pattern[str]] = []
+    for pattern in patterns:
+        if _REGEX_CHARS.intersection(pattern):
+            try:
+                regexes.append(re.compile(pattern))
+                continue
+            except re.error:
+                pass  # not a valid regex after all: read it as a glob
+        glob = pattern
+        while glob.startswith("./"):
+            glob = glob[2:]
+        glob = glob.rstrip("/")  # "logs/" names a directory: like "logs", it matches any component
+        whole_path = "/" in glob  # "/dist" is anchored at the root: only the top-level dist
+        glob = glob.lstrip("/")
+        if glob:
+            (paths if whole_path else components).append(_glob_regex(glob))
+
+    def joined(parts: list[str]) -> re.Pattern[str] | None:
+        return re.compile("|".join(f"(?:{p})" for p in parts), re.DOTALL) if parts else None
+
+    return _IgnoreSet(joined(components), joined(paths), tuple(regexes))
 
 
 def _glob_regex(glob: str) -> str:
@@ -262,7 +280,7 @@ class _Root:
     path: str  # absolute, as given (not resolved: reported paths stay under it)
     is_dir: bool
     base: str  # the directory relative paths, hence ignore patterns, are taken from
-    patterns: tuple[str, ...]  # the ignore patterns, absolute globs made relative to base
+    ignore: _IgnoreSet  # the ignore patterns, absolute globs made relative to base
 
     def rel(self, path: str) -> str:
         """`path` (absolute, normalised, under base) relative to base."""
@@ -289,7 +307,8 @@ class TreeWatcher:
     `ignore` takes PM2 `ignore_watch` patterns (see `is_ignored`; `effective_ignore` applies PM2's
     default). Paths are matched relative to `cwd` when given and the root lies under it, as PM2 does with
     the app's cwd (`watch: ["client"]` with `ignore_watch: ["client/img"]`), and relative to the root
-    otherwise. Roots themselves are never ignored. A single-file root is watched through its directory,
+    otherwise. Each new entry is tested (directories are not descended into if ignored); roots, and the
+    directories above them, never are: they were asked for. A single-file root is watched through its directory,
     so it is followed across editors' save-by-rename; a root directory is too, so it can be deleted and
     recreated (or a symlink root swapped) and be watched again. Symlinks below a root are not followed, and
     a directory reached twice (bind mounts, overlapping roots) is watched once. Subdirectories that cannot
@@ -306,8 +325,8 @@ class TreeWatcher:
             self._fd = _inotify_init()
         except OSError as e:
             if e.errno == errno.EMFILE:
-                raise WatchError(errno.EMFILE, "too many inotify instances; raise fs.inotify.max_user_instances "
-                                 "with sysctl", "inotify") from e
+                raise WatchError(errno.EMFILE, "too many inotify instances (or open files); raise "
+                                 "fs.inotify.max_user_instances with sysctl, or the open files limit", "inotify") from e
             raise WatchError(e.errno or errno.EIO, f"inotify_init1: {e.strerror}", "inotify") from e
         try:
             for given in dict.fromkeys(os.path.abspath(r) for r in roots):
@@ -345,16 +364,17 @@ class TreeWatcher:
         self._by_path.clear()
 
     def read_changes(self) -> list[str]:
-        """Drain the pending events; return the changed paths, each once, in the order first seen.
+        """Read the pending events; return the changed paths, each once, in the order first seen.
 
-        Never blocks: with nothing pending it returns []. On a queue overflow the roots are returned
+        Never blocks: with nothing pending it returns []. At most _MAX_READS buffers are read per call; the
+        descriptor stays readable if more is queued. On a queue overflow the roots are returned
         (something changed, what is unknown) and every watch is set up afresh. Running into the watch limit
         while following new directories raises WatchError once the queue is drained, carrying the changes.
         """
         changes: list[str] = []
         overflow = False
         failure: OSError | None = None
-        while True:
+        for _ in range(_MAX_READS):
             try:
                 data = os.read(self.fileno(), _READ_SIZE)
             except BlockingIOError:
@@ -398,7 +418,7 @@ class TreeWatcher:
             cwd = os.path.abspath(cwd)
             if top == cwd or top.startswith(cwd.rstrip("/") + "/"):
                 base = cwd
-        root = _Root(path, is_dir, base, tuple(_relative_pattern(p, base) for p in patterns))
+        root = _Root(path, is_dir, base, _ignore_set(tuple(_relative_pattern(p, base) for p in patterns)))
         self._roots.append(root)
         try:
             self._add_anchor(root)
@@ -459,7 +479,7 @@ class TreeWatcher:
             except OSError:
                 continue
             for entry in entries:
-                if is_ignored(root.rel(entry.path), root.patterns):
+                if root.ignore.match(root.rel(entry.path), entry.name):
                     continue
                 try:
                     is_dir = entry.is_dir(follow_symlinks=False)
@@ -530,7 +550,7 @@ class TreeWatcher:
         if tree is None:
             return
         path = os.path.join(d.path, name)
-        if is_ignored(tree.rel(path), tree.patterns):
+        if tree.ignore.match(tree.rel(path), name):  # its directory is watched, so not ignored
             return
         changes.append(path)
         if mask & IN_ISDIR:

@@ -16,6 +16,7 @@ does (they work while god is down).
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
 import json
 import socket
@@ -85,9 +86,13 @@ class GodClient:
         return result
 
     def events(self) -> Iterator[Event]:
-        """Process events as they happen, from now on (blocks between them; no timeout)."""
+        """Process events as they happen, from the moment this returns (the subscription is made here, not
+        on the first next()); iterating blocks between events, with no timeout."""
         self.request("subscribe")
         self._sock.settimeout(None)
+        return self._event_stream()
+
+    def _event_stream(self) -> Iterator[Event]:
         while True:
             message = self._read()
             if "event" in message:
@@ -115,6 +120,9 @@ class GodClient:
         return delete(self.ctx, target)
 
     def close(self) -> None:
+        # shutdown() first: it wakes a thread blocked reading events, which holds the reader's lock.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
         self._reader.close()
         self._sock.close()
         self.ctx.close()

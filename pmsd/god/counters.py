@@ -24,6 +24,8 @@ class AppCounters:
     unstable: int = 0  # exits after a run shorter than min_uptime
     last_exit_usec: int = 0  # newest exit already accounted for: an exit is never counted twice
     backoff_ms: int = 0  # the exponential backoff's current delay; 0 until the next crash
+    seen_restarts: int = 0  # the unit's NRestarts when god last looked: restarts made while god was down
+    awaiting_restart: int = 0  # 1 if the unit was waiting in auto-restart then (its exit already counted)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -65,6 +65,7 @@ class God:
     # ------------------------------------------------------------------------------------ start / stop
     def start(self) -> None:
         self.manager.subscribe(self._on_signal)
+        self._watch_registry()
         self._sync_registry(seed=True)
         self.server = ApiServer(socket_path(self.ctx.user, self.ctx.environ), self.loop, self._handle_request)
         self.loop.add_reader(self.manager.fileno(), self.manager.dispatch)
@@ -176,6 +177,25 @@ class God:
             self.publish(tracker.event("cron restart", pattern=pattern))
 
     # ------------------------------------------------------------------------------------ registry
+    def _watch_registry(self) -> None:
+        """inotify on the state directory: a registry rewrite (atomic rename) is noticed when it happens, e.g.
+        `pmsd delete` removing apps after their units are gone."""
+        from pmsd.watch import TreeWatcher, WatchError
+
+        os.makedirs(self.ctx.state_dir, mode=0o700, exist_ok=True)
+        try:
+            watcher = TreeWatcher([self.ctx.state_dir], ["env", "*.tmp", "registry.lock", "god-counters.json"])
+        except WatchError as error:
+            _log(f"cannot watch {self.ctx.state_dir} ({error}); registry changes are noticed on unit events")
+            return
+
+        def readable() -> None:
+            if any(os.path.basename(path) == "registry.json" for path in watcher.read_changes()):
+                self._schedule_registry_check()
+
+        self.loop.add_reader(watcher.fileno(), readable)
+        self.watchers["registry"] = watcher
+
     def _schedule_registry_check(self) -> None:
         if self.registry_timer is None:
             self.registry_timer = self.loop.call_later(0, self._registry_check)
@@ -319,11 +339,12 @@ class God:
         spec = tracker.record.spec
         if not spec.watch:
             return
-        from pmsd.watch import DEFAULT_IGNORE, TreeWatcher, WatchError
+        from pmsd.watch import TreeWatcher, WatchError, effective_ignore
 
         try:
-            # As in PM2, ignore_watch replaces the default ignores rather than adding to them.
-            watcher = TreeWatcher(spec.watch, spec.ignore_watch or DEFAULT_IGNORE)
+            # As in PM2, ignore_watch replaces the default ignores (dot-files, node_modules); its relative
+            # patterns ("client/img") are relative to the app's cwd.
+            watcher = TreeWatcher(spec.watch, effective_ignore(spec.ignore_watch or None), cwd=spec.cwd)
         except WatchError as error:
             _log(f"App [{tracker.record.name}:{tracker.record.pm_id}] cannot be watched: {error}")
             return
@@ -342,7 +363,13 @@ class God:
         watcher = self.watchers.get(tracker.unit)
         if watcher is None:
             return
-        changes = watcher.read_changes()
+        from pmsd.watch import WatchError
+
+        try:
+            changes = watcher.read_changes()
+        except WatchError as error:  # out of inotify watches while following new directories
+            _log(f"App [{tracker.record.name}:{tracker.record.pm_id}] watch: {error}")
+            changes = error.changes
         # PM2 restarts a watched app only while it runs: a stopped app stays stopped.
         if not changes or tracker.active_state not in RUNNING_STATES:
             return

@@ -45,7 +45,7 @@ def packaged_unit(ctx: Context) -> str | None:
 
 def _install_runtime_unit(ctx: Context) -> bool:
     """Write pmsd-god.service for this interpreter; True when the file changed (systemd must reload)."""
-    text = god_unit_text(ctx.user, f"{sys.executable} -m pmsd.god")
+    text = god_unit_text(ctx.user, f"{os.path.realpath(sys.executable)} -m pmsd.god")
     path = runtime_unit_path(ctx)
     try:
         with open(path, encoding="utf-8") as handle:

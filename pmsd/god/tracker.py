@@ -98,30 +98,81 @@ class AppTracker:
         self.props = {}
 
     def seed(self, props: dict[str, Any]) -> Outcome:
-        """The unit's full state when god starts or first meets it: account an exit god has not seen yet
-        (one that happened while god was down), without replaying transitions as events."""
+        """The unit's full state when god starts (again): account the exits that happened while god was down,
+        without replaying them as events.
+
+        Every automatic restart follows one exit, so NRestarts tells how many exits god missed. The newest
+        one has exact timestamps; for the earlier ones systemd keeps none (nor does journald hold the
+        manager's messages everywhere), so they count as unstable when the runs between god's last look and
+        now averaged less than min_uptime, which is exact for the crash loops the figure exists for.
+        """
         previous = dict(self.props)
         self.props.update(props)
         outcome = Outcome()
-        if self.exit_usec > self.counters.last_exit_usec:
+        counters, spec = self.counters, self.record.spec
+        restarts = int(self.props.get("NRestarts", 0))
+        # NRestarts below what god saw: the unit was created again since (it starts from 0).
+        same_unit = restarts >= counters.seen_restarts
+        gained = restarts - counters.seen_restarts if same_unit else restarts
+        awaiting = counters.awaiting_restart if same_unit else 0  # that restart's exit was counted already
+        newest_is_new = self.exit_usec > counters.last_exit_usec
+        not_restarted_yet = self._newest_run_ended()
+        exits = max(0, gained - awaiting) + (1 if newest_is_new and not_restarted_yet else 0)
+        unknown = exits - (1 if newest_is_new else 0)
+        # The span those runs fit in: up to the newest exit, or to the start of the run going on now.
+        span_end = self.exit_usec if newest_is_new else int(self.props.get("ExecMainStartTimestamp", 0))
+        if unknown > 0 and spec.autorestart and counters.last_exit_usec and span_end > counters.last_exit_usec:
+            cycle_ms = (span_end - counters.last_exit_usec) / 1000 / (unknown + (1 if newest_is_new else 0))
+            if cycle_ms < spec.min_uptime + max(spec.restart_delay, spec.exp_backoff_restart_delay):
+                counters.unstable += unknown
+        if newest_is_new:
             self._account_exit(previous, outcome, emit=False)
+        self._remember_restarts()
+        outcome.counters_changed = True
         return outcome
 
+    def _newest_run_ended(self) -> bool:
+        """The latest run has exited and no new one has started (judged by timestamps, not by substates:
+        systemd passes through several on the way from an exit to a restart)."""
+        started = int(self.props.get("ExecMainStartTimestamp", 0))
+        return self.exit_usec > 0 and started <= self.exit_usec
+
+    def _remember_restarts(self) -> bool:
+        """Note NRestarts and whether the counted exit still awaits its restart; True if that changed."""
+        seen = (int(self.props.get("NRestarts", 0)), int(self._newest_run_ended()))
+        if seen == (self.counters.seen_restarts, self.counters.awaiting_restart):
+            return False
+        self.counters.seen_restarts, self.counters.awaiting_restart = seen
+        return True
+
     def update(self, changed: dict[str, Any]) -> Outcome:
+        if self._stale(changed):
+            return Outcome()
         previous = dict(self.props)
         self.props.update(changed)
         outcome = Outcome()
+        if self._remember_restarts():
+            outcome.counters_changed = True
         if "ExecMainExitTimestamp" in changed and self.exit_usec > self.counters.last_exit_usec:
             self._account_exit(previous, outcome, emit=True)
-        if "ExecMainStartTimestamp" in changed and self._started_since(previous):
-            outcome.events.append(self.event("start", int(changed["ExecMainStartTimestamp"]) // 1000,
-                                             pid=int(self.props.get("ExecMainPID", 0))))
         old_restarts = int(previous.get("NRestarts", 0))
         if "NRestarts" in changed and int(changed["NRestarts"]) > old_restarts:
             outcome.events.append(self.event("restart", reason="crash", restart_time=self.restart_time))
+        if "ExecMainStartTimestamp" in changed and self._started_since(previous):
+            outcome.events.append(self.event("start", int(changed["ExecMainStartTimestamp"]) // 1000,
+                                             pid=int(self.props.get("ExecMainPID", 0))))
         if "ActiveState" in changed or "SubState" in changed:
             self._state_events(previous, outcome)
         return outcome
+
+    def _stale(self, changed: dict[str, Any]) -> bool:
+        """A signal older than what god already knows: queued before god read the unit's full state (at
+        start), it must not wind the view back. NRestarts never decreases within one unit, nor does
+        StateChangeTimestamp."""
+        for key in ("NRestarts", "StateChangeTimestamp", "ExecMainStartTimestamp"):
+            if key in changed and key in self.props and int(changed[key]) < int(self.props[key]):
+                return True
+        return False
 
     def _started_since(self, previous: dict[str, Any]) -> bool:
         started = int(self.props.get("ExecMainStartTimestamp", 0))

@@ -16,15 +16,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pystemd.dbusexc import (  # type: ignore[import-not-found, unused-ignore]
+from pmsd.systemd import lean_import
+
+lean_import.install()
+
+from pystemd.dbusexc import (  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
     DBusAccessDeniedError,
     DBusBaseError,
     DBusInvalidArgsError,
     DBusNoSuchUnitError,
 )
-from pystemd.dbuslib import DBus, DBusAddress, apply_signature, path_decode, path_encode
+from pystemd.dbuslib import DBus, DBusAddress, apply_signature, path_decode, path_encode  # noqa: E402
 
-from pmsd.errors import ExitStatus, PmsdError
+from pmsd.errors import ExitStatus, PmsdError  # noqa: E402
 
 DESTINATION = b"org.freedesktop.systemd1"
 MANAGER_PATH = b"/org/freedesktop/systemd1"

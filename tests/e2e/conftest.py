@@ -14,8 +14,11 @@ def pmsd(user_manager: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
     """A pmsd CLI with its own registry; every app it created is deleted afterwards."""
     state = tmp_path_factory.mktemp("state")
     work = tmp_path_factory.mktemp("work")
-    env = {**os.environ, **user_manager, "XDG_STATE_HOME": str(state), "NO_COLOR": "1"}
+    # PMSD_NO_GOD: these tests are about what systemd does alone; god (one per manager, serving one
+    # registry) has its own tests in test_god.py.
+    env = {**os.environ, **user_manager, "XDG_STATE_HOME": str(state), "NO_COLOR": "1", "PMSD_NO_GOD": "1"}
     env.pop("PMSD_DEBUG", None)
+    env.pop("PMSD_STATE_DIR", None)
     cli = Pmsd(env=env, cwd=str(work))
     yield cli
     cli.run("delete", "all", check=False)

@@ -2,12 +2,14 @@
 
 The expected expressions are written in the form `systemd-analyze calendar` prints as "Normalized form", and
 the systemd tests check that it does. The equivalence tests compare systemd's next elapses with a small,
-independent cron matcher below (predicates over candidate times, not the module's value sets).
+independent cron matcher below (predicates over candidate times, not the module's value sets), and, where node
+and croner 4.1.97 (the version PM2 7.0.4 pins) can be found, with croner's own next run times.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -90,16 +92,17 @@ CASES: list[tuple[str, tuple[str, ...]]] = [
     ("0 12 * * 1-5/2", ("Mon,Wed,Fri *-*-* 12:00:00",)),
     ("0 0 * * 7/2", ("Sun *-*-* 00:00:00",)),  # `a/n` runs to 6, but 7 is Sunday
     ("0 0 * 6 MON", ("Mon *-06-* 00:00:00",)),
-    # both restricted: cron ORs them, so two expressions
-    ("0 0 1 * MON", ("*-*-01 00:00:00", "Mon *-*-* 00:00:00")),
-    ("30 4 1,15 * 5", ("*-*-01,15 04:30:00", "Fri *-*-* 04:30:00")),
-    ("0 0 13 * FRI", ("*-*-13 00:00:00", "Fri *-*-* 00:00:00")),
-    ("0 0 1,15 * 1-5", ("*-*-01,15 00:00:00", "Mon..Fri *-*-* 00:00:00")),
-    ("0 12 1 JAN,JUN SUN", ("*-01,06-01 12:00:00", "Sun *-01,06-* 12:00:00")),
-    ("0 0 */2 * MON", (f"*-*-{_ODD} 00:00:00", "Mon *-*-* 00:00:00")),  # croner: only a bare "*" is unrestricted
-    ("0 0 1 * */1", ("*-*-* 00:00:00",)),  # the weekday branch is every day
-    ("0 0 1-31 * MON", ("*-*-* 00:00:00",)),  # the date branch is every day
-    ("0 0 31 2 MON", ("Mon *-02-* 00:00:00",)),  # February 31st never comes: only the weekday branch is left
+    # both restricted: croner 4.1.97 ANDs them (unlike Vixie cron), as systemd does: one expression
+    ("0 0 1 * MON", ("Mon *-*-01 00:00:00",)),
+    ("30 4 1,15 * 5", ("Fri *-*-01,15 04:30:00",)),
+    ("0 0 13 * FRI", ("Fri *-*-13 00:00:00",)),
+    ("0 0 1,15 * 1-5", ("Mon..Fri *-*-01,15 00:00:00",)),
+    ("0 12 1 JAN,JUN SUN", ("Sun *-01,06-01 12:00:00",)),
+    ("0 0 */2 * MON", (f"Mon *-*-{_ODD} 00:00:00",)),
+    ("0 0 1 * */1", ("*-*-01 00:00:00",)),  # every weekday: the date alone decides
+    ("0 0 1-31 * MON", ("Mon *-*-* 00:00:00",)),  # every date: the weekday alone decides
+    ("0 0 29 2 MON", ("Mon *-02-29 00:00:00",)),  # rare (2044, 2072, 2112) but possible
+    ("0 0 13 6 FRI", ("Fri *-06-13 00:00:00",)),
     # six fields: seconds first
     ("*/10 * * * * *", ("*-*-* *:*:00,10,20,30,40,50",)),
     ("0 */15 * * * *", ("*-*-* *:00,15,30,45:00",)),
@@ -176,6 +179,8 @@ ERRORS: list[tuple[str, str]] = [
     ("0 0 31 2 *", "field 'day-of-month': '31' never occurs in month(s) '2'"),
     ("0 0 30,31 FEB *", "never occurs in month(s) 'FEB'"),
     ("0 0 31 4,6,9,11 *", "never occurs"),
+    ("0 0 31 2 MON", "field 'day-of-month': '31' never occurs in month(s) '2'"),  # no weekday makes it happen
+    ("0 0 30 FEB 1-5", "never occurs in month(s) 'FEB'"),
 ]
 
 
@@ -276,9 +281,8 @@ def _cron_times(pattern: str, count: int, years: int = 30, base: datetime = BASE
         dom_ok = _field_matches(dom, day.day, 1, 31, {})
         sunday_as_7 = weekday == 0 and _field_matches(dow, 7, 0, 6, _WEEKDAYS)
         dow_ok = _field_matches(dow, weekday, 0, 6, _WEEKDAYS) or sunday_as_7
-        # Vixie/croner: both restricted (not a bare "*") means either may match.
-        day_ok = dom_ok or dow_ok if dom != "*" and dow != "*" else dom_ok and dow_ok
-        if day_ok and _field_matches(month, day.month, 1, 12, _MONTHS):
+        # croner 4.1.97 (src/date.js:233-241): the day must match both, restricted or not.
+        if dom_ok and dow_ok and _field_matches(month, day.month, 1, 12, _MONTHS):
             for h, m, s in itertools.product(hours, minutes, seconds):
                 moment = datetime.combine(day, time(h, m, s))
                 if moment > base:
@@ -294,9 +298,9 @@ EQUIVALENCE = [
     "*/13 * * * * *", "5/15 * * * *", "10-45/10 * * * *", "0 1-20/3 * * *", "59 23 * * *",
     "0 0 */2 * *", "0 0 31 * *", "0 0 29 2 *", "0 0 1 */3 *", "0 0 1 2/5 *", "0 0 * * 7", "0 0 * * FRI-SUN",
     "0 0 * * 1/2", "0 0 * * */3", "0 9-17/4 * * 1-5",
-    # the OR cases
-    "0 0 1 * MON", "0 0 13 * FRI", "30 4 1,15 * 5", "0 0 */2 * MON", "0 0 31 2 MON", "0 12 1 JAN,JUN SUN",
-    "0 0 1 * */1", "*/20 * 29 FEB 3",
+    # both day fields restricted: ANDed
+    "0 0 1 * MON", "0 0 13 * FRI", "30 4 1,15 * 5", "0 0 1,15 * 1-5", "0 0 */2 * MON", "0 12 1 JAN,JUN SUN",
+    "0 0 1 * */1", "0 0 1-31 * MON", "*/20 * 29 FEB 3",
     "@weekly", "@monthly", "@yearly",
 ]
 
@@ -309,10 +313,13 @@ def test_systemd_fires_when_cron_would(pattern: str) -> None:
     assert _systemd_times(on_calendar(pattern), 12) == expected
 
 
-def test_the_matcher_knows_the_or_rule() -> None:
-    # Checks the oracle itself on one case worked out by hand: 2024-03-01 is a Friday, the 4th a Monday.
-    assert _cron_times("0 0 1 * MON", 3) == [datetime(2024, 3, 1), datetime(2024, 3, 4), datetime(2024, 3, 11)]
+def test_the_matcher_ands_the_day_fields() -> None:
+    # Checks the oracle itself on cases worked out by hand: the first Mondays that are a 1st after 2024-02-27 are
+    # 2024-04-01, 2024-07-01 and 2025-09-01 (croner 4.1.97 gives the same); 2024-03-04 is the first Monday.
+    assert _cron_times("0 0 1 * MON", 3) == [datetime(2024, 4, 1), datetime(2024, 7, 1), datetime(2025, 9, 1)]
     assert _cron_times("0 0 * * MON", 1) == [datetime(2024, 3, 4)]
+    assert _cron_times("0 0 1 * *", 1) == [datetime(2024, 3, 1)]
+    assert _cron_times("0 0 29 2 MON", 2, years=50) == [datetime(2044, 2, 29), datetime(2072, 2, 29)]
 
 
 @st.composite
@@ -359,5 +366,108 @@ def test_systemd_fires_when_cron_would_for_generated_patterns(pattern: str, base
         assert "never occurs" in str(error)
         assert _cron_times(pattern, 1, years=8, base=base) == []
         return
-    assert not any("/" in expression for expression in expressions)  # no systemd repetitions, ever
-    assert _systemd_times(expressions, 8, base) == _cron_times(pattern, 8, base=base)
+    assert expressions == (expressions[0],)
+    assert "/" not in expressions[0]  # no systemd repetitions, ever
+    # A weekday and a date together can be rare (February 29th on a Monday): compare up to the matcher's horizon.
+    years = 30
+    horizon = base.date() + timedelta(days=366 * years)
+    expected = _cron_times(pattern, 8, years=years, base=base)
+    assert [moment for moment in _systemd_times(expressions, 8, base) if moment.date() < horizon] == expected
+
+
+# --- croner 4.1.97 itself: the library PM2 7.0.4 runs cron_restart with ------------------------------------
+
+CRONER_VERSION = "4.1.97"  # pinned by PM2 7.0.4's package.json; later croner versions OR the day fields
+NODE = shutil.which("node")
+
+# Prints {"version": ..., "times": {pattern: [ISO times] or "error: ..."}}, or {"version": null} when croner
+# cannot be found: in $PMSD_CRONER (a croner package directory), else under the pm2 package (or a croner package)
+# that node resolves from the working directory or from the global node_modules beside node itself.
+_CRONER_SCRIPT = r"""
+const path = require("path");
+const [base, count, ...patterns] = process.argv.slice(1);
+function locate() {
+  if (process.env.PMSD_CRONER) return process.env.PMSD_CRONER;
+  const roots = [process.cwd(), path.resolve(process.execPath, "..", "..", "lib", "node_modules")];
+  try {
+    const pm2 = path.dirname(require.resolve("pm2/package.json", { paths: roots }));
+    return path.dirname(require.resolve("croner/package.json", { paths: [pm2] }));
+  } catch (error) {}
+  try {
+    return path.dirname(require.resolve("croner/package.json", { paths: roots }));
+  } catch (error) {}
+  return null;
+}
+const dir = locate();
+let version = null;
+try { version = require(path.join(dir, "package.json")).version; } catch (error) {}
+const times = {};
+if (version !== null) {
+  const Cron = require(dir);
+  for (const pattern of patterns) {
+    try {
+      times[pattern] = Cron(pattern).enumerate(Number(count), new Date(base)).map((d) => d.toISOString());
+    } catch (error) {
+      times[pattern] = "error: " + error.message;
+    }
+  }
+}
+console.log(JSON.stringify({ version, times }));
+"""
+
+CRONER_AGREES = [
+    "0 0 1 * MON", "0 0 13 * FRI", "30 4 1,15 * 5", "0 0 1,15 * 1-5", "0 12 1 JAN,JUN SUN", "0 0 */2 * MON",
+    "0 0 1 * */1", "0 0 1-31 * MON", "0 0 29 2 MON", "0 0 13 6 FRI", "*/20 * 29 FEB 3",
+    "0 9 * * MON-FRI", "0 0 * * 7", "0 0 * * */2", "*/7 * * * *", "*/13 * * * * *", "0 1-20/3 * * *",
+    "0 0 1-7 * *", "0 0 31 * *", "0 0 29 2 *",
+]  # not "0 0 */2 * *": croner 4.1.97 steps from February 29th to March 3rd (Feb 31 overflows), skipping the 1st
+CRONER_NEVER = ["0 0 31 2 *", "0 0 31 2 MON", "0 0 30 FEB 1-5", "0 0 31 4,6,9,11 *"]  # pmsd refuses these
+CRONER_COUNT = 6  # "0 0 29 2 MON" takes 172 years for six
+
+
+@pytest.fixture(scope="module")
+def croner_times() -> dict[str, list[datetime] | str]:
+    """croner's first CRONER_COUNT run times after BASE (UTC) for CRONER_AGREES and CRONER_NEVER, or a skip."""
+    if NODE is None:
+        pytest.skip("node is not on PATH")
+    env = {**os.environ, "TZ": "UTC"}  # croner runs on local time
+    result = subprocess.run(
+        [NODE, "-e", _CRONER_SCRIPT, f"{BASE:%Y-%m-%dT%H:%M:%S}Z", str(CRONER_COUNT), *CRONER_AGREES, *CRONER_NEVER],
+        capture_output=True, text=True, env=env, check=False, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    if answer["version"] is None:
+        pytest.skip("croner is not installed (set PMSD_CRONER to a croner package directory)")
+    if answer["version"] != CRONER_VERSION:
+        pytest.skip(f"found croner {answer['version']}, not the {CRONER_VERSION} PM2 pins")
+    times: dict[str, list[datetime] | str] = {}
+    for pattern, value in answer["times"].items():
+        if isinstance(value, str):
+            times[pattern] = value
+        else:
+            times[pattern] = [datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.000Z") for stamp in value]
+    return times
+
+
+@pytest.mark.parametrize("pattern", CRONER_AGREES)
+def test_croner_fires_when_the_matcher_says(pattern: str, croner_times: dict[str, list[datetime] | str]) -> None:
+    expected = _cron_times(pattern, CRONER_COUNT, years=200)
+    assert len(expected) == CRONER_COUNT
+    assert croner_times[pattern] == expected
+
+
+@needs_systemd
+@pytest.mark.parametrize("pattern", CRONER_AGREES)
+def test_systemd_fires_when_croner_does(pattern: str, croner_times: dict[str, list[datetime] | str]) -> None:
+    assert _systemd_times(on_calendar(pattern), CRONER_COUNT) == croner_times[pattern]
+
+
+@pytest.mark.parametrize("pattern", CRONER_NEVER)
+def test_croner_never_fires_when_pmsd_refuses(pattern: str, croner_times: dict[str, list[datetime] | str]) -> None:
+    found = croner_times[pattern]
+    # croner takes the pattern, then finds no run before year 4000 or, from "31 4" overflowing to May 1st, recurses
+    # until the stack runs out.
+    assert found == [] or (isinstance(found, str) and "Maximum call stack size exceeded" in found)
+    with pytest.raises(CronError, match="never occurs"):
+        on_calendar(pattern)

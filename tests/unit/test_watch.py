@@ -36,8 +36,8 @@ def wait_for(watcher: TreeWatcher, *expected: Path, timeout: float = TIMEOUT) ->
 def settle(watcher: TreeWatcher, root: Path) -> set[str]:
     """Everything reported up to a sentinel file written now.
 
-    inotify queues events in order and read_changes drains the whole queue, so once the sentinel is seen,
-    anything that was going to be reported for earlier changes has been.
+    inotify queues events in order, so once the sentinel has been read, everything that was going to be
+    reported for earlier changes has been.
     """
     sentinel = root / "sentinel.txt"
     sentinel.write_text(str(time.monotonic()))
@@ -127,6 +127,17 @@ def test_directory_moved_in_is_reported_with_its_content_and_watched(
     wait_for(watcher, root / "pkg" / "sub" / "later.js")
 
 
+def test_directory_renamed_within_the_tree_is_followed_at_its_new_path(root: Path) -> None:
+    (root / "old" / "deep").mkdir(parents=True)
+    with TreeWatcher([str(root)]) as w:
+        (root / "old").rename(root / "new")
+        wait_for(w, root / "old", root / "new", root / "new" / "deep")
+        assert w.watched_dirs == [str(root), str(root / "new"), str(root / "new" / "deep")]
+        (root / "new" / "deep" / "x.js").write_text("x")
+        seen = wait_for(w, root / "new" / "deep" / "x.js")
+        assert str(root / "old" / "deep" / "x.js") not in seen
+
+
 def test_deleted_directory_loses_its_watches(root: Path) -> None:
     (root / "sub" / "deeper").mkdir(parents=True)
     with TreeWatcher([str(root)]) as w:
@@ -164,12 +175,29 @@ def test_many_files(root: Path, watcher: TreeWatcher) -> None:
     assert len(seen) == 10 + 1000
 
 
+def test_a_busy_queue_is_read_in_bounded_slices(
+        root: Path, watcher: TreeWatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pmsd.watch, "_READ_SIZE", 512)
+    monkeypatch.setattr(pmsd.watch, "_MAX_READS", 1)
+    files = [root / f"file{i}.js" for i in range(50)]
+    for f in files:
+        f.write_text("x")
+    select.select([watcher], [], [], TIMEOUT)
+    first = watcher.read_changes()
+    assert 0 < len(first) < len(files)
+    assert select.select([watcher], [], [], 0)[0]  # the rest is still there, and the loop will be told
+    wait_for(watcher, *(f for f in files if str(f) not in first))
+
+
 def test_queue_overflow_reports_the_roots_and_keeps_watching(root: Path, watcher: TreeWatcher) -> None:
     queue = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
     if queue > 100_000:
         pytest.skip(f"fs.inotify.max_queued_events is {queue}: too many files to write")
-    for i in range(queue // 2 + 100):  # each file is IN_CREATE + IN_CLOSE_WRITE
-        (root / f"f{i}").touch()
+    paths = [str(root / "a.js"), str(root / "b.js")]
+    for path in paths:
+        Path(path).touch()
+    for i in range(queue + 100):  # one IN_CLOSE_WRITE each; alternating, so the kernel cannot merge them
+        os.close(os.open(paths[i % 2], os.O_WRONLY))
     wait_for(watcher, root)
     (root / "after.js").write_text("x")
     wait_for(watcher, root / "after.js")
