@@ -7,7 +7,7 @@ import time
 step = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 every = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1
 ceiling = int(sys.argv[3]) if len(sys.argv) > 3 else 500
-held = []
+held: list[bytearray] = []
 print("hogging", flush=True)
 while True:
     if len(held) * step < ceiling:
