@@ -34,6 +34,11 @@ SETTLE_S = 0.02  # a unit that went down is called stopped/errored only if no ne
 WATCH_QUIET_MS = 100  # a burst of writes (an editor saving, a build) restarts once
 
 
+def _text(value: Any) -> str:
+    """A string argument of a Manager signal (UnitNew/UnitRemoved carry the unit name first)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _log(text: str) -> None:
     # stdout goes to the journal (god's own unit); the prefix is what PM2's daemon log lines start with.
     print(f"[pmsd][god] {text}", flush=True)
@@ -124,7 +129,7 @@ class God:
             elif unit.startswith(UNIT_PREFIX) and unit.endswith(".service"):
                 self._unit_signal(unit, body)
         elif member == b"UnitRemoved":
-            unit = str(body[0].decode() if isinstance(body[0], bytes) else body[0])
+            unit = _text(body[0])
             tracker = self.trackers.get(unit)
             if tracker is not None:
                 tracker.forget_unit()
@@ -132,7 +137,7 @@ class God:
             if unit.startswith(UNIT_PREFIX):
                 self._schedule_registry_check()
         elif member == b"UnitNew":
-            unit = str(body[0].decode() if isinstance(body[0], bytes) else body[0])
+            unit = _text(body[0])
             if unit.startswith(UNIT_PREFIX) and unit not in self.trackers:
                 self._schedule_registry_check()
 

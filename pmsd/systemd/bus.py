@@ -237,10 +237,6 @@ class Manager:
         value = self._get(unit_path(unit), SERVICE, "MemoryCurrent", "t", unit)
         return None if value == _UNSET else int(value)
 
-    def load_state(self, unit: str) -> str:
-        path = self._call(MANAGER_PATH, MANAGER, b"LoadUnit", apply_signature(b"s", [unit.encode()]), unit)
-        return str(self._get(path, UNIT, "LoadState", "s", unit))
-
     def all_properties(self, unit: str) -> dict[str, Any]:
         """The Unit and Service interfaces' properties of a loaded unit, keyed as in PropertiesChanged
         (god seeds its view of a unit with this once, then follows the signals)."""
