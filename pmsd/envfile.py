@@ -8,6 +8,7 @@ EnvironmentFile=).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -27,14 +28,23 @@ _PER_EXECUTION = frozenset({
 
 def app_environment(
     caller: Mapping[str, str], definition: Mapping[str, str], pm_id: int, name: str, namespace: str,
+    instance: int | None = None, instance_var: str = "NODE_APP_INSTANCE", increment_var: str | None = None,
 ) -> dict[str, str]:
     # Names systemd would refuse to load from an EnvironmentFile (bash function exports, ...) cannot reach
     # the app anyway; leave them out rather than let systemd log a warning at every start.
     env = {k: v for k, v in caller.items() if k not in _PER_EXECUTION and is_valid_env_name(k)}
     env.update(definition)
     # What PM2 exposes to every app; NODE_APP_INSTANCE is 0 for a single instance.
-    env.update({"pm_id": str(pm_id), "name": name, "namespace": namespace,
-                "NODE_APP_INSTANCE": env.get("NODE_APP_INSTANCE", "0")})
+    env.update({"pm_id": str(pm_id), "name": name, "namespace": namespace})
+    if instance is None:
+        env["NODE_APP_INSTANCE"] = env.get("NODE_APP_INSTANCE", "0")
+        return env
+    env[instance_var] = str(instance)
+    if increment_var is not None:
+        # PM2's increment_var: the definition's value plus the instance number (PORT 3000 -> 3000, 3001...).
+        # A value that is not a number is left as it is, as PM2 does.
+        with contextlib.suppress(ValueError):
+            env[increment_var] = str(int(env.get(increment_var, "0")) + instance)
     return env
 
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from pmsd import cluster
 from pmsd.context import Context
 from pmsd.ecosystem import is_ecosystem_file, load_apps
 from pmsd.envfile import app_environment, read_env_file, write_env_file
@@ -22,7 +23,6 @@ from pmsd.registry import AppRecord, RegistryData, now_ms
 from pmsd.spec import COMMAND_LINE, AppSpec, Source, UnitInputs, build_spec
 from pmsd.systemd.bus import Manager, ServiceState, UnitProperty
 from pmsd.targets import resolve_targets
-from pmsd.unitnames import service_unit
 from pmsd.units import transient_properties
 
 STOP_GRACE_S = 5.0  # on top of kill_timeout, for systemd to reap and collect the unit
@@ -68,14 +68,14 @@ def start(ctx: Context, target: str, options: StartOptions | None = None) -> lis
         if is_ecosystem_file(target) and os.path.exists(target):
             return _start_ecosystem(ctx, data, target, options)
         if _is_known_target(data, target) and not _looks_like_script(target):
-            return [_restart_record(ctx, data, r, options.update_env) for r in resolve_targets(data, target)]
+            return _restart_records(ctx, data, resolve_targets(data, target), options.update_env)
         raw: dict[str, object] = {"script": target, **options.overrides}
         spec = build_spec(raw, Source(COMMAND_LINE, os.getcwd()), options.env_name,
                           ctx.environ.get("PATH"), ctx.warnings)
-        existing = data.by_name(spec.name)
-        if existing is not None:
-            return [_start_over_existing(ctx, data, existing, spec, options)]
-        return [_create(ctx, data, spec)]
+        existing = data.instances_of(spec.name)
+        if existing:
+            return _start_over_existing(ctx, data, existing, spec, options)
+        return _create(ctx, data, spec)
 
 
 def _looks_like_script(target: str) -> bool:
@@ -99,27 +99,27 @@ def _start_ecosystem(ctx: Context, data: RegistryData, path: str, options: Start
     # Validation is complete before anything is created, so a broken app never leaves its siblings
     # half-started.
     for spec in specs:
-        existing = data.by_name(spec.name)
-        if existing is None:
-            outcomes.append(_create(ctx, data, spec))
+        existing = data.instances_of(spec.name)
+        if not existing:
+            outcomes += _create(ctx, data, spec)
         else:
             # PM2 restarts apps an ecosystem file declares that already exist, with the file's definition.
-            existing.spec = spec
-            outcomes.append(_restart_record(ctx, data, existing, update_env=True))
+            outcomes += _restart_records(ctx, data, _redefine(ctx, data, existing, spec), update_env=True)
     return outcomes
 
 
 def _start_over_existing(
-    ctx: Context, data: RegistryData, existing: AppRecord, spec: AppSpec, options: StartOptions,
-) -> Outcome:
+    ctx: Context, data: RegistryData, records: list[AppRecord], spec: AppSpec, options: StartOptions,
+) -> list[Outcome]:
+    existing = records[0]
     same_script = existing.spec.script == spec.script
     if not same_script:
         raise UsageError(
             f"an app named {spec.name!r} already exists (id {existing.pm_id}, script {existing.spec.script})",
             f"pick another --name, or `pmsd delete {existing.pm_id}` first",
         )
-    state = _state(ctx.manager, existing)
-    running = state is not None and state.active_state in ("active", "activating", "reloading")
+    states = [_state(ctx.manager, record) for record in records]
+    running = any(s is not None and s.active_state in ("active", "activating", "reloading") for s in states)
     if running and not options.force:
         raise UsageError(
             f"script already launched as {spec.name!r} (id {existing.pm_id})",
@@ -131,37 +131,70 @@ def _start_over_existing(
         while data.by_name(f"{spec.name}-{copy}") is not None:
             copy += 1
         return _create(ctx, data, _renamed(spec, f"{spec.name}-{copy}"))
-    existing.spec = spec
-    return _restart_record(ctx, data, existing, options.update_env)
+    return _restart_records(ctx, data, _redefine(ctx, data, records, spec), options.update_env)
 
 
 def _renamed(spec: AppSpec, name: str) -> AppSpec:
     return replace(spec, name=name)
 
 
-def _create(ctx: Context, data: RegistryData, spec: AppSpec) -> Outcome:
-    record = AppRecord(pm_id=data.allocate_id(), spec=spec, created_at=now_ms())
-    env = app_environment(ctx.environ, spec.env, record.pm_id, spec.name, spec.namespace)
-    env_file = ctx.registry.env_file(record.pm_id)
-    write_env_file(env_file, env)
+def _create(ctx: Context, data: RegistryData, spec: AppSpec) -> list[Outcome]:
+    created_at = now_ms()
+    count = spec.instances if spec.clustered else 1
+    records = [AppRecord(pm_id=pm_id, spec=spec, created_at=created_at, instance=index if spec.clustered else None)
+               for index, pm_id in enumerate(data.allocate_ids(count))]
+    for record in records:
+        _write_environment(ctx, record, fresh=True)
     try:
         if spec.autostart:
-            _launch(ctx, record)
+            _launch_many(ctx, records)
     except BaseException:
         # Nothing half-created: no registry entry (the transaction aborts), no env file, no unit.
-        os.unlink(env_file)
+        for record in records:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(ctx.registry.record_env_file(record))
+            with contextlib.suppress(PmsdError):
+                _clear_leftover(ctx.manager, record.unit)
         with contextlib.suppress(PmsdError):
-            _clear_leftover(ctx.manager, service_unit(spec.name))
+            if spec.clustered:
+                cluster.remove_app_units(ctx, spec.name)
+            _remove_cron(ctx.manager, spec.name)
         raise
-    data.apps.append(record)
-    return Outcome("started" if spec.autostart else "registered", record.pm_id, spec.name)
+    data.apps.extend(records)
+    return [Outcome("started" if spec.autostart else "registered", r.pm_id, spec.name) for r in records]
+
+
+def _write_environment(ctx: Context, record: AppRecord, fresh: bool) -> None:
+    """The instance's environment file: captured now (fresh), or the one stored at start with the definition's
+    own env re-applied (PM2 keeps the environment of the first start)."""
+    env_file = ctx.registry.record_env_file(record)
+    spec = record.spec
+    if fresh or not os.path.exists(env_file):
+        env = app_environment(ctx.environ, spec.env, record.pm_id, record.name, spec.namespace, record.instance,
+                              spec.instance_var, spec.increment_var)
+    else:
+        env = {**read_env_file(env_file), **spec.env}
+    write_env_file(env_file, env)
+
+
+def _launch_many(ctx: Context, records: list[AppRecord]) -> None:
+    if records[0].instance is not None:
+        cluster.launch(ctx, records)
+        _ensure_cron(ctx, records[0])
+        return
+    for record in records:
+        _launch(ctx, record)
 
 
 def _launch(ctx: Context, record: AppRecord) -> None:
-    """Create the transient unit and wait until the app's program is executing."""
+    """Create the transient unit (or start the cluster instance) and wait until the app's program is
+    executing."""
+    if record.instance is not None:
+        _launch_many(ctx, [record])
+        return
     manager = ctx.manager
-    unit = service_unit(record.name)
-    inputs = UnitInputs(record.spec, ctx.registry.env_file(record.pm_id), system=not ctx.user)
+    unit = record.unit
+    inputs = UnitInputs(record.spec, ctx.registry.record_env_file(record), system=not ctx.user)
     properties = transient_properties(inputs, manager.version)
     _clear_leftover(manager, unit)
     manager.start_transient(unit, properties)
@@ -243,11 +276,17 @@ def _clear_leftover(manager: Manager, unit: str) -> None:
         state = manager.service_state(unit)
     if state is not None:
         manager.reset_failed(unit)
-        manager.wait_until(unit, lambda s: s is None, 10.0, "systemd to collect the old unit")
+        manager.wait_until(unit, _gone, 10.0, "systemd to collect the old unit")
+
+
+def _gone(state: ServiceState | None) -> bool:
+    """A stopped unit is out of the way: a transient one once systemd collected it (its name is free again),
+    a template instance once inactive (reading its properties loads it again from the template file)."""
+    return state is None or ("@" in state.name and state.active_state == "inactive")
 
 
 def _state(manager: Manager, record: AppRecord) -> ServiceState | None:
-    return manager.service_state(service_unit(record.name))
+    return manager.service_state(record.unit)
 
 
 # ------------------------------------------------------------------------------------------ restart / stop
@@ -257,44 +296,148 @@ def restart(ctx: Context, target: str, update_env: bool = False, toggle_watch: b
     """Restart apps; toggle_watch turns file watching on (the app's cwd) or off, as `pm2 restart --watch`."""
     ensure_god(ctx)
     with ctx.registry.transaction() as data:
-        outcomes = []
-        for record in resolve_targets(data, target):
-            if toggle_watch:
+        records = resolve_targets(data, target)
+        if toggle_watch:
+            for record in records:
                 record.spec = replace(record.spec, watch=() if record.spec.watch else (record.spec.cwd,))
-            outcomes.append(_restart_record(ctx, data, record, update_env))
-        return outcomes
+        return _restart_records(ctx, data, records, update_env)
+
+
+def _restart_records(ctx: Context, data: RegistryData, records: list[AppRecord], update_env: bool) -> list[Outcome]:
+    return [_restart_record(ctx, data, record, update_env) for record in records]
 
 
 def _restart_record(ctx: Context, data: RegistryData, record: AppRecord, update_env: bool) -> Outcome:
     state = _state(ctx.manager, record)
     record.restart_offset += (state.n_restarts if state is not None else 0) + 1
-    env_file = ctx.registry.env_file(record.pm_id)
-    if update_env or not os.path.exists(env_file):
-        env = app_environment(ctx.environ, record.spec.env, record.pm_id, record.name, record.spec.namespace)
-    else:
-        # PM2 keeps the environment captured at start; only the definition's own env is re-applied.
-        env = {**read_env_file(env_file), **record.spec.env}
-    write_env_file(env_file, env)
-    _clear_leftover(ctx.manager, service_unit(record.name))
+    _write_environment(ctx, record, fresh=update_env)
+    _clear_leftover(ctx.manager, record.unit)
     _launch(ctx, record)
     return Outcome("restarted", record.pm_id, record.name)
+
+
+def _redefine(ctx: Context, data: RegistryData, records: list[AppRecord], spec: AppSpec) -> list[AppRecord]:
+    """Give an existing app a new definition: switch between one transient unit and template instances when
+    needed, and add or remove instances to match `instances`. Returns the records to (re)start; instances
+    beyond the new count are stopped and forgotten."""
+    was_clustered = records[0].instance is not None
+    if was_clustered != spec.clustered:
+        for record in records:
+            _stop_record(ctx, record)
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(ctx.registry.record_env_file(record), f"{ctx.registry.record_env_file(record)}.old")
+        if was_clustered:
+            cluster.remove_app_units(ctx, spec.name)
+            for record in records[1:]:
+                _forget(ctx, data, record)
+            records = records[:1]
+        for index, record in enumerate(records):
+            old_env = f"{ctx.registry.record_env_file(record)}.old"
+            record.instance = index if spec.clustered else None
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(old_env, ctx.registry.record_env_file(record))
+    for record in records:
+        record.spec = spec
+    if not spec.clustered:
+        return records
+    for record in records[spec.instances:]:
+        _stop_record(ctx, record)
+        _forget(ctx, data, record)
+    kept = records[: spec.instances]
+    return kept + _add_instances(ctx, data, kept, spec, spec.instances - len(kept))
+
+
+def _add_instances(ctx: Context, data: RegistryData, records: list[AppRecord], spec: AppSpec,
+                   count: int) -> list[AppRecord]:
+    """New instance records (the lowest free numbers) with their environment; not started."""
+    used = {record.instance for record in records}
+    numbers = [n for n in range(len(records) + count) if n not in used][:count]
+    created_at = records[0].created_at if records else now_ms()
+    added = [AppRecord(pm_id=pm_id, spec=spec, created_at=created_at, instance=n)
+             for n, pm_id in zip(numbers, data.allocate_ids(count) if count else [], strict=True)]
+    for record in added:
+        _write_environment(ctx, record, fresh=True)
+    data.apps.extend(added)
+    return added
+
+
+def _forget(ctx: Context, data: RegistryData, record: AppRecord) -> None:
+    data.apps.remove(record)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(ctx.registry.record_env_file(record))
+
+
+# ------------------------------------------------------------------------------------------ reload / scale
+
+
+def reload(ctx: Context, target: str, update_env: bool = False) -> list[Outcome]:
+    """PM2's reload: cluster apps are replaced one instance at a time, each new instance ready (READY=1, or
+    accepting on the shared socket, bounded by listen_timeout) before the next old one stops; other
+    instances keep serving meanwhile. Fork-mode apps are restarted, as PM2 does."""
+    ensure_god(ctx)
+    with ctx.registry.transaction() as data:
+        outcomes = []
+        for record in resolve_targets(data, target):
+            outcomes.append(_reload_record(ctx, data, record, update_env))
+        return outcomes
+
+
+def _reload_record(ctx: Context, data: RegistryData, record: AppRecord, update_env: bool) -> Outcome:
+    rolling = record.instance is not None and record.spec.exec_mode == "cluster"
+    outcome = _restart_record(ctx, data, record, update_env)
+    if rolling and not cluster.wait_ready(ctx, record):
+        ctx.warnings.append(f"app {record.name!r} instance {record.instance} (id {record.pm_id}) was not seen "
+                            f"accepting on {record.spec.port} within listen_timeout "
+                            f"({record.spec.listen_timeout} ms); reload went on, as PM2 does")
+    return Outcome("reloaded", outcome.pm_id, outcome.name)
+
+
+def scale(ctx: Context, target: str, request: str) -> list[Outcome]:
+    """`pmsd scale <app> <N|+N|-N>`: start or remove instances; the others are left running. A fork app
+    becomes a cluster of instances (its one process is restarted as instance 0)."""
+    ensure_god(ctx)
+    with ctx.registry.transaction() as data:
+        records = resolve_targets(data, target)
+        names = sorted({record.name for record in records})
+        if len(names) != 1:
+            raise UsageError(f"scale takes one app, {target!r} means {len(names)}: {', '.join(names)}")
+        records = data.instances_of(names[0])
+        wanted = cluster.parse_scale(len(records), request)
+        spec = replace(records[0].spec, instances=wanted)
+        before = {record.pm_id for record in records}
+        model_changes = (records[0].instance is not None) != spec.clustered
+        kept = _redefine(ctx, data, records, spec)
+        outcomes = [Outcome("deleted", pm_id, spec.name) for pm_id in sorted(before - {r.pm_id for r in kept})]
+        # Only new instances start; when the model changes (fork <-> instances) every record does.
+        fresh = kept if model_changes else [record for record in kept if record.pm_id not in before]
+        if fresh:
+            _launch_many(ctx, fresh)
+        outcomes += [Outcome("started", record.pm_id, record.name) for record in fresh]
+        return outcomes
 
 
 def stop(ctx: Context, target: str) -> list[Outcome]:
     """Stop apps. As in PM2, stopping also ends file watching (`restart --watch` turns it back on)."""
     with ctx.registry.transaction() as data:
         outcomes = []
-        for record in resolve_targets(data, target):
+        records = resolve_targets(data, target)
+        for record in records:
             if record.spec.watch:
                 record.spec = replace(record.spec, watch=())
             _stop_record(ctx, record)
             outcomes.append(Outcome("stopped", record.pm_id, record.name))
+        for name in _cluster_names(records):
+            cluster.release_if_idle(ctx, name)
         return outcomes
+
+
+def _cluster_names(records: list[AppRecord]) -> list[str]:
+    return sorted({record.name for record in records if record.instance is not None})
 
 
 def _stop_record(ctx: Context, record: AppRecord) -> None:
     manager = ctx.manager
-    unit = service_unit(record.name)
+    unit = record.unit
     state = manager.service_state(unit)
     if state is None:
         return
@@ -302,7 +445,7 @@ def _stop_record(ctx: Context, record: AppRecord) -> None:
     if state.active_state in ("active", "activating", "deactivating", "reloading"):
         _stop_unit(manager, unit, record.spec.kill_timeout / 1000 + STOP_GRACE_S)
     manager.reset_failed(unit)
-    manager.wait_until(unit, lambda s: s is None, 10.0, "systemd to collect the stopped unit")
+    manager.wait_until(unit, _gone, 10.0, "systemd to collect the stopped unit")
 
 
 def _stop_unit(manager: Manager, unit: str, timeout: float) -> None:
@@ -314,13 +457,19 @@ def _stop_unit(manager: Manager, unit: str, timeout: float) -> None:
 def delete(ctx: Context, target: str) -> list[Outcome]:
     with ctx.registry.transaction() as data:
         outcomes = []
-        for record in resolve_targets(data, target):
+        records = resolve_targets(data, target)
+        for record in records:
             _stop_record(ctx, record)
-            data.apps.remove(record)
-            _remove_cron(ctx.manager, record.name)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(ctx.registry.env_file(record.pm_id))
+            _forget(ctx, data, record)
             outcomes.append(Outcome("deleted", record.pm_id, record.name))
+        for name in sorted({record.name for record in records}):
+            if data.instances_of(name):
+                if name in _cluster_names(records):
+                    cluster.release_if_idle(ctx, name)
+                continue
+            # The app's last process is gone: so are its cron timer and its unit files.
+            _remove_cron(ctx.manager, name)
+            cluster.remove_app_units(ctx, name)
         return outcomes
 
 
@@ -341,7 +490,7 @@ def reset(ctx: Context, target: str) -> list[Outcome]:
 def environment(ctx: Context, target: str) -> Mapping[str, str]:
     records = resolve_targets(ctx.registry.read(), target)
     try:
-        return read_env_file(ctx.registry.env_file(records[0].pm_id))
+        return read_env_file(ctx.registry.record_env_file(records[0]))
     except FileNotFoundError:
         raise PmsdError(f"app {records[0].name!r} has no stored environment",
                         f"`pmsd restart {records[0].name} --update-env` stores the current one") from None

@@ -8,7 +8,7 @@ from pmsd.context import Context
 from pmsd.god.counters import AppCounters, counters_for, load_counters
 from pmsd.status import ProcessInfo, process_info
 from pmsd.targets import resolve_targets
-from pmsd.unitnames import UNIT_PREFIX, service_unit
+from pmsd.unitnames import UNIT_PREFIX
 
 
 def list_processes(ctx: Context, target: str | None = None,
@@ -27,7 +27,7 @@ def list_processes(ctx: Context, target: str | None = None,
     now = time.time()
     infos = []
     for record in records:
-        unit = service_unit(record.name)
+        unit = record.unit
         listing = loaded.get(unit)
         state = manager.service_state(unit, listing=listing) if listing is not None else None
         infos.append(process_info(record, state, now, counters_for(counters, record.pm_id, record.created_at)))

@@ -34,14 +34,24 @@ class AppRecord:
     restart_offset: int = 0
     flushed_at: int = 0  # ms; `pmsd logs` hides journal lines older than this (`pmsd flush`)
     unstable_offset: int = 0  # god's unstable-restart count when `pmsd reset` last zeroed it
+    # A cluster app is one record per instance (each has its own id, as in PM2), sharing name and spec;
+    # None: a single transient unit.
+    instance: int | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def unit(self) -> str:
+        from pmsd.unitnames import unit_of
+
+        return unit_of(self.spec.name, self.instance)
+
     def to_json(self) -> dict[str, Any]:
         return {"pm_id": self.pm_id, "created_at": self.created_at, "restart_offset": self.restart_offset,
                 "flushed_at": self.flushed_at, "unstable_offset": self.unstable_offset,
+                **({"instance": self.instance} if self.instance is not None else {}),
                 "spec": self.spec.to_json()}
 
     @classmethod
@@ -49,7 +59,8 @@ class AppRecord:
         return cls(pm_id=int(data["pm_id"]), spec=AppSpec.from_json(data["spec"]),
                    created_at=int(data["created_at"]), restart_offset=int(data.get("restart_offset", 0)),
                    flushed_at=int(data.get("flushed_at", 0)),
-                   unstable_offset=int(data.get("unstable_offset", 0)))
+                   unstable_offset=int(data.get("unstable_offset", 0)),
+                   instance=int(data["instance"]) if data.get("instance") is not None else None)
 
 
 @dataclass
@@ -59,6 +70,10 @@ class RegistryData:
 
     def by_name(self, name: str) -> AppRecord | None:
         return next((app for app in self.apps if app.name == name), None)
+
+    def instances_of(self, name: str) -> list[AppRecord]:
+        """Every record of the app `name`, in instance order (one for a fork app)."""
+        return sorted((app for app in self.apps if app.name == name), key=lambda a: (a.instance or 0, a.pm_id))
 
     def by_id(self, pm_id: int) -> AppRecord | None:
         return next((app for app in self.apps if app.pm_id == pm_id), None)
@@ -71,6 +86,12 @@ class RegistryData:
         pm_id = self.next_id
         self.next_id += 1
         return pm_id
+
+    def allocate_ids(self, count: int) -> list[int]:
+        """Ids for several new records at once (a cluster app's instances), before any is added."""
+        first = self.allocate_id()
+        self.next_id += count - 1
+        return list(range(first, first + count))
 
 
 def now_ms() -> int:
@@ -86,6 +107,15 @@ class Registry:
 
     def env_file(self, pm_id: int) -> str:
         return os.path.join(self.env_dir, f"{pm_id}.env")
+
+    def record_env_file(self, record: AppRecord) -> str:
+        """A fork app's env file is named by id; a cluster instance's by unit, as the template's
+        EnvironmentFile= spells it with %i."""
+        if record.instance is None:
+            return self.env_file(record.pm_id)
+        from pmsd.unitnames import instance_env_file_name
+
+        return os.path.join(self.env_dir, instance_env_file_name(record.name, record.instance))
 
     def read(self) -> RegistryData:
         """A consistent snapshot without locking: renames are atomic, so readers never see a torn file."""

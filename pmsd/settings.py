@@ -10,6 +10,7 @@ manager. Ecosystem validation, CLI flags, transient properties, unit-file render
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import signal
@@ -164,6 +165,64 @@ def parse_cron(value: object) -> str:
     return text
 
 
+MAX_INSTANCES = 1024
+
+
+def parse_instances(value: object) -> int:
+    """PM2's instances: a count; "max" or 0 for one per CPU; -N for all CPUs but N (at least one)."""
+    cpus = os.cpu_count() or 1
+    if isinstance(value, str) and value.strip().lower() == "max":
+        return cpus
+    number = _whole_number(value)
+    if number == 0:
+        return cpus
+    if number < 0:
+        return max(1, cpus + number)
+    if number > MAX_INSTANCES:
+        raise ValueError(f"expected at most {MAX_INSTANCES} instances, got {number}")
+    return number
+
+
+_EXEC_MODES = {"fork": "fork", "fork_mode": "fork", "cluster": "cluster", "cluster_mode": "cluster"}
+
+
+def parse_exec_mode(value: object) -> str:
+    text = parse_str(value)
+    if text not in _EXEC_MODES:
+        raise ValueError(f"expected 'fork' or 'cluster', got {text!r}")
+    return _EXEC_MODES[text]
+
+
+def parse_port(value: object) -> str:
+    """A TCP port (3000), or an address and port ("127.0.0.1:3000", "[::1]:3000"): ListenStream= text."""
+    import ipaddress
+
+    text = parse_str(value).strip()
+    host, _, port_text = text.rpartition(":") if ":" in text else ("", "", text)
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"expected a port from 1 to 65535, or address:port, got {text!r}")
+    if host:
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            address = ipaddress.ip_address(bare)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IP address (systemd's ListenStream= takes no host names)") from None
+        host = f"[{address}]" if address.version == 6 else str(address)
+        return f"{host}:{int(port_text)}"
+    return str(int(port_text))
+
+
+def port_number(listen: str) -> int:
+    return int(listen.rpartition(":")[2])
+
+
+def parse_env_name(value: object) -> str:
+    name = parse_str(value)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"{name!r} is not a valid environment variable name")
+    return name
+
+
 def parse_argv(value: object) -> tuple[str, ...]:
     """Arguments as a list, or one string split the way a shell would (PM2 accepts both)."""
     if isinstance(value, str):
@@ -233,6 +292,7 @@ class Directive:
     render: Callable[[Any], str]  # unit-file text for the bus value
     min_version: int = SYSTEMD_FLOOR
     system_only: bool = False  # only meaningful for the system manager (User=, Group=)
+    unit_type: str = "service"  # "socket": a cluster app's socket unit (pmsd-<app>.socket), never transient
 
 
 def _usec_text(usec: int) -> str:
@@ -279,6 +339,25 @@ def _start_limit_interval(inputs: UnitInputs) -> int:
     spec = inputs.spec
     first_delay = spec.exp_backoff_restart_delay or spec.restart_delay
     return _start_limit_burst(inputs) * (spec.min_uptime + first_delay) * 1000
+
+
+def _exec_start(inputs: UnitInputs) -> list[tuple[str, list[str], bool]]:
+    argv = list(inputs.spec.argv)
+    if is_node(inputs.spec.interpreter):
+        # pmsd's preload gives unmodified Node apps what PM2's cluster mode and IPC channel gave them: listen()
+        # on the app's port takes the socket systemd passed, and process.send('ready') notifies systemd.
+        from pmsd.preload import NODE_PRELOAD
+
+        argv[1:1] = ["--require", NODE_PRELOAD]
+    return [(inputs.spec.exec_path, argv, False)]
+
+
+def is_node(interpreter: str) -> bool:
+    return interpreter != "none" and os.path.basename(interpreter) in ("node", "nodejs")
+
+
+def _listen_port_env(inputs: UnitInputs) -> list[str] | None:
+    return [f"PMSD_LISTEN_PORT={port_number(inputs.spec.port)}"] if inputs.spec.port else None
 
 
 def _restart_usec(inputs: UnitInputs) -> int:
@@ -341,11 +420,11 @@ SETTINGS: tuple[Setting, ...] = (
              Directive("SyslogIdentifier", "SyslogIdentifier", "s", lambda i: i.spec.name, _literal)),
             flag="--name", short="-n"),
     Setting("script", parse_str, None, "Script or command to run (a file path, or a program on PATH).",
-            (Directive("ExecStart", "ExecStart", "a(sasb)",
-                       lambda i: [(i.spec.exec_path, list(i.spec.argv), False)], _exec_text),
+            (Directive("ExecStart", "ExecStart", "a(sasb)", _exec_start, _exec_text),
              # Type=exec: the start job finishes once execve() succeeded, so `pmsd start` reports a
-             # program that cannot run, and returns only when the app's own code is running.
-             Directive("Type", "Type", "s", _const("exec"), str),
+             # program that cannot run, and returns only when the app's own code is running. wait_ready
+             # apps are Type=notify: started once they send READY=1.
+             Directive("Type", "Type", "s", lambda i: "notify" if i.spec.wait_ready else "exec", str),
              # PM2 stops apps with SIGINT, then SIGKILL after kill_timeout.
              Directive("KillSignal", "KillSignal", "i", _const(int(signal.SIGINT)), lambda v: "SIGINT"),
              Directive("SendSIGKILL", "SendSIGKILL", "b", _const(True), lambda v: "yes" if v else "no"),
@@ -453,6 +532,33 @@ SETTINGS: tuple[Setting, ...] = (
             "replace the default (dot-files and node_modules), as in PM2.", flag="--ignore-watch", by_god=True),
     Setting("watch_delay", parse_duration_ms, 0, "Wait this long (ms, or '2s') after the last change before "
             "restarting; changes closer than 100 ms always restart once.", flag="--watch-delay", by_god=True),
+    Setting("instances", parse_instances, 1, "Cluster mode: run this many instances (pmsd-<app>@<n>.service "
+            "from one template unit); 'max' or 0 for one per CPU, -N for all CPUs but N.",
+            flag="--instances", short="-i"),
+    Setting("exec_mode", parse_exec_mode, "fork", "'cluster' (the default when instances is given): instances "
+            "share the app's port and `reload` replaces them one at a time; 'fork': reload restarts them.",
+            flag="--exec-mode"),
+    Setting("port", parse_port, None, "Cluster mode: the port (or address:port) systemd listens on, in a "
+            "socket unit shared by every instance (LISTEN_FDS=1, fd 3). Defaults to env.PORT; Node apps' "
+            "listen(PORT) takes it unchanged.",
+            (Directive("ListenStream", "Listen", "a(ss)", lambda i: [("Stream", i.spec.port)] if i.spec.port else None,
+                       lambda v: v[0][1], unit_type="socket"),
+             Directive("Environment", "Environment", "as", _listen_port_env, lambda v: " ".join(v))),
+            flag="--port"),
+    Setting("wait_ready", parse_bool, False, "The app says when it is ready (Node: process.send('ready'); any "
+            "language: sd_notify READY=1, Type=notify); until then it is launching, and reload waits for it.",
+            (Directive("NotifyAccess", "NotifyAccess", "s", lambda i: "all" if i.spec.wait_ready else None, str),),
+            flag="--wait-ready"),
+    Setting("listen_timeout", parse_positive_duration_ms, 3000, "How long (ms) a starting instance may take to "
+            "be ready: to send READY (wait_ready; after that systemd fails the start, TimeoutStartSec=) or to "
+            "accept on the shared socket (reload moves on).",
+            (Directive("TimeoutStartSec", "TimeoutStartUSec", "t",
+                       lambda i: i.spec.listen_timeout * 1000 if i.spec.wait_ready else None, _usec_text),),
+            flag="--listen-timeout"),
+    Setting("instance_var", parse_env_name, "NODE_APP_INSTANCE", "Variable holding each instance's number.",
+            flag="--instance-var"),
+    Setting("increment_var", parse_env_name, None, "A numeric env variable that grows by one per instance "
+            "(e.g. PORT for apps that cannot share a socket).", flag="--increment-var"),
     Setting("autostart", parse_bool, True, "Start the app when its definition is loaded; false only "
             "registers it.", flag="--no-autostart",
             flag_help="Only register the app (listed as stopped); start it later with `pmsd start`."),
@@ -463,7 +569,6 @@ ALIASES: dict[str, str] = {alias: s.key for s in SETTINGS for alias in s.aliases
 
 # PM2 options pmsd knows but does not honour (yet): named in a warning rather than called "unknown".
 NOT_YET_HONOURED = frozenset({
-    "instances", "exec_mode", "wait_ready", "listen_timeout", "shutdown_with_message", "instance_var",
-    "increment_var", "port", "source_map_support", "vizion", "post_update", "force", "treekill", "pmx",
+    "shutdown_with_message", "source_map_support", "vizion", "post_update", "force", "treekill", "pmx",
     "automation", "filter_env", "append_env_to_name", "max_memory", "version",
 })

@@ -50,6 +50,18 @@ class AppSpec:
     watch: tuple[str, ...] = ()  # absolute paths; empty: not watched
     ignore_watch: tuple[str, ...] = ()
     watch_delay: int = 0
+    instances: int = 1
+    exec_mode: str = "fork"  # "cluster": instances share `port`, reload replaces them one by one
+    port: str | None = None  # ListenStream= of the app's socket unit (cluster apps)
+    wait_ready: bool = False
+    listen_timeout: int = 3000
+    instance_var: str = "NODE_APP_INSTANCE"
+    increment_var: str | None = None
+
+    @property
+    def clustered(self) -> bool:
+        """Run as instances of a template unit (pmsd-<app>@<n>.service) rather than one transient unit."""
+        return self.exec_mode == "cluster" or self.instances > 1
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,8 +170,29 @@ def build_spec(
         "autorestart", "autostart", "restart_delay", "max_restarts", "min_uptime", "stop_exit_codes",
         "kill_timeout", "user", "group", "time", "interpreter_args", "args", "disable_logs", "merge_logs",
         "log_date_format", "log_type", "exp_backoff_restart_delay", "max_memory_restart", "memory_max",
-        "cron_restart", "ignore_watch", "watch_delay",
+        "cron_restart", "ignore_watch", "watch_delay", "instances", "wait_ready", "listen_timeout",
+        "instance_var", "increment_var",
     ) if k in values}
+    # PM2 runs `-i N` apps in cluster mode unless told otherwise.
+    passthrough["exec_mode"] = values.get("exec_mode") or ("cluster" if "instances" in values else "fork")
+    clustered = passthrough["exec_mode"] == "cluster" or values.get("instances", 1) > 1
+    port = values.get("port")
+    if port is None and clustered and passthrough["exec_mode"] == "cluster" and "PORT" in env \
+            and values.get("increment_var") != "PORT":
+        # PM2's convention: a cluster app listens on env.PORT; that is the port the instances share.
+        from pmsd.settings import parse_port
+
+        try:
+            port = parse_port(env["PORT"])
+        except ValueError as error:
+            raise fail("env", f"PORT: {error}", "set `port` explicitly, or fix env.PORT") from None
+    if port is not None:
+        if not clustered:
+            raise fail("port", "a shared port needs cluster mode", "add instances (-i N) or exec_mode: cluster")
+        from pmsd.settings import port_number
+
+        passthrough["port"] = port
+        env.setdefault("PORT", str(port_number(port)))
     if values.get("watch"):
         passthrough["watch"] = tuple(os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
                                      for path in values["watch"])

@@ -10,7 +10,6 @@ from pmsd.god.counters import AppCounters
 from pmsd.procstat import unit_cpu_seconds
 from pmsd.registry import AppRecord
 from pmsd.systemd.bus import ServiceState
-from pmsd.unitnames import service_unit
 
 
 class Status(enum.StrEnum):
@@ -100,7 +99,7 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
         exit_code = state.exec_main_status if state.exec_main_code == 1 else 128 + state.exec_main_status
     return ProcessInfo(
         record=record,
-        unit=service_unit(record.name),
+        unit=record.unit,
         status=status,
         pid=pid,
         restart_time=max(0, record.restart_offset + (state.n_restarts if state is not None else 0)

@@ -15,9 +15,9 @@ def resolve_targets(data: RegistryData, target: str) -> list[AppRecord]:
         if record is None:
             raise NotFoundError(f"no app with id {target}", "`pmsd ls` lists ids and names")
         return [record]
-    record = data.by_name(target)
-    if record is not None:
-        return [record]
+    instances = data.instances_of(target)
+    if instances:
+        return instances
     in_namespace = sorted((a for a in data.apps if a.spec.namespace == target), key=lambda a: a.pm_id)
     if in_namespace:
         return in_namespace

@@ -18,6 +18,10 @@ UNIT_PREFIX = "pmsd-"
 # Cron timers and the services they trigger: "pmsd." can never begin an app's unit name ("pmsd-" does), and
 # unlike "pmsd-cron@<app>" it cannot clash with a cluster app's template unit file (pmsd-<app>@.service).
 CRON_PREFIX = "pmsd.cron-"
+# A cluster app's socket unit triggers this do-nothing service, so that traffic never starts an instance
+# behind pmsd's back (socket.c starts a socket's Service= when it is polled and sees a connection).
+LISTENER_PREFIX = "pmsd.listen-"
+INSTANCE_SUFFIX_MAX = len("@4294967295")  # room for any instance number in the unit name
 RESERVED_NAMES = {"all": "'all' is reserved: it means every app",
                   "god": "'god' is reserved: pmsd-god.service is pmsd's own daemon"}
 SERVICE_SUFFIX = ".service"
@@ -56,7 +60,7 @@ def check_app_name(name: str) -> None:
     if any(ord(char) < 32 or ord(char) == 127 for char in name):
         raise UsageError(f"app name {name!r} contains control characters", "choose a printable name")
     unit = service_unit(name)
-    if len(unit.encode()) > UNIT_NAME_MAX:
+    if len(unit.encode()) + INSTANCE_SUFFIX_MAX > UNIT_NAME_MAX:
         raise UsageError(
             f"app name {name!r} is too long: its unit name {unit[:40]}... exceeds systemd's {UNIT_NAME_MAX} bytes",
             "choose a shorter name (once escaped, each byte of a non-ASCII character takes four)",
@@ -65,6 +69,33 @@ def check_app_name(name: str) -> None:
 
 def service_unit(name: str) -> str:
     return f"{UNIT_PREFIX}{escape_name(name)}{SERVICE_SUFFIX}"
+
+
+def instance_unit(name: str, instance: int) -> str:
+    """Instance `instance` of a cluster app: pmsd-<name>@<instance>.service (a name never holds a literal "@":
+    escape_name writes it as \\x40, so the first "@" is always the template's)."""
+    return f"{UNIT_PREFIX}{escape_name(name)}@{instance}{SERVICE_SUFFIX}"
+
+
+def unit_of(name: str, instance: int | None) -> str:
+    return service_unit(name) if instance is None else instance_unit(name, instance)
+
+
+def template_unit(name: str) -> str:
+    return f"{UNIT_PREFIX}{escape_name(name)}@{SERVICE_SUFFIX}"
+
+
+def socket_unit(name: str) -> str:
+    return f"{UNIT_PREFIX}{escape_name(name)}.socket"
+
+
+def listener_unit(name: str) -> str:
+    return f"{LISTENER_PREFIX}{escape_name(name)}{SERVICE_SUFFIX}"
+
+
+def instance_env_file_name(name: str, instance: int | str) -> str:
+    """The per-instance EnvironmentFile= name; the template spells it with "%i" (never holds "%": escaped)."""
+    return f"{UNIT_PREFIX}{escape_name(name)}@{instance}.env"
 
 
 def cron_timer_unit(name: str) -> str:
@@ -86,9 +117,19 @@ def app_name_of_cron_unit(unit: str) -> str | None:
 
 
 def app_name_of_unit(unit: str) -> str | None:
+    parsed = app_of_unit(unit)
+    return parsed[0] if parsed is not None else None
+
+
+def app_of_unit(unit: str) -> tuple[str, int | None] | None:
+    """(app name, instance or None) of pmsd-<name>.service or pmsd-<name>@<n>.service."""
     if not (unit.startswith(UNIT_PREFIX) and unit.endswith(SERVICE_SUFFIX)):
         return None
+    stem = unit[len(UNIT_PREFIX) : -len(SERVICE_SUFFIX)]
+    escaped, at, instance = stem.partition("@")
+    if at and not instance.isdigit():
+        return None
     try:
-        return unescape_name(unit[len(UNIT_PREFIX) : -len(SERVICE_SUFFIX)])
+        return unescape_name(escaped), (int(instance) if at else None)
     except (UnicodeError, ValueError):
         return None  # not a name pmsd would have escaped

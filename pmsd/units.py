@@ -23,11 +23,14 @@ class Assignment:
         return self.directive.render(self.value)
 
 
-def assignments(inputs: UnitInputs, version: int) -> list[Assignment]:
-    """Every directive the definition sets, checked against the running manager's version and scope."""
+def assignments(inputs: UnitInputs, version: int, unit_type: str = "service") -> list[Assignment]:
+    """Every directive the definition sets for one unit type ("service", or "socket" for a cluster app's
+    socket unit), checked against the running manager's version and scope."""
     out: list[Assignment] = []
     for setting in SETTINGS:
         for directive in setting.directives:
+            if directive.unit_type != unit_type:
+                continue
             value = directive.encode(inputs)
             if value is None:
                 continue

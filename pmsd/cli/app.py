@@ -89,7 +89,7 @@ start.__signature__ = _start_signature()  # type: ignore[attr-defined]
 app.command(context_settings={"allow_interspersed_args": True})(start)
 
 
-def _lifecycle(verb: str, target: str, **kwargs: bool) -> None:
+def _lifecycle(verb: str, target: str, **kwargs: bool | str) -> None:
     from pmsd import lifecycle
 
     ctx = _ctx()
@@ -121,6 +121,28 @@ def restart(
 ) -> None:
     """Restart apps (stopped ones start again); counts in the ↺ column."""
     _lifecycle("restart", target, update_env=update_env, toggle_watch=watch)
+
+
+@app.command()
+def reload(
+    target: str = typer.Argument(..., help=TARGET_HELP),
+    update_env: bool = typer.Option(False, "--update-env", help="Take the current environment instead of "
+                                    "the one stored at start."),
+) -> None:
+    """Zero-downtime restart of cluster apps: one instance at a time, each new one ready (READY=1 with
+    wait_ready, else accepting on the shared socket, at most listen_timeout) before the next old one gets
+    SIGINT (SIGKILL after kill_timeout); the others keep serving. Fork-mode apps are restarted."""
+    _lifecycle("reload", target, update_env=update_env)
+
+
+@app.command(context_settings={"ignore_unknown_options": True})  # "-1" is a number here, not an option
+def scale(
+    target: str = typer.Argument(..., help="An app name or id."),
+    number: str = typer.Argument(..., help="Instances wanted: N, or +N / -N relative to now."),
+) -> None:
+    """Add or remove instances of an app (pmsd-<app>@<n>.service); running instances are left alone.
+    Removed instances are the highest-numbered. A fork app becomes a cluster of instances."""
+    _lifecycle("scale", target, request=number)
 
 
 @app.command("delete")

@@ -93,7 +93,7 @@ def describe(ctx: Context, target: str) -> int:
     from pmsd.units import render_unit_file
 
     for info in list_processes(ctx, target):
-        inputs = UnitInputs(info.record.spec, ctx.registry.env_file(info.pm_id), system=not ctx.user)
+        inputs = UnitInputs(info.record.spec, ctx.registry.record_env_file(info.record), system=not ctx.user)
         unit_file = render_unit_file(inputs, ctx.manager.version)
         sys.stdout.write(render(info, now_ms(), ctx.user, unit_file, _log_notes(ctx, info.record)))
     return ExitStatus.OK

@@ -26,7 +26,7 @@ from pmsd.god.server import ApiServer, Connection
 from pmsd.god.tracker import RUNNING_STATES, AppTracker, Outcome
 from pmsd.registry import AppRecord
 from pmsd.systemd.bus import decode_properties, unit_of_path
-from pmsd.unitnames import CRON_PREFIX, UNIT_PREFIX, app_name_of_cron_unit, service_unit
+from pmsd.unitnames import CRON_PREFIX, UNIT_PREFIX, app_name_of_cron_unit
 
 PENDING_TTL_S = 10.0  # signals of a unit no registry entry claims (yet) are kept this long
 REGISTRY_RECHECK_S = 0.05  # while such signals wait, the registry is looked at this often
@@ -176,7 +176,7 @@ class God:
         if changed.get("ActiveState") != "activating":
             return
         name = app_name_of_cron_unit(unit)
-        tracker = self.trackers.get(service_unit(name)) if name else None
+        tracker = next((t for t in self.trackers.values() if t.record.name == name), None) if name else None
         if tracker is not None:
             pattern = tracker.record.spec.cron_restart or ""
             self.publish(tracker.event("cron restart", pattern=pattern))
@@ -230,7 +230,7 @@ class God:
             _log(f"cannot read the registry, keeping the last one: {error.message}")
             return
         self.registry_stamp = stamp
-        records = {service_unit(record.name): record for record in data.apps}
+        records = {record.unit: record for record in data.apps}
         loaded = {listing.name for listing in self.manager.list_units([f"{UNIT_PREFIX}*.service"])}
         for unit in list(self.trackers):
             if unit not in records or records[unit].pm_id != self.trackers[unit].record.pm_id:

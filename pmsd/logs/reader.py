@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from pmsd.logs.journal import Journal
 from pmsd.registry import AppRecord
-from pmsd.unitnames import service_unit
 
 # journald's "Suppressed N messages from <cgroup>" (SD_MESSAGE_JOURNAL_DROPPED in sd-messages.h)
 DROPPED_MESSAGE_ID = "a596d6fe7bfa4994828e72309e95d61e"
@@ -56,7 +55,7 @@ def sources_for(record: AppRecord) -> list[Source]:
         # Whatever is not written to a file goes to the journal, where stdout and stderr share one stream
         # unless one of them goes to a file.
         journal_stream = "out/err" if not covered else ("err" if "out" in covered else "out")
-        out.append(Source(record, journal_stream, journal_unit=service_unit(record.name), since_usec=since))
+        out.append(Source(record, journal_stream, journal_unit=record.unit, since_usec=since))
     return out
 
 

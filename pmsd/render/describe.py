@@ -31,7 +31,8 @@ def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes
         ("interpreter", spec.interpreter),
         ("interpreter args", shlex.join(spec.interpreter_args)),
         ("exec cwd", spec.cwd),
-        ("exec mode", "fork_mode"),
+        ("exec mode", f"{spec.exec_mode}_mode"),
+        *_cluster_rows(info),
         ("autorestart", str(spec.autorestart).lower()),
         ("restart delay", f"{spec.restart_delay} ms"),
         ("max restarts", f"{spec.max_restarts} within min_uptime {spec.min_uptime} ms"),
@@ -64,3 +65,14 @@ def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes
     out.append("  systemd unit (equivalent unit file):")
     out += [f"    {line}" if line else "" for line in unit_file.rstrip("\n").splitlines()]
     return "\n".join(out) + "\n"
+
+
+def _cluster_rows(info: ProcessInfo) -> list[tuple[str, str]]:
+    spec = info.record.spec
+    if info.record.instance is None:
+        return []
+    return [
+        ("instance", f"{info.record.instance} of {spec.instances} ({spec.instance_var}={info.record.instance})"),
+        ("port", f"{spec.port} (systemd's socket unit, shared by every instance)" if spec.port else "-"),
+        ("wait ready", f"yes: READY=1 within {spec.listen_timeout} ms (Type=notify)" if spec.wait_ready else "no"),
+    ]

@@ -30,7 +30,8 @@ def rows(infos: Sequence[ProcessInfo], now_ms: int) -> list[tuple[str, ...]]:
     except KeyError:
         me = str(os.getuid())
     return [(
-        str(info.pm_id), info.name, info.record.spec.namespace, "fork", str(info.pid) if info.pid else "0",
+        str(info.pm_id), info.name, info.record.spec.namespace, info.record.spec.exec_mode,
+        str(info.pid) if info.pid else "0",
         uptime(info.uptime_since_ms, now_ms), str(info.restart_time), str(info.status),
         f"{info.cpu_percent:g}%", memory(info.memory_bytes), _user_of(info, me),
     ) for info in infos]

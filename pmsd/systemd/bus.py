@@ -233,6 +233,17 @@ class Manager:
         except UnitGone:
             return None
 
+    def needs_reload(self, unit: str) -> bool:
+        """NeedDaemonReload of a loaded unit: its file changed since systemd read it. False if not loaded."""
+        try:
+            path = self._call(MANAGER_PATH, MANAGER, b"GetUnit", apply_signature(b"s", [unit.encode()]), unit)
+            return bool(self._get(path, UNIT, "NeedDaemonReload", "b", unit))
+        except UnitGone:
+            return False
+
+    def unit_names(self, patterns: Iterable[str]) -> list[str]:
+        return [listing.name for listing in self.list_units(patterns)]
+
     def memory_current(self, unit: str) -> int | None:
         value = self._get(unit_path(unit), SERVICE, "MemoryCurrent", "t", unit)
         return None if value == _UNSET else int(value)
