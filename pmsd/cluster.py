@@ -56,6 +56,11 @@ def launch(ctx: Context, records: Sequence[AppRecord]) -> None:
     for record in records:
         timeout = max(START_TIMEOUT_S, record.spec.listen_timeout / 1000 + 5)
         state = manager.wait_until(record.unit, lambda s: s is None or not s.has_job, timeout, "the start job")
+        if state is not None and state.active_state == "inactive" and state.result == "success":
+            # The job ended without starting the unit or failing it: seen once while another client ran
+            # daemon-reload. Starting again is harmless (a running unit ignores it) and tells us for sure.
+            manager.start_unit(record.unit)
+            state = manager.wait_until(record.unit, lambda s: s is None or not s.has_job, timeout, "the start job")
         if state is None or state.active_state not in ("active", "reloading", "activating"):
             raise PmsdError(f"app {record.name!r} instance {record.instance} (id {record.pm_id}) failed to start: "
                             f"{_failure(manager, record, state)}",

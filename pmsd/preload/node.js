@@ -4,9 +4,9 @@
 // In cluster mode pmsd runs N instances of a systemd template unit that all share ONE listening socket, held
 // by a socket unit. systemd hands it to every instance the sd_listen_fds(3) way: fd 3, LISTEN_FDS=1,
 // LISTEN_PID=<the instance's pid>, LISTEN_FDNAMES=<name>; pmsd adds PMSD_LISTEN_PORT=<the socket's port>.
-// The kernel then spreads accept() among the instances, which is what PM2's cluster mode does in its
-// master process. Node apps know nothing of fd 3, they call `server.listen(process.env.PORT)`, which would
-// fail with EADDRINUSE because systemd already bound the port. So this file:
+// The kernel then spreads accept() among the instances: the job PM2's cluster master does. But Node apps know
+// nothing of fd 3; they call `server.listen(process.env.PORT)`, which would fail with EADDRINUSE because
+// systemd already bound the port. So this file:
 //   - takes the inherited fds (and removes LISTEN_* from the environment, so child processes, which have
 //     other pids, never misread them; see sd_listen_fds(3) on unset_environment);
 //   - makes a listen() on PMSD_LISTEN_PORT serve on the inherited fd instead (each fd once);
@@ -74,12 +74,14 @@ if (inherited.length > 0 && Number.isInteger(listenPort) && listenPort > 0) {
     // backlog of the socket every instance shares; without a backlog from the app it would pass 511. Ask for
     // the most instead, which the kernel caps at net.core.somaxconn: systemd's own default (Backlog= in
     // systemd.socket(5) defaults to 4294967295 "so that the sysctl takes full effect").
+    // (Node reads the backlog of an fd listen from the arguments, not from the options object.)
     const backlog = requestedBacklog(args);
-    const options = { fd: socket.fd, backlog: backlog === undefined ? MAX_BACKLOG : backlog };
+    const handle = { fd: socket.fd };
+    if (args[0] !== null && typeof args[0] === 'object' && args[0].signal) handle.signal = args[0].signal;
+    const forwarded = [handle, backlog === undefined ? MAX_BACKLOG : backlog];
     const callback = args[args.length - 1];
-    return typeof callback === 'function'
-      ? originalListen.call(this, options, callback)
-      : originalListen.call(this, options);
+    if (typeof callback === 'function') forwarded.push(callback);
+    return originalListen.apply(this, forwarded);
   };
 }
 

@@ -182,12 +182,13 @@ def test_unknown_keys_are_named_in_a_warning(source: Source) -> None:
 
 def test_pm2_keys_not_yet_supported_get_their_own_warning(source: Source) -> None:
     warn: list[str] = []
-    _build({"name": "api", "script": "main.py", "wait_ready": True, "instances": 4, "bogus": 1}, source, warn)
+    _build({"name": "api", "script": "main.py", "source_map_support": True, "shutdown_with_message": True,
+            "bogus": 1}, source, warn)
     assert len(warn) == 2
     unsupported = next(w for w in warn if "not supported" in w)
-    assert "instances, wait_ready" in unsupported
+    assert "shutdown_with_message, source_map_support" in unsupported
     assert "bogus" not in unsupported
-    assert not any("wait_ready" in w for w in warn if "unknown" in w)
+    assert not any("source_map_support" in w for w in warn if "unknown" in w)
 
 
 def test_known_keys_and_env_overlays_do_not_warn(source: Source) -> None:

@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 from pmsd.errors import ExitStatus, UsageError
 from pmsd.unitnames import (
     UNIT_NAME_MAX,
+    INSTANCE_SUFFIX_MAX,
     app_name_of_unit,
+    app_of_unit,
+    instance_unit,
+    listener_unit,
+    socket_unit,
+    template_unit,
     check_app_name,
     escape_name,
     service_unit,
@@ -117,7 +123,8 @@ def test_check_app_name_accepts(name: str) -> None:
 
 
 def test_longest_accepted_name_fills_the_unit_name_limit() -> None:
-    budget = UNIT_NAME_MAX - len("pmsd-.service")
+    # Room is kept for a cluster instance's "@<n>" (any uint32), so every app can be scaled.
+    budget = UNIT_NAME_MAX - len("pmsd-.service") - INSTANCE_SUFFIX_MAX
     check_app_name("x" * budget)
     with pytest.raises(UsageError):
         check_app_name("x" * (budget + 1))
@@ -147,3 +154,24 @@ def test_app_name_of_unit(unit: str, name: str | None) -> None:
 
 def test_app_name_of_unit_with_non_utf8_escape_is_not_an_app() -> None:
     assert app_name_of_unit("pmsd-\\xff.service") is None
+
+
+def test_cluster_unit_names() -> None:
+    assert instance_unit("api", 3) == "pmsd-api@3.service"
+    assert template_unit("api") == "pmsd-api@.service"
+    assert socket_unit("api") == "pmsd-api.socket"
+    assert listener_unit("api") == "pmsd.listen-api.service"
+    # An "@" in a name is escaped, so the first literal "@" always separates the instance.
+    assert instance_unit("a@b", 0) == "pmsd-a\\x40b@0.service"
+
+
+@pytest.mark.parametrize(("unit", "parsed"), [
+    ("pmsd-api@3.service", ("api", 3)),
+    ("pmsd-api.service", ("api", None)),
+    ("pmsd-a\\x40b@0.service", ("a@b", 0)),
+    ("pmsd-api@.service", None),
+    ("pmsd-api@x.service", None),
+    ("pmsd.listen-api.service", None),
+])
+def test_app_of_unit(unit: str, parsed: tuple[str, int | None] | None) -> None:
+    assert app_of_unit(unit) == parsed

@@ -13,6 +13,11 @@ from pmsd.units import assignments, render_unit_file, transient_properties
 from tests.unit.helpers import GOLDEN_DIR, UPDATE_GOLDEN, make_spec
 
 ENV_FILE = "/state/env/7.env"
+CLUSTER_NODE_SPEC = make_spec(
+    name="web", script="/srv/web/server.js", interpreter="/usr/bin/node", exec_path="/usr/bin/node",
+    argv=("/usr/bin/node", "/srv/web/server.js"), cwd="/srv/web", exec_mode="cluster", instances=4,
+    port="127.0.0.1:3000", wait_ready=True, listen_timeout=8000, kill_timeout=5000,
+)
 
 GOLDEN_SPECS: dict[str, tuple[AppSpec, bool]] = {
     # A .py app with every default.
@@ -58,12 +63,14 @@ GOLDEN_SPECS: dict[str, tuple[AppSpec, bool]] = {
     # memory limit.
     "backoff-memory": (make_spec(name="backoff", exp_backoff_restart_delay=100, memory_max=512 * 1024**2,
                                  max_memory_restart=256 * 1024**2), False),
+    # A Node cluster app with a shared port that says when it is ready (rendered as a template: test_unitfiles).
+    "cluster-node": (CLUSTER_NODE_SPEC, False),
 }
 
 
 def test_goldens_cover_every_directive() -> None:
-    covered = {a.directive.dbus_name for spec, system in GOLDEN_SPECS.values()
-               for a in assignments(UnitInputs(spec, ENV_FILE, system), SYSTEMD_FLOOR)}
+    covered = {a.directive.dbus_name for spec, system in GOLDEN_SPECS.values() for unit_type in ("service", "socket")
+               for a in assignments(UnitInputs(spec, ENV_FILE, system), SYSTEMD_FLOOR, unit_type)}
     missing = {d.dbus_name for s in SETTINGS for d in s.directives} - covered
     assert not missing, f"add an app to GOLDEN_SPECS that sets {sorted(missing)}"
 

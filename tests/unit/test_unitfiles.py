@@ -1,0 +1,87 @@
+"""A cluster app's unit files (template, socket, holder), against golden files."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import pmsd.preload
+from pmsd.context import Context
+from pmsd.settings import SYSTEMD_FLOOR
+from pmsd.spec import UnitInputs
+from pmsd.unitfiles import installed_units, remove_units, render_cluster_units, write_units
+from tests.unit.helpers import GOLDEN_DIR, UPDATE_GOLDEN, make_spec
+from tests.unit.test_units import CLUSTER_NODE_SPEC
+
+ENV_FILE = "/var/lib/pmsd/env/0.env"
+PRELOAD = "/usr/lib/python3/dist-packages/pmsd/preload/node.js"
+
+
+@pytest.fixture(autouse=True)
+def fixed_preload(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The preload's real path depends on where pmsd is installed; goldens must not.
+    monkeypatch.setattr(pmsd.preload, "NODE_PRELOAD", PRELOAD)
+
+
+def _golden(name: str, text: str) -> None:
+    path = os.path.join(GOLDEN_DIR, name)
+    if UPDATE_GOLDEN:
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    with open(path, encoding="utf-8", newline="") as handle:
+        assert text == handle.read(), f"{path} differs; regenerate with PMSD_UPDATE_GOLDEN=1 if intended"
+
+
+def test_cluster_units_match_golden() -> None:
+    files = render_cluster_units(UnitInputs(CLUSTER_NODE_SPEC, ENV_FILE), SYSTEMD_FLOOR)
+    assert sorted(files) == ["pmsd-web.socket", "pmsd-web@.service", "pmsd.listen-web.service"]
+    for unit, text in files.items():
+        _golden(unit, text)
+
+
+def test_template_passes_the_socket_and_names_each_instance_env_file() -> None:
+    text = render_cluster_units(UnitInputs(CLUSTER_NODE_SPEC, ENV_FILE), SYSTEMD_FLOOR)["pmsd-web@.service"]
+    lines = text.splitlines()
+    assert "Sockets=pmsd-web.socket" in lines
+    assert "Requires=pmsd-web.socket" in lines
+    assert "EnvironmentFile=/var/lib/pmsd/env/pmsd-web@%i.env" in lines
+    assert "Type=notify" in lines and "NotifyAccess=all" in lines and "TimeoutStartSec=8s" in lines
+    assert f"ExecStart=/usr/bin/node --require {PRELOAD} /srv/web/server.js" in lines
+    assert "Environment=PMSD_LISTEN_PORT=3000" in lines
+    # The count of instances is not in the template: scaling never rewrites it.
+    assert "4" not in "".join(line for line in lines if not line.startswith(("#", "TimeoutStopSec")))
+
+
+def test_socket_listens_and_triggers_only_the_holder() -> None:
+    text = render_cluster_units(UnitInputs(CLUSTER_NODE_SPEC, ENV_FILE), SYSTEMD_FLOOR)["pmsd-web.socket"]
+    assert "ListenStream=127.0.0.1:3000" in text.splitlines()
+    assert "Service=pmsd.listen-web.service" in text.splitlines()
+
+
+def test_app_without_port_has_only_a_template() -> None:
+    spec = make_spec(name="worker", exec_mode="cluster", instances=2)
+    files = render_cluster_units(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR)
+    assert list(files) == ["pmsd-worker@.service"]
+    assert "Sockets=" not in files["pmsd-worker@.service"]
+    assert "Type=exec" in files["pmsd-worker@.service"].splitlines()
+
+
+def test_specifiers_in_names_and_paths_are_escaped() -> None:
+    spec = make_spec(name="100%", exec_mode="cluster", instances=2, cwd="/srv/a%b")
+    text = render_cluster_units(UnitInputs(spec, "/state/%h/env/0.env"), SYSTEMD_FLOOR)["pmsd-100\\x25@.service"]
+    assert "Description=pmsd app 100%% (instance %i)" in text.splitlines()
+    assert "WorkingDirectory=/srv/a%%b" in text.splitlines()
+    assert "EnvironmentFile=/state/%%h/env/pmsd-100\\x25@%i.env" in text.splitlines()
+
+
+def test_write_units_reports_only_changed_files(tmp_path: os.PathLike[str]) -> None:
+    ctx = Context(user=True, environ={"XDG_RUNTIME_DIR": str(tmp_path)}, state_dir=str(tmp_path))
+    files = render_cluster_units(UnitInputs(CLUSTER_NODE_SPEC, ENV_FILE), SYSTEMD_FLOOR)
+    assert sorted(write_units(ctx, files)) == sorted(files)
+    assert write_units(ctx, files) == []
+    changed = dict(files, **{"pmsd-web@.service": files["pmsd-web@.service"] + "# edited\n"})
+    assert write_units(ctx, changed) == ["pmsd-web@.service"]
+    assert sorted(installed_units(ctx, "web")) == sorted(files)
+    remove_units(ctx, installed_units(ctx, "web"))
+    assert installed_units(ctx, "web") == []
