@@ -203,6 +203,8 @@ def parse_port(value: object) -> str:
         raise ValueError(f"expected a port from 1 to 65535, or address:port, got {text!r}")
     if host:
         bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if ":" in host and bare == host:
+            raise ValueError(f"write an IPv6 address in brackets, as in [::1]:{port_text}; got {text!r}")
         try:
             address = ipaddress.ip_address(bare)
         except ValueError:
