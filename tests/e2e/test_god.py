@@ -11,6 +11,7 @@ import queue
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -330,3 +331,20 @@ def test_python_api_connect(god: Pmsd) -> None:
     pid_line, names = result.stdout.splitlines()
     assert int(pid_line) == _god_pid(god.env)
     assert names == "['api1']"
+
+
+def test_god_follows_each_cluster_instance_on_its_own(god: Pmsd, events: Events) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    god.run("start", os.path.join(APPS, "listen_fds.py"), "--name", "cl", "-i", "2", "--port", f"127.0.0.1:{port}",
+            "--interpreter", sys.executable)
+    procs = sorted((p for p in god.jlist() if p["name"] == "cl"), key=lambda p: p["pm_id"])
+    victim = procs[1]
+    _, online = events.wait(lambda e: e["event"] == "online" and e["pm_id"] == victim["pm_id"], 10, "online")
+    os.kill(online["pid"], signal.SIGKILL)  # an instance this test started
+    _, exited = events.wait(lambda e: e["event"] == "exit" and e["app"] == "cl", 10, "exit")
+    assert exited["pm_id"] == victim["pm_id"] and exited["signal"] == "SIGKILL"
+    events.wait(lambda e: e["event"] == "restart" and e["pm_id"] == victim["pm_id"], 10, "restart")
+    counts = {p["pm_id"]: p["pm2_env"]["restart_time"] for p in god.jlist() if p["name"] == "cl"}
+    assert counts == {procs[0]["pm_id"]: 0, victim["pm_id"]: 1}
