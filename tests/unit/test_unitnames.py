@@ -8,17 +8,17 @@ from hypothesis import strategies as st
 
 from pmsd.errors import ExitStatus, UsageError
 from pmsd.unitnames import (
-    UNIT_NAME_MAX,
     INSTANCE_SUFFIX_MAX,
+    UNIT_NAME_MAX,
     app_name_of_unit,
     app_of_unit,
-    instance_unit,
-    listener_unit,
-    socket_unit,
-    template_unit,
     check_app_name,
     escape_name,
+    instance_unit,
+    listener_unit,
     service_unit,
+    socket_unit,
+    template_unit,
     unescape_name,
 )
 
