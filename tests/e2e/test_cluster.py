@@ -273,3 +273,30 @@ def test_fork_mode_reload_is_a_restart(pmsd: Pmsd, token: str) -> None:
     proc = pmsd.wait_status(name, "online")
     assert proc["pid"] != pid and proc["pm2_env"]["restart_time"] == 1
     assert proc["pm2_env"]["exec_mode"] == "fork_mode"
+
+
+def test_ecosystem_changes_reshape_the_app(pmsd: Pmsd, token: str) -> None:
+    name, port = f"eco-{token}", free_port()
+    path = os.path.join(pmsd.cwd, "ecosystem.json")
+
+    def write(**app: object) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump({"apps": [{"name": name, "script": PY_APP, "interpreter": sys.executable, **app}]}, handle)
+
+    write()  # a fork app first: one transient unit
+    pmsd.run("start", path)
+    assert instances(pmsd, name)[0]["pm2_env"]["unit_name"] == f"pmsd-{name}.service"
+    write(instances=2, port=f"127.0.0.1:{port}", kill_timeout=3000)
+    pmsd.run("start", path)
+    assert serving_pids(port, 2) == online_pids(pmsd, name, 2)
+    assert unit_property(pmsd.env, f"pmsd-{name}.service", "LoadState") in ("not-found", "")
+    # A changed definition rewrites the template; the manager reloads, and the instances run the new one.
+    write(instances=3, port=f"127.0.0.1:{port}", kill_timeout=4000)
+    pmsd.run("start", path)
+    assert serving_pids(port, 3) == online_pids(pmsd, name, 3)
+    for n in range(3):
+        unit = f"pmsd-{name}@{n}.service"
+        assert unit_property(pmsd.env, unit, "TimeoutStopUSec") == "4s"
+        assert unit_property(pmsd.env, unit, "NeedDaemonReload") == "no"
+    describe = pmsd.run("describe", name).stdout
+    assert "cluster_mode" in describe and "instance" in describe
