@@ -9,8 +9,11 @@ rolling reload.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from pmsd.context import Context
 from pmsd.errors import PmsdError
@@ -18,7 +21,15 @@ from pmsd.registry import AppRecord
 from pmsd.spec import AppSpec, UnitInputs
 from pmsd.systemd.bus import Manager, ServiceState
 from pmsd.unitfiles import installed_units, remove_units, render_cluster_units, write_units
-from pmsd.unitnames import UNIT_PREFIX, escape_name, listener_unit, socket_unit
+from pmsd.unitnames import (
+    UNIT_PREFIX,
+    escape_name,
+    instance_env_file_name,
+    instance_slice,
+    instance_unit,
+    listener_unit,
+    socket_unit,
+)
 
 START_TIMEOUT_S = 30.0
 _RUNNING = ("active", "activating", "deactivating", "reloading")
@@ -105,9 +116,15 @@ def remove_app_units(ctx: Context, name: str) -> None:
         return
     release_if_idle(ctx, name)
     remove_units(ctx, units)
+    # The instances' slice outlives them (slices are not collected while active): stop it with the app.
+    manager = ctx.manager
+    slice_unit = instance_slice(name, ctx.user)
+    summary = manager.unit_summary(slice_unit)
+    if summary is not None and summary[0] == "active":
+        manager.stop(slice_unit)
 
 
-def wait_ready(ctx: Context, record: AppRecord) -> bool:
+def wait_ready(ctx: Context, record: AppRecord, unit: str | None = None) -> bool:
     """After a restart during reload: is the new instance ready to take connections?
 
     wait_ready apps are Type=notify, so their start job already waited for READY=1. Others with a port are
@@ -120,10 +137,43 @@ def wait_ready(ctx: Context, record: AppRecord) -> bool:
         return True
     from pmsd.readiness import wait_cgroup_accepting
 
-    state = ctx.manager.service_state(record.unit)
+    state = ctx.manager.service_state(unit or record.unit)
     if state is None or not state.control_group:
         return False
     return wait_cgroup_accepting(state.control_group, time.monotonic() + spec.listen_timeout / 1000)
+
+
+@contextlib.contextmanager
+def stand_in(ctx: Context, record: AppRecord) -> Iterator[None]:
+    """A temporary extra instance serving on the shared socket while `record`, the app's only instance, is
+    replaced: PM2 starts the new worker before it stops the old one, and with a single instance there is no
+    other one to take the traffic. It runs the instance's own environment, is not in the registry, and is
+    stopped once the block is done."""
+    manager = ctx.manager
+    unit = instance_unit(record.name, record.instance + 1 if record.instance is not None else 1)
+    env_file = os.path.join(os.path.dirname(ctx.registry.record_env_file(record)),
+                            instance_env_file_name(record.name, unit_instance(unit)))
+    shutil.copyfile(ctx.registry.record_env_file(record), env_file)
+    os.chmod(env_file, 0o600)
+    try:
+        manager.start_unit(unit)
+        timeout = max(START_TIMEOUT_S, record.spec.listen_timeout / 1000 + 5)
+        state = manager.wait_until(unit, lambda s: s is None or not s.has_job, timeout, "the stand-in's start")
+        if state is not None and state.active_state in ("active", "activating"):
+            wait_ready(ctx, record, unit)
+        yield
+    finally:
+        with contextlib.suppress(PmsdError):
+            manager.stop(unit)
+            manager.wait_until(unit, lambda s: s is None or s.active_state in ("inactive", "failed"),
+                               record.spec.kill_timeout / 1000 + 5, "the stand-in to stop")
+            manager.reset_failed(unit)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(env_file)
+
+
+def unit_instance(unit: str) -> int:
+    return int(unit.rpartition("@")[2].partition(".")[0])
 
 
 def parse_scale(current: int, request: str) -> int:

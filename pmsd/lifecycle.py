@@ -378,12 +378,15 @@ def reload(ctx: Context, target: str, update_env: bool = False) -> list[Outcome]
     with ctx.registry.transaction() as data:
         outcomes = []
         for record in resolve_targets(data, target):
-            outcomes.append(_reload_record(ctx, data, record, update_env))
+            rolling = record.instance is not None and record.spec.exec_mode == "cluster"
+            state = _state(ctx.manager, record)
+            alone = data.instances_of(record.name) == [record] and state is not None and state.active_state == "active"
+            with cluster.stand_in(ctx, record) if rolling and alone and record.spec.port else contextlib.nullcontext():
+                outcomes.append(_reload_record(ctx, data, record, update_env, rolling))
         return outcomes
 
 
-def _reload_record(ctx: Context, data: RegistryData, record: AppRecord, update_env: bool) -> Outcome:
-    rolling = record.instance is not None and record.spec.exec_mode == "cluster"
+def _reload_record(ctx: Context, data: RegistryData, record: AppRecord, update_env: bool, rolling: bool) -> Outcome:
     outcome = _restart_record(ctx, data, record, update_env)
     if rolling and not cluster.wait_ready(ctx, record):
         ctx.warnings.append(f"app {record.name!r} instance {record.instance} (id {record.pm_id}) was not seen "

@@ -7,12 +7,14 @@
 // (with Connection: close, and the connection ends after it), idle keep-alive connections are closed, and
 // the process exits 0 once no connection is left.
 //
-// Environment: PORT; RESPONSE_DELAY_MS delays every response; READY_DELAY_MS calls process.send('ready')
+// Environment: PORT; RESPONSE_DELAY_MS delays every response; SHUTDOWN_GRACE_MS (default 500) how long idle
+// keep-alive connections stay open after the signal; READY_DELAY_MS calls process.send('ready')
 // that long after listening (PM2's wait_ready); TRACE=1 prints one line per event (for tests).
 
 const http = require('http');
 
 const responseDelay = Number(process.env.RESPONSE_DELAY_MS || 0);
+const shutdownGrace = Number(process.env.SHUTDOWN_GRACE_MS || 500);
 const trace = process.env.TRACE === '1'
   ? (line) => process.stdout.write(`cluster_http ${process.pid} ${line}\n`)
   : () => {};
@@ -49,15 +51,19 @@ function shutdown(signal) {
   shuttingDown = true;
   trace(`shutdown ${signal}`);
   if (readyTimer !== null) clearTimeout(readyTimer);
-  // close() stops accepting, and (Node 19+) closes the connections that have no request in progress.
-  // Connections with a request in progress end after their response, which carries Connection: close.
-  // The callback runs once the last connection is gone.
+  // close() stops accepting; its callback runs once the last connection is gone. Node 19+'s close() would
+  // also close idle keep-alive connections at once, racing a request a client may be sending on one at that
+  // very moment (the client would see a reset). So they stay open for a grace period, during which a request
+  // on them is answered with Connection: close; whatever is still idle after it is closed.
+  const closeIdle = typeof server.closeIdleConnections === 'function' ? server.closeIdleConnections : null;
+  server.closeIdleConnections = () => {};
   server.close(() => {
     trace('exit 0');
     process.exit(0);
   });
-  // Before Node 19 close() left idle keep-alive connections open until keepAliveTimeout.
-  if (typeof server.closeIdleConnections === 'function') server.closeIdleConnections();
+  setTimeout(() => {
+    if (closeIdle !== null) closeIdle.call(server);
+  }, shutdownGrace).unref();
 }
 
 process.on('SIGINT', () => shutdown('SIGINT'));

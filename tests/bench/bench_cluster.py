@@ -228,6 +228,11 @@ class PmsdCluster(System):
         # pmsd may be what is broken: stop its units straight through systemd and remove files it left.
         stop_leftover_units(f"pmsd-{self.name}*", self.env)
         stop_leftover_units(f"pmsd.listen-{self.name}*", self.env)
+        # systemd creates app-<template>.slice for a template's instances and keeps it after they are gone.
+        slice_ = template_slice(f"pmsd-{self.name}")
+        if run(["systemctl", "--user", "is-active", slice_], self.env, check=False).stdout.strip() == "active":
+            print(f"  pmsd delete left {slice_} active, stopping it", flush=True)
+            run(["systemctl", "--user", "stop", slice_], self.env, check=False)
         unit_dir = Path(self.env["XDG_RUNTIME_DIR"]) / "systemd" / "user"
         left = [*unit_dir.glob(f"pmsd-{self.name}[@.]*"), *unit_dir.glob(f"pmsd.listen-{self.name}.*")]
         if left:
@@ -235,6 +240,11 @@ class PmsdCluster(System):
             for path in left:
                 path.unlink()
             run(["systemctl", "--user", "daemon-reload"], self.env, check=False)
+
+
+def template_slice(template: str) -> str:
+    """The slice systemd puts a template's instances in: app-<escaped template name>.slice (user manager)."""
+    return "app-" + template.replace("-", "\\x2d") + ".slice"
 
 
 class RawCluster(System):
@@ -297,7 +307,7 @@ class RawCluster(System):
         return [["systemctl", "--user", "restart", unit] for unit in self.instances]
 
     def teardown(self) -> None:
-        self.systemctl("stop", *self.instances, self.holder, self.socket, check=False)
+        self.systemctl("stop", *self.instances, self.holder, self.socket, template_slice(self.name), check=False)
         for path in self.written:
             path.unlink(missing_ok=True)
         self.written.clear()
@@ -588,7 +598,11 @@ def report(results: dict[str, SystemResult]) -> dict[str, Any]:
     for res in (pm2, pmsd, raw):
         if res is not None and res.cpu_pct:
             cells = ", ".join(f"{k} {v:.0f}" if v is not None else f"{k} -" for k, v in res.cpu_pct.items())
-            print(f"    {res.label:12s} {cells}")
+            shares = [v or 0.0 for k, v in res.cpu_pct.items() if k.startswith("instance")]
+            lopsided = sum(shares) > 0 and min(shares) < 0.2 * sum(shares)
+            print(
+                f"    {res.label:12s} {cells}" + ("  <- one instance served nearly all connections" if lopsided else "")
+            )
     for res in (pm2, pmsd, raw):
         if res is not None:
             for change in res.replaced:

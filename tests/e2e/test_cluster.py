@@ -226,6 +226,9 @@ def test_stop_closes_the_port_and_delete_removes_the_unit_files(pmsd: Pmsd, toke
         get(port)
     unit_dir = os.path.join(pmsd.env["XDG_RUNTIME_DIR"], "systemd", "user")
     assert not [f for f in os.listdir(unit_dir) if name in f]
+    # Regression: the instances' slice (app-pmsd\x2d<name>.slice) stayed active after delete.
+    slice_unit = "app-" + f"pmsd-{name}".replace("-", "\\x2d") + ".slice"
+    assert unit_property(pmsd.env, slice_unit, "ActiveState") == "inactive"
 
 
 def test_port_in_use_is_a_clear_error_and_leaves_nothing(pmsd: Pmsd, token: str) -> None:
@@ -300,3 +303,22 @@ def test_ecosystem_changes_reshape_the_app(pmsd: Pmsd, token: str) -> None:
         assert unit_property(pmsd.env, unit, "NeedDaemonReload") == "no"
     describe = pmsd.run("describe", name).stdout
     assert "cluster_mode" in describe and "instance" in describe
+
+
+@needs_node
+def test_single_instance_reload_is_served_by_a_stand_in(pmsd: Pmsd, token: str) -> None:
+    name, port = f"solo-{token}", free_port()
+    pmsd.run("start", NODE_APP, "--name", name, "-i", "1", "--port", f"127.0.0.1:{port}")
+    (old,) = online_pids(pmsd, name, 1)
+    with load(port) as traffic:
+        serving_pids(port, 1)
+        pmsd.run("reload", name)
+        (new,) = online_pids(pmsd, name, 1)
+        done = time.monotonic()
+        wait_for(lambda: new in traffic.pids_since(done) or None, 10, "the new instance to answer")
+    assert new != old
+    assert not traffic.errors, traffic.errors[:5]
+    # A third process (the stand-in, pmsd-<app>@1.service) answered while the only instance was replaced.
+    assert {pid for _, pid in traffic.ok} - {old, new}
+    assert unit_property(pmsd.env, f"pmsd-{name}@1.service", "ActiveState") == "inactive"
+    assert [p["pm_id"] for p in instances(pmsd, name)] == [0]

@@ -348,3 +348,14 @@ def test_god_follows_each_cluster_instance_on_its_own(god: Pmsd, events: Events)
     events.wait(lambda e: e["event"] == "restart" and e["pm_id"] == victim["pm_id"], 10, "restart")
     counts = {p["pm_id"]: p["pm2_env"]["restart_time"] for p in god.jlist() if p["name"] == "cl"}
     assert counts == {procs[0]["pm_id"]: 0, victim["pm_id"]: 1}
+
+
+def test_god_keeps_following_apps_across_a_daemon_reload(god: Pmsd, events: Events) -> None:
+    """pmsd itself reloads the manager when a cluster app's template changes; god must not lose track."""
+    god.run("start", os.path.join(APPS, "sleeper.py"), "--name", "rl")
+    _, online = events.wait(lambda e: e["event"] == "online" and e["app"] == "rl", 10, "online")
+    systemctl(god.env, "daemon-reload")
+    os.kill(online["pid"], signal.SIGKILL)  # the app this test started
+    events.wait(lambda e: e["event"] == "exit" and e["app"] == "rl", 10, "exit after the reload")
+    events.wait(lambda e: e["event"] == "restart" and e["app"] == "rl", 10, "restart after the reload")
+    assert god.wait_status("rl", "online")["pm2_env"]["restart_time"] == 1

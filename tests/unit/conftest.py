@@ -34,3 +34,11 @@ def app_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def source(app_dir: Path) -> Source:
     return Source("ecosystem.config.json", str(app_dir))
+
+
+@pytest.fixture(autouse=True)
+def fixed_node_preload(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Node preload's real path depends on where pmsd is checked out; rendered units must not."""
+    import pmsd.preload
+
+    monkeypatch.setattr(pmsd.preload, "NODE_PRELOAD", "/usr/lib/python3/dist-packages/pmsd/preload/node.js")

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-import pmsd.preload
 from pmsd.context import Context
 from pmsd.settings import SYSTEMD_FLOOR
 from pmsd.spec import UnitInputs
@@ -15,13 +12,7 @@ from tests.unit.helpers import GOLDEN_DIR, UPDATE_GOLDEN, make_spec
 from tests.unit.test_units import CLUSTER_NODE_SPEC
 
 ENV_FILE = "/var/lib/pmsd/env/0.env"
-PRELOAD = "/usr/lib/python3/dist-packages/pmsd/preload/node.js"
-
-
-@pytest.fixture(autouse=True)
-def fixed_preload(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The preload's real path depends on where pmsd is installed; goldens must not.
-    monkeypatch.setattr(pmsd.preload, "NODE_PRELOAD", PRELOAD)
+PRELOAD = "/usr/lib/python3/dist-packages/pmsd/preload/node.js"  # conftest.fixed_node_preload
 
 
 def _golden(name: str, text: str) -> None:

@@ -14,6 +14,7 @@ from pmsd.unitnames import (
     app_of_unit,
     check_app_name,
     escape_name,
+    instance_slice,
     instance_unit,
     listener_unit,
     service_unit,
@@ -161,6 +162,8 @@ def test_cluster_unit_names() -> None:
     assert template_unit("api") == "pmsd-api@.service"
     assert socket_unit("api") == "pmsd-api.socket"
     assert listener_unit("api") == "pmsd.listen-api.service"
+    assert instance_slice("my-api", user=True) == "app-pmsd\\x2dmy\\x2dapi.slice"
+    assert instance_slice("a b", user=False) == "system-pmsd\\x2da\\x5cx20b.slice"
     # An "@" in a name is escaped, so the first literal "@" always separates the instance.
     assert instance_unit("a@b", 0) == "pmsd-a\\x40b@0.service"
 
