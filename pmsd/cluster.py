@@ -145,10 +145,10 @@ def wait_ready(ctx: Context, record: AppRecord, unit: str | None = None) -> bool
 
 @contextlib.contextmanager
 def stand_in(ctx: Context, record: AppRecord) -> Iterator[None]:
-    """A temporary extra instance serving on the shared socket while `record`, the app's only instance, is
-    replaced: PM2 starts the new worker before it stops the old one, and with a single instance there is no
-    other one to take the traffic. It runs the instance's own environment, is not in the registry, and is
-    stopped once the block is done."""
+    """A temporary extra instance, numbered after `record` (the app's highest), serving on the shared socket
+    while the app's instances are replaced: PM2 starts each new worker before it stops the old one, so capacity
+    never drops, and a single-instance app is never left without a process. It runs `record`'s environment,
+    is not in the registry, and is stopped once the block is done."""
     manager = ctx.manager
     unit = instance_unit(record.name, record.instance + 1 if record.instance is not None else 1)
     env_file = os.path.join(os.path.dirname(ctx.registry.record_env_file(record)),

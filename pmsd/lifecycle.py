@@ -377,12 +377,18 @@ def reload(ctx: Context, target: str, update_env: bool = False) -> list[Outcome]
     ensure_god(ctx)
     with ctx.registry.transaction() as data:
         outcomes = []
-        for record in resolve_targets(data, target):
-            rolling = record.instance is not None and record.spec.exec_mode == "cluster"
-            state = _state(ctx.manager, record)
-            alone = data.instances_of(record.name) == [record] and state is not None and state.active_state == "active"
-            with cluster.stand_in(ctx, record) if rolling and alone and record.spec.port else contextlib.nullcontext():
-                outcomes.append(_reload_record(ctx, data, record, update_env, rolling))
+        records = resolve_targets(data, target)
+        for name in dict.fromkeys(record.name for record in records):  # each app once, in the targets' order
+            group = [record for record in records if record.name == name]
+            rolling = group[0].instance is not None and group[0].spec.exec_mode == "cluster"
+            # PM2 starts a new worker before it stops an old one, so capacity never drops. Likewise one extra
+            # instance, started first and stopped last, serves on the shared socket while each is replaced.
+            serving = rolling and bool(group[0].spec.port) and any(
+                (state := _state(ctx.manager, record)) is not None and state.active_state == "active"
+                for record in data.instances_of(name))
+            last = max(data.instances_of(name), key=lambda r: r.instance or 0)
+            with cluster.stand_in(ctx, last) if serving else contextlib.nullcontext():
+                outcomes += [_reload_record(ctx, data, record, update_env, rolling) for record in group]
         return outcomes
 
 

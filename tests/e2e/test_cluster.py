@@ -319,6 +319,7 @@ def test_single_instance_reload_is_served_by_a_stand_in(pmsd: Pmsd, token: str) 
     assert new != old
     assert not traffic.errors, traffic.errors[:5]
     # A third process (the stand-in, pmsd-<app>@1.service) answered while the only instance was replaced.
+    # (With more instances one stand-in serves through the whole rolling reload, started first, stopped last.)
     assert {pid for _, pid in traffic.ok} - {old, new}
     assert unit_property(pmsd.env, f"pmsd-{name}@1.service", "ActiveState") == "inactive"
     assert [p["pm_id"] for p in instances(pmsd, name)] == [0]
