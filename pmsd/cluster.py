@@ -16,15 +16,16 @@ import time
 from collections.abc import Iterator, Sequence
 
 from pmsd.context import Context
-from pmsd.errors import PmsdError
+from pmsd.errors import PmsdError, UsageError
 from pmsd.registry import AppRecord
+from pmsd.settings import MAX_INSTANCES
 from pmsd.spec import AppSpec, UnitInputs
-from pmsd.systemd.bus import Manager, ServiceState
+from pmsd.status import exit_detail
+from pmsd.systemd.bus import Manager, ServiceState, UnitListing
 from pmsd.unitfiles import installed_units, remove_units, render_cluster_units, write_units
 from pmsd.unitnames import (
     UNIT_PREFIX,
     escape_name,
-    instance_env_file_name,
     instance_slice,
     instance_unit,
     listener_unit,
@@ -38,18 +39,19 @@ _RUNNING = ("active", "activating", "deactivating", "reloading")
 def install_units(ctx: Context, spec: AppSpec) -> None:
     """Write the app's unit files; reload the manager only if a loaded unit now differs from its file."""
     manager = ctx.manager
-    # Only the directory of env_file is used: the template names each instance's file with %i.
-    inputs = UnitInputs(spec, ctx.registry.env_file(0), system=not ctx.user)
+    inputs = UnitInputs(spec, ctx.registry.instance_env_file(spec.name, "%i"), system=not ctx.user)
     changed = write_units(ctx, render_cluster_units(inputs, manager.version))
     if not changed:
         return
-    loaded = [*instance_units(manager, spec.name), socket_unit(spec.name), listener_unit(spec.name)]
+    loaded = [*(unit.name for unit in instance_units(manager, spec.name)), socket_unit(spec.name),
+              listener_unit(spec.name)]
     if any(manager.needs_reload(unit) for unit in loaded):
         manager.reload()
 
 
-def instance_units(manager: Manager, name: str) -> list[str]:
-    return manager.unit_names([f"{UNIT_PREFIX}{_glob_escape(escape_name(name))}@*.service"])
+def instance_units(manager: Manager, name: str) -> list[UnitListing]:
+    """The app's loaded instance units, with their states (one ListUnitsByPatterns call)."""
+    return manager.list_units([f"{UNIT_PREFIX}{_glob_escape(escape_name(name))}@*.service"])
 
 
 def _glob_escape(text: str) -> str:
@@ -65,17 +67,22 @@ def launch(ctx: Context, records: Sequence[AppRecord]) -> None:
     for record in records:
         manager.start_unit(record.unit)
     for record in records:
-        timeout = max(START_TIMEOUT_S, record.spec.listen_timeout / 1000 + 5)
-        state = manager.wait_until(record.unit, lambda s: s is None or not s.has_job, timeout, "the start job")
+        state = _wait_started(manager, record.unit, record.spec, "the start job")
         if state is not None and state.active_state == "inactive" and state.result == "success":
             # The job ended without starting the unit or failing it: seen once while another client ran
             # daemon-reload. Starting again is harmless (a running unit ignores it) and tells us for sure.
             manager.start_unit(record.unit)
-            state = manager.wait_until(record.unit, lambda s: s is None or not s.has_job, timeout, "the start job")
+            state = _wait_started(manager, record.unit, record.spec, "the start job")
         if state is None or state.active_state not in ("active", "reloading", "activating"):
             raise PmsdError(f"app {record.name!r} instance {record.instance} (id {record.pm_id}) failed to start: "
                             f"{_failure(manager, record, state)}",
                             f"see `journalctl {ctx.scope_flag}-unit {record.unit}` (or `pmsd logs {record.pm_id}`)")
+
+
+def _wait_started(manager: Manager, unit: str, spec: AppSpec, what: str) -> ServiceState | None:
+    """Wait for the unit's start job to end: exec'd, or READY=1 within listen_timeout for wait_ready apps."""
+    timeout = max(START_TIMEOUT_S, spec.listen_timeout / 1000 + 5)
+    return manager.wait_until(unit, lambda s: s is None or not s.has_job, timeout, what)
 
 
 def _failure(manager: Manager, record: AppRecord, state: ServiceState | None) -> str:
@@ -86,10 +93,8 @@ def _failure(manager: Manager, record: AppRecord, state: ServiceState | None) ->
                     f"{socket[0] if socket else 'not loaded'}): is the port in use?")
     if state is None:
         return "the unit vanished"
-    if state.exec_main_code == 1:
-        return f"exited with status {state.exec_main_status} ({state.result})"
-    if state.exec_main_code in (2, 3):
-        return f"killed by signal {state.exec_main_status} ({state.result})"
+    if state.exec_main_code:
+        return exit_detail(state)
     if state.result == "timeout":
         return f"not ready within listen_timeout ({record.spec.listen_timeout} ms)"
     return f"systemd reports {state.active_state} ({state.result})"
@@ -98,10 +103,8 @@ def _failure(manager: Manager, record: AppRecord, state: ServiceState | None) ->
 def release_if_idle(ctx: Context, name: str) -> None:
     """Stop the app's socket (closing its port, as PM2's stop does) once none of its instances runs."""
     manager = ctx.manager
-    for unit in instance_units(manager, name):
-        state = manager.service_state(unit)
-        if state is not None and state.active_state in _RUNNING:
-            return
+    if any(unit.active_state in _RUNNING for unit in instance_units(manager, name)):
+        return
     for unit in (socket_unit(name), listener_unit(name)):
         summary = manager.unit_summary(unit)
         if summary is not None and summary[0] != "inactive":
@@ -150,15 +153,14 @@ def stand_in(ctx: Context, record: AppRecord) -> Iterator[None]:
     never drops, and a single-instance app is never left without a process. It runs `record`'s environment,
     is not in the registry, and is stopped once the block is done."""
     manager = ctx.manager
-    unit = instance_unit(record.name, record.instance + 1 if record.instance is not None else 1)
-    env_file = os.path.join(os.path.dirname(ctx.registry.record_env_file(record)),
-                            instance_env_file_name(record.name, unit_instance(unit)))
+    number = (record.instance or 0) + 1
+    unit = instance_unit(record.name, number)
+    env_file = ctx.registry.instance_env_file(record.name, number)
     shutil.copyfile(ctx.registry.record_env_file(record), env_file)
     os.chmod(env_file, 0o600)
     try:
         manager.start_unit(unit)
-        timeout = max(START_TIMEOUT_S, record.spec.listen_timeout / 1000 + 5)
-        state = manager.wait_until(unit, lambda s: s is None or not s.has_job, timeout, "the stand-in's start")
+        state = _wait_started(manager, unit, record.spec, "the stand-in's start")
         if state is not None and state.active_state in ("active", "activating"):
             wait_ready(ctx, record, unit)
         yield
@@ -172,22 +174,14 @@ def stand_in(ctx: Context, record: AppRecord) -> Iterator[None]:
             os.unlink(env_file)
 
 
-def unit_instance(unit: str) -> int:
-    return int(unit.rpartition("@")[2].partition(".")[0])
-
-
 def parse_scale(current: int, request: str) -> int:
     """`pmsd scale app 4`, `+2` or `-1` -> the instance count wanted."""
     text = request.strip()
-    from pmsd.errors import UsageError
-
     if not text.lstrip("+-").isdigit():
         raise UsageError(f"scale: expected a number, +N or -N, got {request!r}")
     wanted = current + int(text) if text[0] in "+-" else int(text)
     if wanted < 1:
         raise UsageError(f"scale: {request} would leave {wanted} instances", "`pmsd stop` the app to stop it all")
-    from pmsd.settings import MAX_INSTANCES
-
     if wanted > MAX_INSTANCES:
         raise UsageError(f"scale: at most {MAX_INSTANCES} instances, asked for {wanted}")
     return wanted

@@ -21,6 +21,7 @@ from pmsd.god.counters import counters_for, load_counters
 from pmsd.god.service import ensure_god
 from pmsd.registry import AppRecord, RegistryData, now_ms
 from pmsd.spec import COMMAND_LINE, AppSpec, Source, UnitInputs, build_spec
+from pmsd.status import exit_detail
 from pmsd.systemd.bus import Manager, ServiceState, UnitProperty
 from pmsd.targets import resolve_targets
 from pmsd.units import transient_properties
@@ -178,6 +179,7 @@ def _write_environment(ctx: Context, record: AppRecord, fresh: bool) -> None:
 
 
 def _launch_many(ctx: Context, records: list[AppRecord]) -> None:
+    """Start an app's records: cluster instances together, fork units one by one."""
     if records[0].instance is not None:
         cluster.launch(ctx, records)
         _ensure_cron(ctx, records[0])
@@ -187,11 +189,7 @@ def _launch_many(ctx: Context, records: list[AppRecord]) -> None:
 
 
 def _launch(ctx: Context, record: AppRecord) -> None:
-    """Create the transient unit (or start the cluster instance) and wait until the app's program is
-    executing."""
-    if record.instance is not None:
-        _launch_many(ctx, [record])
-        return
+    """Create a fork app's transient unit and wait until the app's program is executing."""
     manager = ctx.manager
     unit = record.unit
     inputs = UnitInputs(record.spec, ctx.registry.record_env_file(record), system=not ctx.user)
@@ -201,7 +199,7 @@ def _launch(ctx: Context, record: AppRecord) -> None:
     state = manager.wait_until(unit, lambda s: s is None or not s.has_job, START_TIMEOUT_S, "the start job")
     _ensure_cron(ctx, record)
     if state is None or state.active_state == "failed":
-        detail = _exit_detail(state) if state is not None else "the unit vanished"
+        detail = exit_detail(state) if state is not None else "the unit vanished"
         _clear_leftover(manager, unit)
         raise PmsdError(
             f"app {record.name!r} failed to start: {detail}",
@@ -258,14 +256,6 @@ def _remove_cron(manager: Manager, name: str) -> None:
             manager.reset_failed(unit)
 
 
-def _exit_detail(state: ServiceState) -> str:
-    if state.exec_main_code == 1:
-        return f"exited with status {state.exec_main_status} ({state.result})"
-    if state.exec_main_code in (2, 3):
-        return f"killed by signal {state.exec_main_status} ({state.result})"
-    return f"systemd reports {state.result}"
-
-
 def _clear_leftover(manager: Manager, unit: str) -> None:
     """A failed (errored) unit of an earlier run keeps its name; reset it so systemd collects it."""
     state = manager.service_state(unit)
@@ -312,7 +302,7 @@ def _restart_record(ctx: Context, data: RegistryData, record: AppRecord, update_
     record.restart_offset += (state.n_restarts if state is not None else 0) + 1
     _write_environment(ctx, record, fresh=update_env)
     _clear_leftover(ctx.manager, record.unit)
-    _launch(ctx, record)
+    _launch_many(ctx, [record])
     return Outcome("restarted", record.pm_id, record.name)
 
 
@@ -384,9 +374,8 @@ def reload(ctx: Context, target: str, update_env: bool = False) -> list[Outcome]
             # PM2 starts a new worker before it stops an old one, so capacity never drops. Likewise one extra
             # instance, started first and stopped last, serves on the shared socket while each is replaced.
             serving = rolling and bool(group[0].spec.port) and any(
-                (state := _state(ctx.manager, record)) is not None and state.active_state == "active"
-                for record in data.instances_of(name))
-            last = max(data.instances_of(name), key=lambda r: r.instance or 0)
+                unit.active_state == "active" for unit in cluster.instance_units(ctx.manager, name))
+            last = data.instances_of(name)[-1]  # in instance order: the stand-in is numbered after it
             with cluster.stand_in(ctx, last) if serving else contextlib.nullcontext():
                 outcomes += [_reload_record(ctx, data, record, update_env, rolling) for record in group]
         return outcomes

@@ -113,9 +113,13 @@ class Registry:
         EnvironmentFile= spells it with %i."""
         if record.instance is None:
             return self.env_file(record.pm_id)
+        return self.instance_env_file(record.name, record.instance)
+
+    def instance_env_file(self, name: str, instance: int | str) -> str:
+        """Instance `instance` (or "%i", as the template spells it) of cluster app `name`."""
         from pmsd.unitnames import instance_env_file_name
 
-        return os.path.join(self.env_dir, instance_env_file_name(record.name, record.instance))
+        return os.path.join(self.env_dir, instance_env_file_name(name, instance))
 
     def read(self) -> RegistryData:
         """A consistent snapshot without locking: renames are atomic, so readers never see a torn file."""

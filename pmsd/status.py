@@ -112,3 +112,12 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
         invocation_id=state.invocation_id if state is not None else "",
         control_group=state.control_group if state is not None else "",
     )
+
+
+def exit_detail(state: ServiceState) -> str:
+    """How the unit's main process ended, for error messages."""
+    if state.exec_main_code == 1:
+        return f"exited with status {state.exec_main_status} ({state.result})"
+    if state.exec_main_code in (2, 3):
+        return f"killed by signal {state.exec_main_status} ({state.result})"
+    return f"systemd reports {state.result}"

@@ -241,9 +241,6 @@ class Manager:
         except UnitGone:
             return False
 
-    def unit_names(self, patterns: Iterable[str]) -> list[str]:
-        return [listing.name for listing in self.list_units(patterns)]
-
     def memory_current(self, unit: str) -> int | None:
         value = self._get(unit_path(unit), SERVICE, "MemoryCurrent", "t", unit)
         return None if value == _UNSET else int(value)
