@@ -4,11 +4,12 @@ __version__ = "0.1.0"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pmsd.god.client import GodClient
+    from pmsd.api.client import GodClient
 
 
 def connect(user: bool = True, start: bool = True, timeout: float = 30.0) -> "GodClient":
-    """pmsd's programmatic API (like PM2's `pm2.connect()`): see pmsd.god.client."""
-    from pmsd.god.client import connect as _connect
+    """pmsd's programmatic API (like PM2's `pm2.connect()`): see pmsd.api.client."""
+    # lazy: `import pmsd.<anything>` runs this file first; the API's imports are paid only by callers.
+    from pmsd.api.client import connect as _connect
 
     return _connect(user=user, start=start, timeout=timeout)

@@ -10,20 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pmsd.registry import Registry
+from pmsd.state.paths import default_state_dir
+from pmsd.state.registry import Registry
+from pmsd.systemd.paths import scope_flag
 
 if TYPE_CHECKING:
     from pmsd.systemd.bus import Manager
-
-
-def default_state_dir(user: bool, environ: Mapping[str, str]) -> str:
-    """PMSD_STATE_DIR if set (cron units carry it, so their restarts use the registry that created them)."""
-    if environ.get("PMSD_STATE_DIR"):
-        return environ["PMSD_STATE_DIR"]
-    if not user:
-        return "/var/lib/pmsd"
-    state_home = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state_home, "pmsd")
 
 
 @dataclass
@@ -41,11 +33,12 @@ class Context:
 
     @property
     def scope_flag(self) -> str:
-        return "--user" if self.user else "--system"
+        return scope_flag(self.user)
 
     @property
     def manager(self) -> Manager:
         if self._manager is None:
+            # lazy: pystemd costs ~120 ms to import; `pmsd logs`, usage errors and pure tests never need it.
             from pmsd.systemd.bus import Manager
 
             self._manager = Manager.connect(self.user)

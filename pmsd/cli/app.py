@@ -90,7 +90,7 @@ app.command(context_settings={"allow_interspersed_args": True})(start)
 
 
 def _lifecycle(verb: str, target: str, **kwargs: bool | str) -> None:
-    from pmsd import lifecycle
+    from pmsd.api import lifecycle
 
     ctx = _ctx()
     try:

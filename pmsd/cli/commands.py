@@ -11,8 +11,8 @@ from pmsd.context import Context
 from pmsd.errors import ExitStatus
 
 if TYPE_CHECKING:
-    from pmsd.lifecycle import Outcome
-    from pmsd.registry import AppRecord
+    from pmsd.api.lifecycle import Outcome
+    from pmsd.model.record import AppRecord
 
 
 def _colour() -> bool:
@@ -26,8 +26,8 @@ def show_warnings(ctx: Context) -> None:
 
 
 def ls(ctx: Context) -> int:
-    from pmsd.query import list_processes
-    from pmsd.registry import now_ms
+    from pmsd.api.query import list_processes
+    from pmsd.model.record import now_ms
     from pmsd.render.table import render
 
     sys.stdout.write(render(list_processes(ctx), now_ms(), _colour()))
@@ -35,7 +35,7 @@ def ls(ctx: Context) -> int:
 
 
 def jlist(ctx: Context) -> int:
-    from pmsd.query import list_processes
+    from pmsd.api.query import list_processes
     from pmsd.render.jlist import render_json
 
     sys.stdout.write(render_json(list_processes(ctx), ctx.user))
@@ -43,7 +43,7 @@ def jlist(ctx: Context) -> int:
 
 
 def prettylist(ctx: Context) -> int:
-    from pmsd.query import list_processes
+    from pmsd.api.query import list_processes
     from pmsd.render.jlist import render_pretty
 
     sys.stdout.write(render_pretty(list_processes(ctx), ctx.user))
@@ -51,7 +51,7 @@ def prettylist(ctx: Context) -> int:
 
 
 def pid(ctx: Context, target: str | None) -> int:
-    from pmsd.query import list_processes
+    from pmsd.api.query import list_processes
 
     for info in list_processes(ctx, target):
         if info.pid or target is not None:
@@ -77,20 +77,20 @@ def report(ctx: Context, outcomes: Sequence[Outcome], verb: str) -> int:
 
 
 def start(ctx: Context, params: dict[str, Any]) -> int:
+    from pmsd.api.lifecycle import StartOptions
+    from pmsd.api.lifecycle import start as api_start
     from pmsd.cli.grammar import start_request
-    from pmsd.lifecycle import StartOptions
-    from pmsd.lifecycle import start as api_start
 
     target, options = start_request(params)
     return report(ctx, api_start(ctx, target, StartOptions(**options)), "start")
 
 
 def describe(ctx: Context, target: str) -> int:
-    from pmsd.query import list_processes
-    from pmsd.registry import now_ms
+    from pmsd.api.query import list_processes
+    from pmsd.definition.units import render_unit_file
+    from pmsd.model.record import now_ms
+    from pmsd.model.spec import UnitInputs
     from pmsd.render.describe import render
-    from pmsd.spec import UnitInputs
-    from pmsd.units import render_unit_file
 
     for info in list_processes(ctx, target):
         inputs = UnitInputs(info.record.spec, ctx.registry.record_env_file(info.record), system=not ctx.user)
@@ -101,7 +101,7 @@ def describe(ctx: Context, target: str) -> int:
 
 def _log_notes(ctx: Context, record: AppRecord) -> list[str]:
     """Where the app's lines go, and whether journald dropped any of them."""
-    from pmsd.logs.reader import sources_for, suppressions
+    from pmsd.api.logs import sources_for, suppressions
 
     notes = []
     for source in sources_for(record):
@@ -120,7 +120,7 @@ def _log_notes(ctx: Context, record: AppRecord) -> list[str]:
 
 
 def env(ctx: Context, target: str) -> int:
-    from pmsd.lifecycle import environment
+    from pmsd.api.lifecycle import environment
 
     for key, value in sorted(environment(ctx, target).items()):
         print(f"{key}: {value}")
@@ -130,9 +130,9 @@ def env(ctx: Context, target: str) -> int:
 def logs(ctx: Context, target: str | None, lines: int = 15, stream: bool = True, raw: bool = False,
          as_json: bool = False, timestamp: str | None = None, out: bool = False, err: bool = False,
          highlight: str | None = None) -> int:
-    from pmsd.logs.reader import LogLine, follow, last_lines, sources_for, suppressions
-    from pmsd.logs.render import LineFormat
-    from pmsd.targets import resolve_targets
+    from pmsd.api.logs import LogLine, follow, last_lines, sources_for, suppressions
+    from pmsd.api.targets import resolve_targets
+    from pmsd.render.logs import LineFormat
 
     records = resolve_targets(ctx.registry.read(), target or "all")
     wanted = ({"out"} if out else set()) | ({"err"} if err else set())
@@ -176,9 +176,9 @@ def logs(ctx: Context, target: str | None, lines: int = 15, stream: bool = True,
 
 
 def flush(ctx: Context, target: str | None) -> int:
-    from pmsd.logs.reader import sources_for
-    from pmsd.registry import now_ms
-    from pmsd.targets import resolve_targets
+    from pmsd.api.logs import sources_for
+    from pmsd.api.targets import resolve_targets
+    from pmsd.model.record import now_ms
 
     with ctx.registry.transaction() as data:
         for record in resolve_targets(data, target or "all"):
@@ -197,7 +197,7 @@ def flush(ctx: Context, target: str | None) -> int:
 
 
 def reload_logs(ctx: Context) -> int:
-    from pmsd.logs.reader import sources_for
+    from pmsd.api.logs import sources_for
 
     files = [(record, source.path) for record in ctx.registry.read().apps for source in sources_for(record)
              if source.path]
@@ -209,8 +209,8 @@ def reload_logs(ctx: Context) -> int:
 
 
 def ping(ctx: Context) -> int:
-    from pmsd.god.client import GodClient
-    from pmsd.god.service import start_and_wait
+    from pmsd.api.client import GodClient
+    from pmsd.api.god import start_and_wait
 
     start_and_wait(ctx)
     client = GodClient(ctx)
@@ -226,8 +226,8 @@ def ping(ctx: Context) -> int:
 
 
 def kill(ctx: Context) -> int:
-    from pmsd.god.service import stop_god
-    from pmsd.lifecycle import delete
+    from pmsd.api.god import stop_god
+    from pmsd.api.lifecycle import delete
 
     if ctx.registry.read().apps:
         for outcome in delete(ctx, "all"):
@@ -240,10 +240,10 @@ def kill(ctx: Context) -> int:
 def events(ctx: Context, target: str | None, as_json: bool) -> int:
     import json
 
-    from pmsd.god.client import GodClient
-    from pmsd.god.events import describe as describe_event
-    from pmsd.god.service import start_and_wait
-    from pmsd.targets import resolve_targets
+    from pmsd.api.client import GodClient
+    from pmsd.api.god import start_and_wait
+    from pmsd.api.targets import resolve_targets
+    from pmsd.render.events import describe as describe_event
 
     wanted = {r.pm_id for r in resolve_targets(ctx.registry.read(), target)} if target else None
     start_and_wait(ctx)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pmsd.settings import SETTINGS, parse_bool
+from pmsd.definition.settings import SETTINGS, parse_bool
 
 
 @dataclass(frozen=True)

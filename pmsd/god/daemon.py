@@ -15,18 +15,23 @@ import time
 from typing import Any
 
 from pmsd import __version__
+from pmsd.api.query import list_processes
 from pmsd.context import Context
 from pmsd.errors import PmsdError
-from pmsd.god.counters import AppCounters, counters_for, load_counters, save_counters
-from pmsd.god.events import Event, now_ms
 from pmsd.god.loop import Loop, Timer
-from pmsd.god.paths import socket_path
-from pmsd.god.protocol import error_reply
+from pmsd.god.notify import notifier
 from pmsd.god.server import ApiServer, Connection
 from pmsd.god.tracker import RUNNING_STATES, AppTracker, Outcome
-from pmsd.registry import AppRecord
-from pmsd.systemd.bus import decode_properties, unit_of_path
-from pmsd.unitnames import CRON_PREFIX, UNIT_PREFIX, app_name_of_cron_unit
+from pmsd.linux.inotify import TreeWatcher, WatchError, effective_ignore
+from pmsd.model.counters import AppCounters, counters_for
+from pmsd.model.events import Event, now_ms
+from pmsd.model.protocol import error_reply
+from pmsd.model.record import AppRecord
+from pmsd.render.jlist import jlist_entries
+from pmsd.state.counters import load_counters, save_counters
+from pmsd.state.paths import socket_path
+from pmsd.systemd.names import CRON_PREFIX, UNIT_PREFIX, app_name_of_cron_unit
+from pmsd.systemd.properties import decode_properties, unit_of_path
 
 PENDING_TTL_S = 10.0  # signals of a unit no registry entry claims (yet) are kept this long
 REGISTRY_RECHECK_S = 0.05  # while such signals wait, the registry is looked at this often
@@ -185,8 +190,6 @@ class God:
     def _watch_registry(self) -> None:
         """inotify on the state directory: a registry rewrite (atomic rename) is noticed when it happens, e.g.
         `pmsd delete` removing apps after their units are gone."""
-        from pmsd.watch import TreeWatcher, WatchError
-
         os.makedirs(self.ctx.state_dir, mode=0o700, exist_ok=True)
         try:
             watcher = TreeWatcher([self.ctx.state_dir], ["env", "*.tmp", "registry.lock", "god-counters.json"])
@@ -344,8 +347,6 @@ class God:
         spec = tracker.record.spec
         if not spec.watch:
             return
-        from pmsd.watch import TreeWatcher, WatchError, effective_ignore
-
         try:
             # As in PM2, ignore_watch replaces the default ignores (dot-files, node_modules); its relative
             # patterns ("client/img") are relative to the app's cwd.
@@ -368,8 +369,6 @@ class God:
         watcher = self.watchers.get(tracker.unit)
         if watcher is None:
             return
-        from pmsd.watch import WatchError
-
         try:
             changes = watcher.read_changes()
         except WatchError as error:  # out of inotify watches while following new directories
@@ -404,9 +403,6 @@ class God:
                 "pong": True, "pid": os.getpid(), "version": __version__, "started_at": self.started_at,
                 "apps": len(self.trackers), "state_dir": self.ctx.state_dir, "systemd": self.manager.version}}
         if method == "list":
-            from pmsd.query import list_processes
-            from pmsd.render.jlist import jlist_entries
-
             self._sync_registry(seed=False)
             try:
                 infos = list_processes(self.ctx, counters=self.counters)
@@ -426,8 +422,6 @@ def main(argv: list[str] | None = None) -> int:
               "as pmsd-god.service (Type=notify); `pmsd ping` starts it on demand.")
         return 0
     user = "--system" not in args
-    from pmsd.god.notify import notifier
-
     ctx = Context(user=user)
     try:
         God(ctx, notifier(), float(os.environ.get("PMSD_MEMORY_INTERVAL_MS", "1000")) / 1000).run()

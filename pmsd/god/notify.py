@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import sdnotify
+
 
 def notifier() -> Callable[[str], None]:
-    import sdnotify
-
     sender = sdnotify.SystemdNotifier()
 
     def notify(text: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pmsd.god.loop import Loop
-from pmsd.god.protocol import MAX_LINE, decode, encode, error_reply
+from pmsd.model.protocol import MAX_LINE, decode, encode, error_reply
 
 _UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid (socket(7), SO_PEERCRED)
 MAX_BACKLOG_BYTES = 4 << 20  # a subscriber this far behind is dropped rather than buffered forever

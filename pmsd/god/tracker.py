@@ -13,12 +13,12 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-from pmsd.god.counters import AppCounters
-from pmsd.god.events import Event, now_ms
-from pmsd.registry import AppRecord
-from pmsd.settings import EXP_BACKOFF_CAP_MS, EXP_BACKOFF_RESET_MS
-from pmsd.status import Status, pm2_status
-from pmsd.systemd.bus import ServiceState
+from pmsd.definition.settings import EXP_BACKOFF_CAP_MS, EXP_BACKOFF_RESET_MS
+from pmsd.model.counters import AppCounters
+from pmsd.model.events import Event, now_ms
+from pmsd.model.record import AppRecord
+from pmsd.model.status import Status, pm2_status
+from pmsd.systemd.states import ServiceState, active_state
 
 CLD_EXITED = 1
 RUNNING_STATES = ("active", "activating", "deactivating", "reloading")
@@ -71,7 +71,7 @@ class AppTracker:
         p = self.props
         invocation = p.get("InvocationID") or b""
         return ServiceState(
-            name=self.unit, load_state=str(p.get("LoadState", "loaded")), active_state=self.active_state,
+            name=self.unit, load_state=str(p.get("LoadState", "loaded")), active_state=active_state(self.active_state),
             sub_state=self.sub_state, result=str(p.get("Result", "success")), main_pid=int(p.get("MainPID", 0)),
             n_restarts=int(p.get("NRestarts", 0)), exec_main_code=int(p.get("ExecMainCode", 0)),
             exec_main_status=int(p.get("ExecMainStatus", 0)), memory_bytes=None, cpu_nsec=None,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime
 import shlex
 
+from pmsd.model.status import ProcessInfo
 from pmsd.render.formats import memory, uptime
-from pmsd.status import ProcessInfo
-from pmsd.unitnames import cron_timer_unit
+from pmsd.systemd.names import cron_timer_unit
+from pmsd.systemd.paths import scope_flag
 
 
 def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes: list[str]) -> str:
     spec = info.record.spec
-    scope = "--user" if user else "--system"
+    scope = scope_flag(user)
     created = datetime.datetime.fromtimestamp(info.record.created_at / 1000).isoformat(sep=" ",
                                                                                         timespec="seconds")
     rows = [

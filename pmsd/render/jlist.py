@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pmsd.status import ProcessInfo
+from pmsd.model.status import ProcessInfo
 
 
 def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:

@@ -7,8 +7,8 @@ import pwd
 import unicodedata
 from collections.abc import Sequence
 
+from pmsd.model.status import ProcessInfo, Status
 from pmsd.render.formats import memory, uptime
-from pmsd.status import ProcessInfo, Status
 
 COLUMNS = ("id", "name", "namespace", "mode", "pid", "uptime", "↺", "status", "cpu", "mem", "user")
 _STATUS_COLOUR = {Status.ONLINE: "32", Status.STOPPED: "31", Status.ERRORED: "31", Status.STOPPING: "33",

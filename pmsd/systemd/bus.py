@@ -13,7 +13,6 @@ import os
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pmsd.systemd import lean_import
@@ -26,74 +25,38 @@ from pystemd.dbusexc import (  # type: ignore[import-not-found, unused-ignore]  
     DBusInvalidArgsError,
     DBusNoSuchUnitError,
 )
-from pystemd.dbuslib import DBus, DBusAddress, apply_signature, path_decode, path_encode  # noqa: E402
+from pystemd.dbuslib import DBus, DBusAddress, apply_signature  # noqa: E402
 
 from pmsd.errors import ExitStatus, PmsdError  # noqa: E402
+from pmsd.systemd.paths import private_socket, scope_flag  # noqa: E402
+from pmsd.systemd.properties import (  # noqa: E402
+    MANAGER,
+    MANAGER_PATH,
+    PROPERTIES,
+    SERVICE,
+    UNIT,
+    UnitProperty,
+    decode,
+    decode_properties,
+    encode_properties,
+    unit_path,
+)
+from pmsd.systemd.states import RUNNING_STATES, ServiceState, UnitListing, active_state  # noqa: E402
 
 DESTINATION = b"org.freedesktop.systemd1"
-MANAGER_PATH = b"/org/freedesktop/systemd1"
-MANAGER = b"org.freedesktop.systemd1.Manager"
-UNIT = b"org.freedesktop.systemd1.Unit"
-SERVICE = b"org.freedesktop.systemd1.Service"
-PROPERTIES = b"org.freedesktop.DBus.Properties"
-UNIT_PATH_PREFIX = b"/org/freedesktop/systemd1/unit"
 _CLOSE = (-1, None)
-
-
-@dataclass(frozen=True)
-class UnitProperty:
-    """A property as StartTransientUnit takes it: D-Bus name, signature, value."""
-
-    name: str
-    signature: str
-    value: Any
-
-
-@dataclass(frozen=True)
-class UnitListing:
-    name: str
-    load_state: str
-    active_state: str
-    sub_state: str
-    path: bytes
-    has_job: bool = False
-
-
-@dataclass(frozen=True)
-class ServiceState:
-    """What pmsd reads about one service unit; times are µs since the epoch, 0 when unset."""
-
-    name: str
-    load_state: str
-    active_state: str
-    sub_state: str
-    result: str
-    main_pid: int
-    n_restarts: int
-    exec_main_code: int  # CLD_EXITED (1), CLD_KILLED (2), CLD_DUMPED (3); 0 when it has not exited
-    exec_main_status: int  # exit status, or signal number when killed
-    memory_bytes: int | None
-    cpu_nsec: int | None
-    control_group: str
-    invocation_id: str
-    active_enter_usec: int
-    exec_main_start_usec: int
-    has_job: bool
 
 
 _UNSET = 2**64 - 1  # systemd's "not set" for accounting properties (UINT64_MAX)
 
 
-def _decode(value: Any) -> Any:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
 class Manager:
     """One open connection to a systemd manager."""
 
-    def __init__(self, bus: Any, scope_label: str) -> None:
+    def __init__(self, bus: Any, user: bool) -> None:
         self._bus = bus
-        self.scope_label = scope_label
+        self.user = user
+        self.scope_label = "user" if user else "system"
         self._version: int | None = None
         self._signal_callbacks: list[Any] = []
 
@@ -101,7 +64,8 @@ class Manager:
     @classmethod
     def connect(cls, user: bool) -> Manager:
         scope = "user" if user else "system"
-        private = _private_socket(user)
+        path = private_socket(user, os.environ)
+        private = path if os.access(path, os.R_OK | os.W_OK) else None
         try:
             if private is not None:
                 # The manager's own socket: no dbus-daemon hop, and it works before the bus is up.
@@ -115,7 +79,7 @@ class Manager:
                 _no_manager_hint(user),
                 ExitStatus.NO_SYSTEMD,
             ) from None
-        manager = cls(bus, scope)
+        manager = cls(bus, user)
         manager.version  # fail here, with the hint, if nothing answers  # noqa: B018
         return manager
 
@@ -135,13 +99,13 @@ class Manager:
     def start_transient(self, unit: str, properties: Sequence[UnitProperty],
                         aux: Sequence[tuple[str, Sequence[UnitProperty]]] = ()) -> str:
         """StartTransientUnit; `aux` units are created with it (a timer's service, as systemd-run does)."""
-        args = apply_signature(b"ss", [unit.encode(), b"fail"]) + _encode_properties(properties)
+        args = apply_signature(b"ss", [unit.encode(), b"fail"]) + encode_properties(properties)
         args.append((ord("a"), b"(sa(sv))"))
         for name, props in aux:
-            args += [(ord("r"), b"sa(sv)"), *apply_signature(b"s", [name.encode()]), *_encode_properties(props),
+            args += [(ord("r"), b"sa(sv)"), *apply_signature(b"s", [name.encode()]), *encode_properties(props),
                      _CLOSE]
         args.append(_CLOSE)
-        return str(_decode(self._call(MANAGER_PATH, MANAGER, b"StartTransientUnit", args, unit)))
+        return str(decode(self._call(MANAGER_PATH, MANAGER, b"StartTransientUnit", args, unit)))
 
     def stop(self, unit: str) -> None:
         self._call(MANAGER_PATH, MANAGER, b"StopUnit", apply_signature(b"ss", [unit.encode(), b"replace"]), unit)
@@ -168,7 +132,7 @@ class Manager:
         args = apply_signature(b"asas", [[], [p.encode() for p in patterns]])
         body = self._call(MANAGER_PATH, MANAGER, b"ListUnitsByPatterns", args, "")
         # Rows are (name, description, load, active, sub, following, path, job id, job type, job path).
-        return [UnitListing(_decode(row[0]), _decode(row[2]), _decode(row[3]), _decode(row[4]), row[6],
+        return [UnitListing(decode(row[0]), decode(row[2]), active_state(decode(row[3])), decode(row[4]), row[6],
                             bool(row[7])) for row in body]
 
     def service_state(self, unit: str, path: bytes | None = None,
@@ -185,16 +149,16 @@ class Manager:
                 load_state = self._get(object_path, UNIT, "LoadState", "s", unit)
                 if load_state in ("not-found", "stub"):
                     return None
-                active_state = self._get(object_path, UNIT, "ActiveState", "s", unit)
+                active = active_state(self._get(object_path, UNIT, "ActiveState", "s", unit))
                 sub_state = self._get(object_path, UNIT, "SubState", "s", unit)
                 job = self._get(object_path, UNIT, "Job", "(uo)", unit)
                 has_job = bool(job and job[0])
             else:
-                load_state, active_state, sub_state = listing.load_state, listing.active_state, listing.sub_state
+                load_state, active, sub_state = listing.load_state, listing.active_state, listing.sub_state
                 has_job = listing.has_job
             get = functools.partial(self._get, object_path, SERVICE, unit=unit)
-            running = active_state in ("active", "activating", "deactivating", "reloading")
-            exited = active_state != "active"
+            running = active in RUNNING_STATES
+            exited = active != "active"
             memory = get("MemoryCurrent", "t") if running else _UNSET
             cpu = get("CPUUsageNSec", "t") if running else _UNSET
             invocation = self._get(object_path, UNIT, "InvocationID", "ay", unit)
@@ -205,7 +169,7 @@ class Manager:
             return ServiceState(
                 name=unit,
                 load_state=load_state,
-                active_state=active_state,
+                active_state=active,
                 sub_state=sub_state,
                 result=get("Result", "s") if exited else "success",
                 main_pid=int(get("MainPID", "u")) if running else 0,
@@ -292,14 +256,14 @@ class Manager:
             if time.monotonic() > deadline:
                 seen = "gone" if state is None else f"{state.active_state}/{state.sub_state}"
                 raise PmsdError(f"{unit}: timed out after {timeout:g} s waiting for {what} (last seen: {seen})",
-                                f"inspect it with: systemctl {_scope_flag(self.scope_label)} status {unit}")
+                                f"inspect it with: systemctl {scope_flag(self.user)} status {unit}")
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
     # -------------------------------------------------------------------------------- plumbing
     def _get(self, path: bytes, interface: bytes, name: str, signature: str, unit: str) -> Any:
         try:
-            return _decode(self._bus.get_property(DESTINATION, path, interface, name.encode(), signature.encode()))
+            return decode(self._bus.get_property(DESTINATION, path, interface, name.encode(), signature.encode()))
         except DBusBaseError as error:
             raise self._translate(error, unit) from None
 
@@ -310,7 +274,7 @@ class Manager:
             raise self._translate(error, unit) from None
 
     def _translate(self, error: Any, unit: str) -> PmsdError:
-        message = _decode(getattr(error, "err_message", b"")) or str(error)
+        message = decode(getattr(error, "err_message", b"")) or str(error)
         if isinstance(error, DBusNoSuchUnitError):
             return UnitGone(message)
         if isinstance(error, DBusAccessDeniedError) or getattr(error, "errno", 0) in (-1, -13):
@@ -327,64 +291,6 @@ class UnitGone(PmsdError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, status=ExitStatus.NOT_FOUND)
-
-
-def decode_properties(raw: Any) -> dict[str, Any]:
-    """A property dict from pystemd (bytes keys and strings) as pmsd's str-keyed values; byte arrays
-    (InvocationID) stay bytes."""
-    out: dict[str, Any] = {}
-    for key, value in dict(raw).items():
-        name = _decode(key)
-        if name == "InvocationID":
-            out[name] = bytes(value)
-        elif isinstance(value, tuple):
-            out[name] = tuple(_decode(item) for item in value)
-        else:
-            out[name] = _decode(value)
-    return out
-
-
-def unit_of_path(path: bytes) -> str:
-    return str(_decode(path_decode(path, UNIT_PATH_PREFIX)))
-
-
-def unit_path(unit: str) -> bytes:
-    return bytes(path_encode(UNIT_PATH_PREFIX, unit.encode()))
-
-
-def _encode_properties(properties: Sequence[UnitProperty]) -> list[Any]:
-    # a(sv): pystemd's apply_signature cannot build variants itself, so each one is opened, filled and
-    # closed explicitly, the way pystemd.systemd1.unit_signatures does.
-    out: list[Any] = [(ord("a"), b"(sv)")]
-    for prop in properties:
-        signature = prop.signature.encode()
-        out += [(ord("r"), b"sv"), *apply_signature(b"s", [prop.name.encode()]), (ord("v"), signature)]
-        out += apply_signature(signature, [_to_bus(prop.value)])
-        out += [_CLOSE, _CLOSE]
-    out.append(_CLOSE)
-    return out
-
-
-def _to_bus(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, (list, tuple)):
-        converted = [_to_bus(item) for item in value]
-        return tuple(converted) if isinstance(value, tuple) else converted
-    return value
-
-
-def _private_socket(user: bool) -> str | None:
-    if user:
-        runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
-        path = os.path.join(runtime, "systemd", "private")
-    else:
-        path = "/run/systemd/private"
-    return path if os.access(path, os.R_OK | os.W_OK) else None
-
-
-def _scope_flag(scope_label: str) -> str:
-    return "--user" if scope_label == "user" else "--system"
 
 
 def _no_manager_hint(user: bool) -> str:

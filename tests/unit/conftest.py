@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from pmsd.spec import Source
+from pmsd.model.spec import Source
 
 # No example database: runs do not depend on earlier ones. (Hypothesis still caches constants in
 # .hypothesis/, which it git-ignores itself.)
@@ -39,6 +39,6 @@ def source(app_dir: Path) -> Source:
 @pytest.fixture(autouse=True)
 def fixed_node_preload(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Node preload's real path depends on where pmsd is checked out; rendered units must not."""
-    import pmsd.preload
+    import pmsd.definition.settings
 
-    monkeypatch.setattr(pmsd.preload, "NODE_PRELOAD", "/usr/lib/python3/dist-packages/pmsd/preload/node.js")
+    monkeypatch.setattr(pmsd.definition.settings, "NODE_PRELOAD", "/usr/lib/python3/dist-packages/pmsd/preload/node.js")

@@ -6,9 +6,9 @@ import os
 import unicodedata
 from typing import Any
 
-from pmsd.registry import AppRecord
-from pmsd.spec import AppSpec
-from pmsd.systemd.bus import ServiceState
+from pmsd.model.record import AppRecord
+from pmsd.model.spec import AppSpec
+from pmsd.systemd.states import ServiceState
 
 GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 UPDATE_GOLDEN = os.environ.get("PMSD_UPDATE_GOLDEN") == "1"  # rewrite tests/unit/golden/*.service from the code

@@ -6,12 +6,13 @@ import os
 
 import pytest
 
-from pmsd.cluster import parse_scale
-from pmsd.envfile import app_environment
+from pmsd.api.cluster import parse_scale
+from pmsd.definition.build import build_spec
+from pmsd.definition.environment import app_environment
+from pmsd.definition.settings import parse_exec_mode, parse_instances, parse_port
 from pmsd.errors import UsageError
-from pmsd.registry import AppRecord
-from pmsd.settings import parse_exec_mode, parse_instances, parse_port
-from pmsd.spec import AppSpec, Source, build_spec
+from pmsd.model.record import AppRecord
+from pmsd.model.spec import AppSpec, Source
 from tests.unit.helpers import SYSTEM_PATH, make_spec
 
 CPUS = os.cpu_count() or 1

@@ -1,4 +1,4 @@
-"""pmsd.cron: PM2 `cron_restart` patterns (croner semantics) to systemd OnCalendar= expressions.
+"""pmsd.definition.cron: PM2 `cron_restart` patterns (croner semantics) to systemd OnCalendar= expressions.
 
 The expected expressions are written in the form `systemd-analyze calendar` prints as "Normalized form", and
 the systemd tests check that it does. The equivalence tests compare systemd's next elapses with a small,
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pmsd.cron import CronError, on_calendar
+from pmsd.definition.cron import CronError, on_calendar
 
 _ODD = "01,03,05,07,09,11,13,15,17,19,21,23,25,27,29,31"  # */2 in day-of-month
 
@@ -294,7 +294,7 @@ def _cron_times(pattern: str, count: int, years: int = 30, base: datetime = BASE
 
 
 EQUIVALENCE = [
-    "*/7 * * * *",  # as `*:00/7`, systemd 252 would skip 00:00 from 23:58:30 (see pmsd.cron)
+    "*/7 * * * *",  # as `*:00/7`, systemd 252 would skip 00:00 from 23:58:30 (see pmsd.definition.cron)
     "*/13 * * * * *", "5/15 * * * *", "10-45/10 * * * *", "0 1-20/3 * * *", "59 23 * * *",
     "0 0 */2 * *", "0 0 31 * *", "0 0 29 2 *", "0 0 1 */3 *", "0 0 1 2/5 *", "0 0 * * 7", "0 0 * * FRI-SUN",
     "0 0 * * 1/2", "0 0 * * */3", "0 9-17/4 * * 1-5",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pmsd.ecosystem import is_ecosystem_file, load_apps
+from pmsd.definition.ecosystem import is_ecosystem_file, load_apps
 from pmsd.errors import ExitStatus, UsageError
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
@@ -131,7 +131,7 @@ def test_config_js_exporting_nothing(tmp_path: Path) -> None:
 
 
 def test_config_js_without_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pmsd.ecosystem.shutil.which", lambda *args, **kwargs: None)
+    monkeypatch.setattr("pmsd.definition.ecosystem.shutil.which", lambda *args, **kwargs: None)
     path = _write(tmp_path, "ecosystem.config.js", "module.exports = { apps: [] };\n")
     error = _usage_error(path)
     assert path in error.message

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pmsd.envfile import app_environment, parse_env_file, read_env_file, render_env_file, write_env_file
+from pmsd.definition.environment import app_environment
+from pmsd.state.envfiles import parse_env_file, read_env_file, render_env_file, write_env_file
 
 TRICKY_VALUES = {
     "EMPTY": "",

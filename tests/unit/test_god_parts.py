@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from pmsd.god.counters import AppCounters, counters_for, load_counters, save_counters
-from pmsd.god.events import Event, describe
-from pmsd.god.protocol import decode, encode, error_reply
+from pmsd.definition.god_unit import god_unit_text
+from pmsd.definition.settings import parse_memory_bytes, parse_patterns, parse_watch
 from pmsd.god.server import peer_uid
-from pmsd.god.unitfile import god_unit_text
-from pmsd.settings import parse_memory_bytes, parse_patterns, parse_watch
-from pmsd.unitnames import app_name_of_cron_unit, check_app_name, cron_service_unit, cron_timer_unit
+from pmsd.model.counters import AppCounters, counters_for
+from pmsd.model.events import Event
+from pmsd.model.protocol import decode, encode, error_reply
+from pmsd.render.events import describe
+from pmsd.state.counters import load_counters, save_counters
+from pmsd.systemd.names import app_name_of_cron_unit, check_app_name, cron_service_unit, cron_timer_unit
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,9 +95,9 @@ def test_watch_values() -> None:
 
 
 def test_cron_units_cannot_clash_with_app_units() -> None:
-    assert cron_timer_unit("my api") == "pmsd.cron-my\\x20api.timer"
-    assert cron_service_unit("web") == "pmsd.cron-web.service"
-    assert app_name_of_cron_unit("pmsd.cron-my\\x20api.timer") == "my api"
+    assert cron_timer_unit("my api") == "pmsd.definition.cron-my\\x20api.timer"
+    assert cron_service_unit("web") == "pmsd.definition.cron-web.service"
+    assert app_name_of_cron_unit("pmsd.definition.cron-my\\x20api.timer") == "my api"
     assert app_name_of_cron_unit("pmsd-web.service") is None
 
 

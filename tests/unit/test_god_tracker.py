@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pmsd.god.counters import AppCounters
 from pmsd.god.tracker import AppTracker, next_backoff_ms
+from pmsd.model.counters import AppCounters
 from tests.unit.helpers import make_record
 
 T0 = 1_795_295_005_000_000  # µs since the epoch

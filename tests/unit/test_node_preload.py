@@ -24,7 +24,7 @@ from typing import IO, Protocol
 
 import pytest
 
-from pmsd.preload import NODE_PRELOAD
+from pmsd.definition.preload import NODE_PRELOAD
 
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not on PATH")

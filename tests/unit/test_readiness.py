@@ -1,4 +1,4 @@
-"""pmsd.readiness against real child processes holding a listening socket the test created."""
+"""pmsd.linux.readiness against real child processes holding a listening socket the test created."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pmsd.readiness import epoll_targets, is_accepting, socket_inode, wait_accepting
+from pmsd.linux.readiness import epoll_targets, is_accepting, socket_inode, wait_accepting
 
 TIMEOUT = 10.0
 

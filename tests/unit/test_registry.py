@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pmsd.errors import PmsdError
-from pmsd.registry import FORMAT_VERSION, AppRecord, Registry, RegistryData
+from pmsd.model.record import AppRecord, RegistryData
+from pmsd.state.registry import FORMAT_VERSION, Registry
 from tests.unit.helpers import make_record, make_spec
 
 TRANSACTIONS_PER_PROCESS = 20

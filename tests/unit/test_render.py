@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from pmsd.model.status import ProcessInfo, Status
 from pmsd.render import formats, jlist, table
-from pmsd.status import ProcessInfo, Status
 from tests.unit.helpers import display_width, make_record
 
 NOW_MS = 1_700_000_100_000

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pmsd.settings import (
+from pmsd.definition.settings import (
     ALIASES,
     MS_MAX,
     NOT_YET_HONOURED,
@@ -23,7 +23,7 @@ from pmsd.settings import (
     parse_positive_duration_ms,
     parse_str,
 )
-from pmsd.spec import AppSpec
+from pmsd.model.spec import AppSpec
 from tests.unit.helpers import is_single_complete_type
 
 # ------------------------------------------------------------------------------------------- parse_bool

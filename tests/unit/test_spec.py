@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pmsd.definition.build import build_spec
 from pmsd.errors import ExitStatus, UsageError
-from pmsd.spec import AppSpec, Source, build_spec
+from pmsd.model.spec import AppSpec, Source
 from tests.unit.helpers import SYSTEM_PATH
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pmsd.status import Status, pm2_status, process_info
+from pmsd.model.status import Status, pm2_status, process_info
 from tests.unit.helpers import make_record, make_state
 
 CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3

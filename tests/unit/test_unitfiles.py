@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from pmsd.context import Context
-from pmsd.settings import SYSTEMD_FLOOR
-from pmsd.spec import UnitInputs
-from pmsd.unitfiles import installed_units, remove_units, render_cluster_units, write_units
+from pmsd.definition.settings import SYSTEMD_FLOOR
+from pmsd.definition.unitfiles import render_cluster_units
+from pmsd.model.spec import UnitInputs
+from pmsd.state.unitfiles import installed_units, remove_units, write_units
 from tests.unit.helpers import GOLDEN_DIR, UPDATE_GOLDEN, make_spec
 from tests.unit.test_units import CLUSTER_NODE_SPEC
 
@@ -67,12 +67,12 @@ def test_specifiers_in_names_and_paths_are_escaped() -> None:
 
 
 def test_write_units_reports_only_changed_files(tmp_path: os.PathLike[str]) -> None:
-    ctx = Context(user=True, environ={"XDG_RUNTIME_DIR": str(tmp_path)}, state_dir=str(tmp_path))
+    scope = (True, {"XDG_RUNTIME_DIR": str(tmp_path)})
     files = render_cluster_units(UnitInputs(CLUSTER_NODE_SPEC, ENV_FILE), SYSTEMD_FLOOR)
-    assert sorted(write_units(ctx, files)) == sorted(files)
-    assert write_units(ctx, files) == []
+    assert sorted(write_units(*scope, files)) == sorted(files)
+    assert write_units(*scope, files) == []
     changed = dict(files, **{"pmsd-web@.service": files["pmsd-web@.service"] + "# edited\n"})
-    assert write_units(ctx, changed) == ["pmsd-web@.service"]
-    assert sorted(installed_units(ctx, "web")) == sorted(files)
-    remove_units(ctx, installed_units(ctx, "web"))
-    assert installed_units(ctx, "web") == []
+    assert write_units(*scope, changed) == ["pmsd-web@.service"]
+    assert sorted(installed_units(*scope, "web")) == sorted(files)
+    remove_units(*scope, installed_units(*scope, "web"))
+    assert installed_units(*scope, "web") == []

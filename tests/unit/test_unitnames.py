@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pmsd.errors import ExitStatus, UsageError
-from pmsd.unitnames import (
+from pmsd.systemd.names import (
     INSTANCE_SUFFIX_MAX,
     UNIT_NAME_MAX,
     app_name_of_unit,

@@ -5,11 +5,11 @@ from dataclasses import replace
 
 import pytest
 
-import pmsd.units
+import pmsd.definition.units
+from pmsd.definition.settings import SETTINGS, SYSTEMD_FLOOR, Directive, Setting, parse_str
+from pmsd.definition.units import assignments, render_unit_file, transient_properties
 from pmsd.errors import UsageError
-from pmsd.settings import SETTINGS, SYSTEMD_FLOOR, Directive, Setting, parse_str
-from pmsd.spec import AppSpec, UnitInputs
-from pmsd.units import assignments, render_unit_file, transient_properties
+from pmsd.model.spec import AppSpec, UnitInputs
 from tests.unit.helpers import GOLDEN_DIR, UPDATE_GOLDEN, make_spec
 
 ENV_FILE = "/state/env/7.env"
@@ -248,7 +248,7 @@ def _with_future_directive(monkeypatch: pytest.MonkeyPatch, min_version: int) ->
     future = Setting("future_option", parse_str, None, "An option from a newer systemd.",
                      (Directive("FutureThing", "FutureThing", "s", lambda _inputs: "on", str,
                                 min_version=min_version),))
-    monkeypatch.setattr(pmsd.units, "SETTINGS", (*SETTINGS, future))
+    monkeypatch.setattr(pmsd.definition.units, "SETTINGS", (*SETTINGS, future))
 
 
 def test_directive_newer_than_the_manager_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

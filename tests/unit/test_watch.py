@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-import pmsd.watch
-from pmsd.watch import DEFAULT_IGNORE, TreeWatcher, WatchError, effective_ignore, is_ignored
+import pmsd.linux.inotify
+from pmsd.linux.inotify import DEFAULT_IGNORE, TreeWatcher, WatchError, effective_ignore, is_ignored
 
 TIMEOUT = 10.0  # generous: events arrive in milliseconds, a loaded CI machine is slow
 
@@ -177,8 +177,8 @@ def test_many_files(root: Path, watcher: TreeWatcher) -> None:
 
 def test_a_busy_queue_is_read_in_bounded_slices(
         root: Path, watcher: TreeWatcher, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pmsd.watch, "_READ_SIZE", 512)
-    monkeypatch.setattr(pmsd.watch, "_MAX_READS", 1)
+    monkeypatch.setattr(pmsd.linux.inotify, "_READ_SIZE", 512)
+    monkeypatch.setattr(pmsd.linux.inotify, "_MAX_READS", 1)
     files = [root / f"file{i}.js" for i in range(50)]
     for f in files:
         f.write_text("x")
@@ -383,7 +383,7 @@ def _no_watches_left(fd: int, path: str, mask: int) -> int:
 
 
 def test_watch_limit_at_start(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pmsd.watch, "_inotify_add_watch", _no_watches_left)
+    monkeypatch.setattr(pmsd.linux.inotify, "_inotify_add_watch", _no_watches_left)
     with pytest.raises(WatchError) as info:
         TreeWatcher([str(root)])
     assert info.value.errno == errno.ENOSPC
@@ -391,7 +391,7 @@ def test_watch_limit_at_start(root: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_watch_limit_on_a_new_directory(root: Path, watcher: TreeWatcher, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pmsd.watch, "_inotify_add_watch", _no_watches_left)
+    monkeypatch.setattr(pmsd.linux.inotify, "_inotify_add_watch", _no_watches_left)
     (root / "lib").mkdir()
     select.select([watcher], [], [], TIMEOUT)
     with pytest.raises(WatchError) as info:

@@ -1,0 +1,188 @@
+"""Cluster apps: N instances of a template unit (pmsd-<app>@<n>.service) sharing one socket unit.
+
+PM2 needs a master process that accepts connections and hands them to Node workers. Here systemd holds the
+listening socket (pmsd-<app>.socket), passes it to every instance (LISTEN_FDS, fd 3), and the kernel balances
+accept() among them, for any language. This module starts instances, keeps the unit files in step with the
+definition, releases the socket when no instance is left, and waits for a new instance to be ready during a
+rolling reload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+
+from pmsd.context import Context
+from pmsd.definition.settings import MAX_INSTANCES
+from pmsd.definition.unitfiles import render_cluster_units
+from pmsd.errors import PmsdError, UsageError
+from pmsd.linux.readiness import wait_cgroup_accepting
+from pmsd.model.record import AppRecord
+from pmsd.model.spec import AppSpec, UnitInputs
+from pmsd.model.status import exit_detail
+from pmsd.state.unitfiles import installed_units, remove_units, write_units
+from pmsd.systemd.bus import Manager
+from pmsd.systemd.names import (
+    UNIT_PREFIX,
+    escape_name,
+    instance_slice,
+    instance_unit,
+    listener_unit,
+    socket_unit,
+)
+from pmsd.systemd.states import ServiceState, UnitListing
+
+START_TIMEOUT_S = 30.0
+_RUNNING = ("active", "activating", "deactivating", "reloading")
+
+
+def install_units(ctx: Context, spec: AppSpec) -> None:
+    """Write the app's unit files; reload the manager only if a loaded unit now differs from its file."""
+    manager = ctx.manager
+    inputs = UnitInputs(spec, ctx.registry.instance_env_file(spec.name, "%i"), system=not ctx.user)
+    changed = write_units(ctx.user, ctx.environ, render_cluster_units(inputs, manager.version))
+    if not changed:
+        return
+    loaded = [*(unit.name for unit in instance_units(manager, spec.name)), socket_unit(spec.name),
+              listener_unit(spec.name)]
+    if any(manager.needs_reload(unit) for unit in loaded):
+        manager.reload()
+
+
+def instance_units(manager: Manager, name: str) -> list[UnitListing]:
+    """The app's loaded instance units, with their states (one ListUnitsByPatterns call)."""
+    return manager.list_units([f"{UNIT_PREFIX}{_glob_escape(escape_name(name))}@*.service"])
+
+
+def _glob_escape(text: str) -> str:
+    # ListUnitsByPatterns takes fnmatch() globs: the escaped name's "\" and any "*?[" must match literally.
+    return "".join(f"[{char}]" if char in "*?[\\" else char for char in text)
+
+
+def launch(ctx: Context, records: Sequence[AppRecord]) -> None:
+    """Start instances together (their start jobs run in parallel) and wait until each is started: exec'd,
+    or READY=1 for wait_ready apps (bounded by listen_timeout, systemd's TimeoutStartSec=)."""
+    manager = ctx.manager
+    install_units(ctx, records[0].spec)
+    for record in records:
+        manager.start_unit(record.unit)
+    for record in records:
+        state = _wait_started(manager, record.unit, record.spec, "the start job")
+        if state is not None and state.active_state == "inactive" and state.result == "success":
+            # The job ended without starting the unit or failing it: seen once while another client ran
+            # daemon-reload. Starting again is harmless (a running unit ignores it) and tells us for sure.
+            manager.start_unit(record.unit)
+            state = _wait_started(manager, record.unit, record.spec, "the start job")
+        if state is None or state.active_state not in ("active", "reloading", "activating"):
+            raise PmsdError(f"app {record.name!r} instance {record.instance} (id {record.pm_id}) failed to start: "
+                            f"{_failure(manager, record, state)}",
+                            f"see `journalctl {ctx.scope_flag}-unit {record.unit}` (or `pmsd logs {record.pm_id}`)")
+
+
+def _wait_started(manager: Manager, unit: str, spec: AppSpec, what: str) -> ServiceState | None:
+    """Wait for the unit's start job to end: exec'd, or READY=1 within listen_timeout for wait_ready apps."""
+    timeout = max(START_TIMEOUT_S, spec.listen_timeout / 1000 + 5)
+    return manager.wait_until(unit, lambda s: s is None or not s.has_job, timeout, what)
+
+
+def _failure(manager: Manager, record: AppRecord, state: ServiceState | None) -> str:
+    if record.spec.port:
+        socket = manager.unit_summary(socket_unit(record.name))
+        if socket is None or socket[0] != "active":
+            return (f"systemd could not listen on {record.spec.port} ({socket_unit(record.name)} is "
+                    f"{socket[0] if socket else 'not loaded'}): is the port in use?")
+    if state is None:
+        return "the unit vanished"
+    if state.exec_main_code:
+        return exit_detail(state)
+    if state.result == "timeout":
+        return f"not ready within listen_timeout ({record.spec.listen_timeout} ms)"
+    return f"systemd reports {state.active_state} ({state.result})"
+
+
+def release_if_idle(ctx: Context, name: str) -> None:
+    """Stop the app's socket (closing its port, as PM2's stop does) once none of its instances runs."""
+    manager = ctx.manager
+    if any(unit.active_state in _RUNNING for unit in instance_units(manager, name)):
+        return
+    for unit in (socket_unit(name), listener_unit(name)):
+        summary = manager.unit_summary(unit)
+        if summary is not None and summary[0] != "inactive":
+            manager.stop(unit)
+        manager.reset_failed(unit)
+
+
+def remove_app_units(ctx: Context, name: str) -> None:
+    """The app is gone: stop its socket and delete its unit files."""
+    units = installed_units(ctx.user, ctx.environ, name)
+    if not units:
+        return
+    release_if_idle(ctx, name)
+    remove_units(ctx.user, ctx.environ, units)
+    # The instances' slice outlives them (slices are not collected while active): stop it with the app.
+    manager = ctx.manager
+    slice_unit = instance_slice(name, ctx.user)
+    summary = manager.unit_summary(slice_unit)
+    if summary is not None and summary[0] == "active":
+        manager.stop(slice_unit)
+
+
+def wait_ready(ctx: Context, record: AppRecord, unit: str | None = None) -> bool:
+    """After a restart during reload: is the new instance ready to take connections?
+
+    wait_ready apps are Type=notify, so their start job already waited for READY=1. Others with a port are
+    ready once one of their processes polls (epoll) or blocks in accept() on the shared socket, which pmsd
+    reads in /proc (pmsd.linux.readiness); connecting would prove nothing, another instance may answer. PM2 moves
+    on after listen_timeout when no 'listening' comes; so does pmsd (False is returned).
+    """
+    spec = record.spec
+    if spec.wait_ready or not spec.port:
+        return True
+    state = ctx.manager.service_state(unit or record.unit)
+    if state is None or not state.control_group:
+        return False
+    return wait_cgroup_accepting(state.control_group, time.monotonic() + spec.listen_timeout / 1000)
+
+
+@contextlib.contextmanager
+def stand_in(ctx: Context, record: AppRecord) -> Iterator[None]:
+    """A temporary extra instance, numbered after `record` (the app's highest), serving on the shared socket
+    while the app's instances are replaced: PM2 starts each new worker before it stops the old one, so capacity
+    never drops, and a single-instance app is never left without a process. It runs `record`'s environment,
+    is not in the registry, and is stopped once the block is done."""
+    manager = ctx.manager
+    number = (record.instance or 0) + 1
+    unit = instance_unit(record.name, number)
+    env_file = ctx.registry.instance_env_file(record.name, number)
+    shutil.copyfile(ctx.registry.record_env_file(record), env_file)
+    os.chmod(env_file, 0o600)
+    try:
+        manager.start_unit(unit)
+        state = _wait_started(manager, unit, record.spec, "the stand-in's start")
+        if state is not None and state.active_state in ("active", "activating"):
+            wait_ready(ctx, record, unit)
+        yield
+    finally:
+        with contextlib.suppress(PmsdError):
+            manager.stop(unit)
+            manager.wait_until(unit, lambda s: s is None or s.active_state in ("inactive", "failed"),
+                               record.spec.kill_timeout / 1000 + 5, "the stand-in to stop")
+            manager.reset_failed(unit)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(env_file)
+
+
+def parse_scale(current: int, request: str) -> int:
+    """`pmsd scale app 4`, `+2` or `-1` -> the instance count wanted."""
+    text = request.strip()
+    if not text.lstrip("+-").isdigit():
+        raise UsageError(f"scale: expected a number, +N or -N, got {request!r}")
+    wanted = current + int(text) if text[0] in "+-" else int(text)
+    if wanted < 1:
+        raise UsageError(f"scale: {request} would leave {wanted} instances", "`pmsd stop` the app to stop it all")
+    if wanted > MAX_INSTANCES:
+        raise UsageError(f"scale: at most {MAX_INSTANCES} instances, asked for {wanted}")
+    return wanted

@@ -1,0 +1,1 @@
+"""The definition layer: the settings table, ecosystem parsing, spec building, unit rendering, cron."""

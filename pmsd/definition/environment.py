@@ -1,0 +1,53 @@
+"""The environment an app runs with, as PM2 composes it.
+
+PM2 gives an app the environment `pm2 start` ran in, overlaid by `env` and `env_<name>`, plus the variables it
+exposes to every app (pm_id, name, namespace, NODE_APP_INSTANCE). pmsd.state.envfiles stores the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Mapping
+
+# Variables systemd sets for each execution. A value from EnvironmentFile= would override systemd's own
+# (exec_child merges the file last), so copying them from the caller would hand the app stale sockets,
+# fds and ids; shell bookkeeping is dropped for the same reason.
+_PER_EXECUTION = frozenset({
+    "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "INVOCATION_ID", "JOURNAL_STREAM",
+    "MAINPID", "MANAGERPID", "SYSTEMD_EXEC_PID", "WATCHDOG_PID", "WATCHDOG_USEC", "SERVICE_RESULT",
+    "EXIT_CODE", "EXIT_STATUS", "MONITOR_SERVICE_RESULT", "MONITOR_EXIT_CODE", "MONITOR_EXIT_STATUS",
+    "MONITOR_INVOCATION_ID", "MONITOR_UNIT", "TRIGGER_UNIT", "TRIGGER_PATH", "TRIGGER_TIMER_REALTIME_USEC",
+    "TRIGGER_TIMER_MONOTONIC_USEC", "PIDFILE", "RUNTIME_DIRECTORY", "STATE_DIRECTORY", "CACHE_DIRECTORY",
+    "LOGS_DIRECTORY", "CONFIGURATION_DIRECTORY", "CREDENTIALS_DIRECTORY", "PWD", "OLDPWD", "SHLVL", "_",
+})
+
+
+def app_environment(
+    caller: Mapping[str, str], definition: Mapping[str, str], pm_id: int, name: str, namespace: str,
+    instance: int | None = None, instance_var: str = "NODE_APP_INSTANCE", increment_var: str | None = None,
+) -> dict[str, str]:
+    # Names systemd would refuse to load from an EnvironmentFile (bash function exports, ...) cannot reach
+    # the app anyway; leave them out rather than let systemd log a warning at every start.
+    env = {k: v for k, v in caller.items() if k not in _PER_EXECUTION and is_valid_env_name(k)}
+    env.update(definition)
+    # What PM2 exposes to every app; NODE_APP_INSTANCE is 0 for a single instance.
+    env.update({"pm_id": str(pm_id), "name": name, "namespace": namespace})
+    if instance is None:
+        env["NODE_APP_INSTANCE"] = env.get("NODE_APP_INSTANCE", "0")
+        return env
+    env[instance_var] = str(instance)
+    if increment_var is not None:
+        # PM2's increment_var: the definition's value plus the instance number (PORT 3000 -> 3000, 3001...).
+        # A value that is not a number is left as it is, as PM2 does.
+        with contextlib.suppress(ValueError):
+            env[increment_var] = str(int(env.get(increment_var, "0")) + instance)
+    return env
+
+
+_VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_valid_env_name(name: str) -> bool:
+    """What systemd's env_name_is_valid() accepts (src/basic/env-util.c): a shell variable name."""
+    return _VALID_NAME.fullmatch(name) is not None

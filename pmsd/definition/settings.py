@@ -1,0 +1,571 @@
+"""The settings table: every PM2 option pmsd honours, declared once.
+
+Each row says how the option is parsed and validated, its default, its help text, and which systemd
+directives it drives: the unit-file directive, its D-Bus property name and signature (the two differ:
+`RestartSec=` travels as `RestartUSec`, type `t`, in microseconds; systemd's own mapping is
+src/shared/bus-unit-util.c), the minimum systemd version, and whether it only makes sense for the system
+manager. Ecosystem validation, CLI flags, transient properties, unit-file rendering and the docs
+(`pmsd settings`, docs/settings.md) are all derived from this table.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shlex
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pmsd.definition.cron import CronError, on_calendar
+from pmsd.definition.preload import NODE_PRELOAD
+from pmsd.model.spec import AppSpec, UnitInputs
+
+SYSTEMD_FLOOR = 252  # Debian 12; the oldest manager pmsd supports
+LOG_RATE_LIMIT_INTERVAL_USEC = 30_000_000
+LOG_RATE_LIMIT_BURST = 250_000  # 25x journald's default: a 200,000-line burst is kept whole
+U32_MAX = 2**32 - 1
+MS_MAX = 2**63 // 1000 - 1  # durations travel as microseconds in a uint64
+# PM2's exponential backoff: the first delay, then x1.5 per crash, capped here; a run of 30 s resets it.
+EXP_BACKOFF_CAP_MS = 15_000
+EXP_BACKOFF_RESET_MS = 30_000
+
+# ---------------------------------------------------------------------------------------------- parsers
+# A parser turns a value from JSON/YAML/TOML/JS or the command line into pmsd's typed value, or raises
+# ValueError whose text completes the sentence "<file>: app 'x' key 'k': ...".
+
+
+def parse_str(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected a string, got {describe_value(value)}")
+    return str(value)
+
+
+def parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"expected true or false, got {describe_value(value)}")
+
+
+def parse_count(value: object) -> int:
+    """A whole number >= 0 that fits systemd's uint32 counters."""
+    number = _whole_number(value)
+    if not 0 <= number <= U32_MAX:
+        raise ValueError(f"expected a whole number from 0 to {U32_MAX}, got {number}")
+    return number
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNIT_MS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def parse_duration_ms(value: object) -> int:
+    """Milliseconds, as PM2 takes them: a number, or a string such as "1500", "2s", "1m", "1h"."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"expected milliseconds or a duration like '2s', '1m', got {value!r}")
+        number = int(match.group(1)) * _DURATION_UNIT_MS[match.group(2)]
+    else:
+        number = _whole_number(value)
+    if not 0 <= number <= MS_MAX:
+        raise ValueError(f"expected a duration from 0 to {MS_MAX} ms, got {number}")
+    return number
+
+
+def parse_positive_duration_ms(value: object) -> int:
+    number = parse_duration_ms(value)
+    if number == 0:
+        raise ValueError("expected a duration above 0 ms")
+    return number
+
+
+def parse_log_type(value: object) -> str:
+    text = parse_str(value)
+    if text not in ("json", "raw"):
+        raise ValueError(f"expected 'json' (or 'raw'), got {text!r}")
+    return text
+
+
+def parse_exit_codes(value: object) -> tuple[int, ...]:
+    """One exit code, a list of them, or (from the command line) "0,3,9"."""
+    items: list[object]
+    if isinstance(value, str):
+        items = [item for item in re.split(r"[,\s]+", value.strip()) if item]
+    elif isinstance(value, list):
+        items = list(value)
+    else:
+        items = [value]
+    codes: list[int] = []
+    for item in items:
+        code = _whole_number(item)
+        if not 0 <= code <= 255:
+            raise ValueError(f"exit codes run from 0 to 255, got {code}")
+        codes.append(code)
+    return tuple(sorted(set(codes)))
+
+
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)B?\s*$", re.IGNORECASE)
+_MEMORY_UNIT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_memory_bytes(value: object) -> int:
+    """Bytes, as PM2 takes them: a number, or "300K", "150M", "1G" (powers of 1024)."""
+    if isinstance(value, str):
+        match = _MEMORY.match(value)
+        if not match:
+            raise ValueError(f"expected bytes or a size like '300K', '150M', '1G', got {value!r}")
+        number = int(float(match.group(1)) * _MEMORY_UNIT[match.group(2).upper()])
+    else:
+        number = _whole_number(value)
+    if not 0 < number < 2**63:
+        raise ValueError(f"expected a size above 0 bytes, got {number}")
+    return number
+
+
+def parse_watch(value: object) -> tuple[str, ...]:
+    """PM2's `watch`: true (the app's cwd), false, one path, or a list of paths (relative to cwd)."""
+    if isinstance(value, bool):
+        return (".",) if value else ()
+    if isinstance(value, str):
+        return parse_argv_list([value]) if value.lower() not in ("true", "false") else parse_watch(
+            value.lower() == "true")
+    if isinstance(value, list):
+        return parse_argv_list(value)
+    raise ValueError(f"expected true/false, a path or a list of paths, got {describe_value(value)}")
+
+
+def parse_argv_list(value: list[object]) -> tuple[str, ...]:
+    items = tuple(parse_str(item) for item in value)
+    if any(not item for item in items):
+        raise ValueError("paths cannot be empty")
+    return items
+
+
+def parse_patterns(value: object) -> tuple[str, ...]:
+    """A list of globs or regular expressions (PM2's ignore_watch), or one of them."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if isinstance(value, list):
+        return parse_argv_list(value)
+    raise ValueError(f"expected a pattern or a list of patterns, got {describe_value(value)}")
+
+
+def parse_cron(value: object) -> str:
+    """A cron pattern (5 or 6 fields, or @daily and friends), checked now rather than when it fires."""
+    text = parse_str(value).strip()
+    try:
+        on_calendar(text)
+    except CronError as error:
+        raise ValueError(f"invalid cron pattern {text!r}: {error}") from None
+    return text
+
+
+MAX_INSTANCES = 1024
+
+
+def parse_instances(value: object) -> int:
+    """PM2's instances: a count; "max" or 0 for one per CPU; -N for all CPUs but N (at least one)."""
+    cpus = os.cpu_count() or 1
+    if isinstance(value, str) and value.strip().lower() == "max":
+        return cpus
+    number = _whole_number(value)
+    if number == 0:
+        return cpus
+    if number < 0:
+        return max(1, cpus + number)
+    if number > MAX_INSTANCES:
+        raise ValueError(f"expected at most {MAX_INSTANCES} instances, got {number}")
+    return number
+
+
+_EXEC_MODES = {"fork": "fork", "fork_mode": "fork", "cluster": "cluster", "cluster_mode": "cluster"}
+
+
+def parse_exec_mode(value: object) -> str:
+    text = parse_str(value)
+    if text not in _EXEC_MODES:
+        raise ValueError(f"expected 'fork' or 'cluster', got {text!r}")
+    return _EXEC_MODES[text]
+
+
+def parse_port(value: object) -> str:
+    """A TCP port (3000), or an address and port ("127.0.0.1:3000", "[::1]:3000"): ListenStream= text."""
+    text = parse_str(value).strip()
+    host, _, port_text = text.rpartition(":") if ":" in text else ("", "", text)
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"expected a port from 1 to 65535, or address:port, got {text!r}")
+    if host:
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if ":" in host and bare == host:
+            raise ValueError(f"write an IPv6 address in brackets, as in [::1]:{port_text}; got {text!r}")
+        try:
+            address = ipaddress.ip_address(bare)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IP address (systemd's ListenStream= takes no host names)") from None
+        host = f"[{address}]" if address.version == 6 else str(address)
+        return f"{host}:{int(port_text)}"
+    return str(int(port_text))
+
+
+def port_number(listen: str) -> int:
+    return int(listen.rpartition(":")[2])
+
+
+def parse_env_name(value: object) -> str:
+    name = parse_str(value)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"{name!r} is not a valid environment variable name")
+    return name
+
+
+def parse_argv(value: object) -> tuple[str, ...]:
+    """Arguments as a list, or one string split the way a shell would (PM2 accepts both)."""
+    if isinstance(value, str):
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as error:
+            raise ValueError(f"cannot split {value!r} into arguments: {error}") from None
+    if isinstance(value, list):
+        return tuple(parse_str(item) for item in value)
+    raise ValueError(f"expected a string or a list of strings, got {describe_value(value)}")
+
+
+def parse_env(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a mapping of variable names to values, got {describe_value(value)}")
+    env: dict[str, str] = {}
+    for key, item in value.items():
+        name = str(key)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            # systemd drops such names from an EnvironmentFile= with only a log line (env_name_is_valid).
+            raise ValueError(f"{name!r} is not a valid environment variable name (letters, digits and _, "
+                             "not starting with a digit)")
+        if item is None:
+            continue
+        if isinstance(item, bool):
+            env[name] = "true" if item else "false"
+        elif isinstance(item, (str, int, float)):
+            env[name] = str(item)
+        else:
+            # PM2 JSON-encodes nested values into the variable; do the same so apps can parse them.
+            env[name] = json.dumps(item)
+        if "\0" in env[name]:
+            raise ValueError(f"the value of {name!r} contains a NUL byte")
+    return env
+
+
+def _whole_number(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got {describe_value(value)}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    raise ValueError(f"expected a whole number, got {describe_value(value)}")
+
+
+def describe_value(value: object) -> str:
+    kind = {dict: "a mapping", list: "a list", bool: "a boolean", type(None): "null"}.get(type(value))
+    return kind if kind else repr(value)
+
+
+# ---------------------------------------------------------------------------------------- directives
+
+
+@dataclass(frozen=True)
+class Directive:
+    """One systemd setting: how pmsd computes it and how it is spelled in a unit file and on D-Bus."""
+
+    name: str  # unit-file directive, e.g. "RestartSec"
+    dbus_name: str  # D-Bus property, e.g. "RestartUSec"
+    signature: str  # D-Bus signature, e.g. "t"
+    encode: Callable[[UnitInputs], Any]  # value on the bus, or None to leave systemd's default
+    render: Callable[[Any], str]  # unit-file text for the bus value
+    min_version: int = SYSTEMD_FLOOR
+    system_only: bool = False  # only meaningful for the system manager (User=, Group=)
+    unit_type: str = "service"  # "socket": a cluster app's socket unit (pmsd-<app>.socket), never transient
+
+
+def _usec_text(usec: int) -> str:
+    return f"{usec // 1000}ms" if usec % 1_000_000 else f"{usec // 1_000_000}s"
+
+
+def _literal(value: object) -> str:
+    """Unit-file text for a value systemd would otherwise expand "%" specifiers in (systemd.unit(5))."""
+    return str(value).replace("%", "%%")
+
+
+def _exec_text(value: list[tuple[str, list[str], bool]]) -> str:
+    path, argv, _ = value[0]
+    # A unit file's ExecStart= names the program, then argv[1:]; argv[0] is the path again unless "@" is used.
+    return " ".join(_quote_unit_word(word) for word in [path, *argv[1:]])
+
+
+_C_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _quote_unit_word(word: str) -> str:
+    if word and re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", word):
+        return word.replace("%", "%%")
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    # Quoted words take C escapes (systemd.syntax(7)), so control characters cannot split the line.
+    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: _C_ESCAPES.get(m.group(0), f"\\x{ord(m.group(0)):02x}"),
+                     escaped)
+    return f'"{escaped}"'
+
+
+def _start_limit_burst(inputs: UnitInputs) -> int:
+    # PM2 marks an app errored after max_restarts unstable (shorter than min_uptime) exits. systemd's
+    # equivalent, enforced even when god is down, is the start rate limit: at most burst starts in interval,
+    # so the max_restarts-th quick exit leaves the unit failed. A burst of 0 would disable the limit
+    # (ratelimit_below() in src/basic/ratelimit.c), hence at least 1.
+    return max(1, inputs.spec.max_restarts)
+
+
+def _start_limit_interval(inputs: UnitInputs) -> int:
+    # burst starts of runs shorter than min_uptime (plus the restart delay between them) fit in
+    # burst * (min_uptime + restart_delay); runs that last at least min_uptime never do. min_uptime 0 gives
+    # interval 0, which systemd reads as "no limit", matching PM2 (no exit is unstable then). With
+    # exponential backoff the first delay is the shortest gap god leaves between starts.
+    spec = inputs.spec
+    first_delay = spec.exp_backoff_restart_delay or spec.restart_delay
+    return _start_limit_burst(inputs) * (spec.min_uptime + first_delay) * 1000
+
+
+def _exec_start(inputs: UnitInputs) -> list[tuple[str, list[str], bool]]:
+    argv = list(inputs.spec.argv)
+    if is_node(inputs.spec.interpreter):
+        # pmsd's preload gives unmodified Node apps what PM2's cluster mode and IPC channel gave them: listen()
+        # on the app's port takes the socket systemd passed, and process.send('ready') notifies systemd.
+        argv[1:1] = ["--require", NODE_PRELOAD]
+    return [(inputs.spec.exec_path, argv, False)]
+
+
+def is_node(interpreter: str) -> bool:
+    return interpreter != "none" and os.path.basename(interpreter) in ("node", "nodejs")
+
+
+def _listen_port_env(inputs: UnitInputs) -> list[str] | None:
+    return [f"PMSD_LISTEN_PORT={port_number(inputs.spec.port)}"] if inputs.spec.port else None
+
+
+def _restart_usec(inputs: UnitInputs) -> int:
+    # With exponential backoff, god restarts the app early (RestartUnit) once the current delay has
+    # passed; systemd's own timer is the cap, so while god is down a crash loop runs at PM2's slowest pace.
+    spec = inputs.spec
+    return (EXP_BACKOFF_CAP_MS if spec.exp_backoff_restart_delay else spec.restart_delay) * 1000
+
+
+def _memory_max(inputs: UnitInputs) -> int | None:
+    return inputs.spec.memory_max
+
+
+def _stdout_file(spec: AppSpec) -> str | None:
+    if spec.disable_logs:
+        return None
+    return spec.out_file or (spec.log_file if not spec.error_file else None)
+
+
+def _stderr_file(spec: AppSpec) -> str | None:
+    if spec.disable_logs:
+        return None
+    return spec.error_file or (spec.log_file if not spec.out_file else None)
+
+
+def _stderr_kind(spec: AppSpec) -> str | None:
+    if spec.disable_logs:
+        return "null"
+    # StandardError= defaults to "inherit", i.e. wherever stdout goes: when only stdout goes to a file,
+    # stderr must be sent to the journal explicitly.
+    if _stdout_file(spec) and not _stderr_file(spec):
+        return "journal"
+    return None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One PM2 option as pmsd understands it."""
+
+    key: str
+    parse: Callable[[object], Any]
+    default: Any
+    help: str
+    directives: tuple[Directive, ...] = ()
+    aliases: tuple[str, ...] = ()
+    flag: str | None = None  # the `pmsd start` flag, when PM2 has one
+    short: str | None = None  # its one-letter form, as PM2 spells it
+    flag_help: str | None = None  # help for the flag when it reads differently from the option (negations)
+    switch: bool = False  # the flag takes no value even though the option is not a boolean (--watch)
+    by_god: bool = False  # enforced by the god daemon (pmsd-god.service), not by a systemd directive
+
+
+def _const(value: object) -> Callable[[UnitInputs], object]:
+    return lambda _inputs: value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("name", parse_str, None, "App name; defaults to the script's name without extension.",
+            (Directive("Description", "Description", "s", lambda i: f"pmsd app {i.spec.name}", _literal),
+             Directive("SyslogIdentifier", "SyslogIdentifier", "s", lambda i: i.spec.name, _literal)),
+            flag="--name", short="-n"),
+    Setting("script", parse_str, None, "Script or command to run (a file path, or a program on PATH).",
+            (Directive("ExecStart", "ExecStart", "a(sasb)", _exec_start, _exec_text),
+             # Type=exec: the start job finishes once execve() succeeded, so `pmsd start` reports a
+             # program that cannot run, and returns only when the app's own code is running. wait_ready
+             # apps are Type=notify: started once they send READY=1.
+             Directive("Type", "Type", "s", lambda i: "notify" if i.spec.wait_ready else "exec", str),
+             # PM2 stops apps with SIGINT, then SIGKILL after kill_timeout.
+             Directive("KillSignal", "KillSignal", "i", _const(int(signal.SIGINT)), lambda v: "SIGINT"),
+             Directive("SendSIGKILL", "SendSIGKILL", "b", _const(True), lambda v: "yes" if v else "no"),
+             # journald's default of 10,000 lines per 30 s per unit loses lines PM2 would have kept. For
+             # system units a per-unit limit works; user units are limited as their manager's
+             # user@UID.service and ignore these (README, "Logs: no silent loss").
+             Directive("LogRateLimitIntervalSec", "LogRateLimitIntervalUSec", "t",
+                       lambda i: LOG_RATE_LIMIT_INTERVAL_USEC if i.system else None, _usec_text),
+             Directive("LogRateLimitBurst", "LogRateLimitBurst", "u",
+                       lambda i: LOG_RATE_LIMIT_BURST if i.system else None, str))),
+    Setting("args", parse_argv, (), "Arguments passed to the script (a list, or one string).",
+            flag="-- <args>"),
+    Setting("interpreter", parse_str, None,
+            "Program that runs the script; 'none' runs it directly. Chosen by extension when unset.",
+            aliases=("exec_interpreter",), flag="--interpreter"),
+    Setting("interpreter_args", parse_argv, (), "Arguments for the interpreter.",
+            aliases=("node_args",), flag="--interpreter-args"),
+    Setting("cwd", parse_str, None, "Working directory; defaults to the ecosystem file's directory or the "
+            "current directory.",
+            (Directive("WorkingDirectory", "WorkingDirectory", "s", lambda i: i.spec.cwd, _literal),),
+            flag="--cwd"),
+    Setting("namespace", parse_str, "default", "Namespace the app belongs to.", flag="--namespace"),
+    Setting("env", parse_env, {}, "Environment variables, layered over the environment `pmsd start` ran in. "
+            "Kept in an owner-only file (EnvironmentFile=), never in unit properties, which any local user "
+            "can read over D-Bus.",
+            (Directive("EnvironmentFile", "EnvironmentFiles", "a(sb)",
+                       lambda i: [(i.env_file, False)], lambda v: _literal(v[0][0])),)),
+    Setting("autorestart", parse_bool, True, "Restart the app whenever it exits (except stop_exit_codes).",
+            (Directive("Restart", "Restart", "s", lambda i: "always" if i.spec.autorestart else "no", str),),
+            flag="--no-autorestart", flag_help="Do not restart the app when it exits."),
+    Setting("restart_delay", parse_duration_ms, 0, "Milliseconds between an exit and the restart. 0 is "
+            "really immediate (systemd's own default is 100 ms).",
+            (Directive("RestartSec", "RestartUSec", "t", _restart_usec, _usec_text),),
+            flag="--restart-delay"),
+    Setting("exp_backoff_restart_delay", parse_duration_ms, 0, "First delay (ms) of PM2's exponential backoff: "
+            "x1.5 after each crash, at most 15 s, back to the first after 30 s of uptime. god times the "
+            "restarts; while god is down systemd still restarts the app every 15 s (RestartSec=).",
+            flag="--exp-backoff-restart-delay", by_god=True),
+    Setting("max_restarts", parse_count, 16, "Unstable restarts (runs shorter than min_uptime) allowed "
+            "before the app is marked errored and left down.",
+            (Directive("StartLimitBurst", "StartLimitBurst", "u", _start_limit_burst, str),),
+            flag="--max-restarts"),
+    Setting("min_uptime", parse_duration_ms, 1000, "A run shorter than this (ms, or '2s', '1m') is unstable.",
+            (Directive("StartLimitIntervalSec", "StartLimitIntervalUSec", "t", _start_limit_interval,
+                       _usec_text),),
+            flag="--min-uptime"),
+    Setting("stop_exit_codes", parse_exit_codes, (), "Exit codes after which the app is not restarted.",
+            (Directive("RestartPreventExitStatus", "RestartPreventExitStatus", "(aiai)",
+                       lambda i: (list(i.spec.stop_exit_codes), []) if i.spec.stop_exit_codes else None,
+                       lambda v: " ".join(str(code) for code in v[0])),),
+            flag="--stop-exit-codes"),
+    Setting("kill_timeout", parse_positive_duration_ms, 1600, "Milliseconds between SIGINT and SIGKILL on stop.",
+            (Directive("TimeoutStopSec", "TimeoutStopUSec", "t", lambda i: i.spec.kill_timeout * 1000,
+                       _usec_text),),
+            flag="--kill-timeout"),
+    Setting("user", parse_str, None, "User to run the app as (system mode only).",
+            (Directive("User", "User", "s", lambda i: i.spec.user, _literal, system_only=True),),
+            aliases=("uid",)),
+    Setting("group", parse_str, None, "Group to run the app as (system mode only).",
+            (Directive("Group", "Group", "s", lambda i: i.spec.group, _literal, system_only=True),),
+            aliases=("gid",)),
+    Setting("out_file", parse_str, None, "File the app's stdout is appended to, instead of the journal "
+            "(relative to cwd). systemd opens it; no process sits between the app and the file.",
+            (Directive("StandardOutput", "StandardOutputFileToAppend", "s", lambda i: _stdout_file(i.spec),
+                       lambda v: f"append:{_literal(v)}"),
+             Directive("StandardOutput", "StandardOutput", "s",
+                       lambda i: "null" if i.spec.disable_logs else None, str)),
+            aliases=("output", "out_log"), flag="--output", short="-o"),
+    Setting("error_file", parse_str, None, "File the app's stderr is appended to, instead of the journal. "
+            "The only way to keep stderr apart: in the journal both streams share one connection.",
+            (Directive("StandardError", "StandardErrorFileToAppend", "s", lambda i: _stderr_file(i.spec),
+                       lambda v: f"append:{_literal(v)}"),
+             Directive("StandardError", "StandardError", "s", lambda i: _stderr_kind(i.spec), str)),
+            aliases=("error", "err_file", "err_log"), flag="--error", short="-e"),
+    Setting("log_file", parse_str, None, "One file for stdout and stderr together (used when neither "
+            "out_file nor error_file is set: systemd cannot write one stream to two files).",
+            aliases=("log",), flag="--log", short="-l"),
+    Setting("disable_logs", parse_bool, False, "Discard the app's output (StandardOutput=null).",
+            flag="--disable-logs"),
+    Setting("merge_logs", parse_bool, False, "Cluster instances share log files (no -<id> suffix); "
+            "accepted for compatibility, a single instance has one set of files anyway.",
+            aliases=("combine_logs",), flag="--merge-logs"),
+    Setting("log_date_format", parse_str, None, "Timestamp format `pmsd logs` prints for this app (PM2's "
+            "moment.js tokens, e.g. 'YYYY-MM-DD HH:mm:ss Z'); journald timestamps every line.",
+            flag="--log-date-format"),
+    Setting("log_type", parse_log_type, None, "'json': `pmsd logs` prints this app's lines as PM2's JSON "
+            "log records.", flag="--log-type"),
+    Setting("time", parse_bool, False, "Prefix log lines with a timestamp in `pmsd logs` (journald stores "
+            "one for every line anyway).", flag="--time"),
+    Setting("max_memory_restart", parse_memory_bytes, None, "Restart the app when its memory exceeds this "
+            "('150M', '1G', or bytes). Measured for the whole unit (MemoryCurrent: the app and every child), "
+            "not only the main process as PM2 does; god checks every second.",
+            flag="--max-memory-restart", by_god=True),
+    Setting("memory_max", parse_memory_bytes, None, "A hard limit ('512M'): the kernel reclaims, then "
+            "OOM-kills the app above it (systemd's MemoryMax=). Not a PM2 option.",
+            (Directive("MemoryMax", "MemoryMax", "t", _memory_max, str),),
+            flag="--memory-max"),
+    Setting("cron_restart", parse_cron, None, "Restart the app on a cron pattern (5 or 6 fields, or "
+            "@hourly/@daily/...), through a systemd timer unit that fires whether god runs or not; a stopped "
+            "app is started.", aliases=("cron",), flag="--cron-restart", short="-c"),
+    Setting("watch", parse_watch, (), "Restart the app when files change: true (its cwd) or paths relative "
+            "to cwd, watched recursively by god.", flag="--watch", switch=True,
+            flag_help="Restart the app when files in its cwd change (toggles on restart).", by_god=True),
+    Setting("ignore_watch", parse_patterns, (), "Globs or regular expressions of paths not to watch; they "
+            "replace the default (dot-files and node_modules), as in PM2.", flag="--ignore-watch", by_god=True),
+    Setting("watch_delay", parse_duration_ms, 0, "Wait this long (ms, or '2s') after the last change before "
+            "restarting; changes closer than 100 ms always restart once.", flag="--watch-delay", by_god=True),
+    Setting("instances", parse_instances, 1, "Cluster mode: run this many instances (pmsd-<app>@<n>.service "
+            "from one template unit); 'max' or 0 for one per CPU, -N for all CPUs but N.",
+            flag="--instances", short="-i"),
+    Setting("exec_mode", parse_exec_mode, "fork", "'cluster' (the default when instances is given): instances "
+            "share the app's port and `reload` replaces them one at a time; 'fork': reload restarts them.",
+            flag="--exec-mode"),
+    Setting("port", parse_port, None, "Cluster mode: the port (or address:port) systemd listens on, in a "
+            "socket unit shared by every instance (LISTEN_FDS=1, fd 3). Defaults to env.PORT; Node apps' "
+            "listen(PORT) takes it unchanged.",
+            (Directive("ListenStream", "Listen", "a(ss)", lambda i: [("Stream", i.spec.port)] if i.spec.port else None,
+                       lambda v: v[0][1], unit_type="socket"),
+             Directive("Environment", "Environment", "as", _listen_port_env, lambda v: " ".join(v))),
+            flag="--port"),
+    Setting("wait_ready", parse_bool, False, "The app says when it is ready (Node: process.send('ready'); any "
+            "language: sd_notify READY=1, Type=notify); until then it is launching, and reload waits for it.",
+            (Directive("NotifyAccess", "NotifyAccess", "s", lambda i: "all" if i.spec.wait_ready else None, str),),
+            flag="--wait-ready"),
+    Setting("listen_timeout", parse_positive_duration_ms, 3000, "How long (ms) a starting instance may take to "
+            "be ready: to send READY (wait_ready; after that systemd fails the start, TimeoutStartSec=) or to "
+            "accept on the shared socket (reload moves on).",
+            (Directive("TimeoutStartSec", "TimeoutStartUSec", "t",
+                       lambda i: i.spec.listen_timeout * 1000 if i.spec.wait_ready else None, _usec_text),),
+            flag="--listen-timeout"),
+    Setting("instance_var", parse_env_name, "NODE_APP_INSTANCE", "Variable holding each instance's number.",
+            flag="--instance-var"),
+    Setting("increment_var", parse_env_name, None, "A numeric env variable that grows by one per instance "
+            "(e.g. PORT for apps that cannot share a socket).", flag="--increment-var"),
+    Setting("autostart", parse_bool, True, "Start the app when its definition is loaded; false only "
+            "registers it.", flag="--no-autostart",
+            flag_help="Only register the app (listed as stopped); start it later with `pmsd start`."),
+)
+
+SETTINGS_BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+ALIASES: dict[str, str] = {alias: s.key for s in SETTINGS for alias in s.aliases}
+
+# PM2 options pmsd knows but does not honour (yet): named in a warning rather than called "unknown".
+NOT_YET_HONOURED = frozenset({
+    "shutdown_with_message", "source_map_support", "vizion", "post_update", "force", "treekill", "pmx",
+    "automation", "filter_env", "append_env_to_name", "max_memory", "version",
+})

@@ -1,0 +1,63 @@
+"""A cluster app's unit files: the template pmsd-<app>@.service, and for apps with a port the socket unit
+pmsd-<app>.socket plus its holder pmsd.listen-<app>.service.
+
+They cannot be transient: `Sockets=` is not a transient setting and a transient socket's `Service=` is not
+settable (systemd's docs/TRANSIENT-SETTINGS.md). So pmsd renders them from templates/ with jinja2 into the
+manager's runtime unit directory, which, like transient units, is gone after a reboot. The service lines come
+from the settings table, the same rows that make a fork app's transient properties. A file is rewritten only
+when its text changed, and the manager reloads only when a loaded unit says it needs to (NeedDaemonReload):
+new files are found without a reload, and running instances whose definition did not change are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pmsd.definition.settings import _literal
+from pmsd.definition.units import assignments
+from pmsd.model.spec import UnitInputs
+from pmsd.systemd.names import escape_name, instance_env_file_name, listener_unit, socket_unit, template_unit
+
+_UNIT_SECTION = frozenset({"StartLimitBurst", "StartLimitIntervalSec"})
+_TEMPLATED = frozenset({"Description", "EnvironmentFile"})  # spelled by the template itself
+
+
+def templates_dir() -> str:
+    """templates/ beside the package (a source tree or editable install), else where a wheel or a distro
+    package puts it (share/pmsd/templates)."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for candidate in (os.path.join(here, "templates"), os.path.join(sys.prefix, "share", "pmsd", "templates"),
+                      "/usr/share/pmsd/templates", "/usr/local/share/pmsd/templates"):
+        if os.path.exists(os.path.join(candidate, "instance.service.j2")):
+            return candidate
+    raise FileNotFoundError("pmsd's unit templates (instance.service.j2) are not installed")
+
+
+def render_cluster_units(inputs: UnitInputs, version: int) -> dict[str, str]:
+    """unit name -> file text for the app's template, and its socket and holder when it has a port."""
+    import jinja2  # lazy: ~110 ms; only cluster apps render unit files, `ls` and fork apps never do
+
+    spec = inputs.spec
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()), keep_trailing_newline=True,
+                                     undefined=jinja2.StrictUndefined, autoescape=False)
+    unit_lines: list[str] = []
+    service_lines: list[str] = []
+    for assignment in assignments(inputs, version):
+        if assignment.directive.name in _TEMPLATED:
+            continue
+        line = f"{assignment.directive.name}={assignment.text}"
+        (unit_lines if assignment.directive.name in _UNIT_SECTION else service_lines).append(line)
+    socket = socket_unit(spec.name) if spec.port else None
+    # The env file name holds the escaped app name, which never contains "%" (escape_name writes it \x25):
+    # only the directory needs specifier escaping, and "%i" stays a specifier.
+    env_file = _literal(os.path.dirname(inputs.env_file)) + "/" + instance_env_file_name(spec.name, "%i")
+    common = {"name": spec.name, "escaped": escape_name(spec.name), "description": _literal(spec.name),
+              "socket": socket, "listener": listener_unit(spec.name), "template": template_unit(spec.name)}
+    files = {template_unit(spec.name): environment.get_template("instance.service.j2").render(
+        unit_lines=unit_lines, service_lines=service_lines, env_file=env_file, **common)}
+    if socket is not None:
+        socket_lines = [f"{a.directive.name}={a.text}" for a in assignments(inputs, version, unit_type="socket")]
+        files[socket] = environment.get_template("app.socket.j2").render(socket_lines=socket_lines, **common)
+        files[listener_unit(spec.name)] = environment.get_template("listener.service.j2").render(**common)
+    return files

@@ -1,1 +1,0 @@
-"""Logs: reading the journal (and PM2-style log files) for `pmsd logs`."""

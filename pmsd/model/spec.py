@@ -1,0 +1,93 @@
+"""An app definition, validated: what the user asked for, resolved against the file system
+(pmsd.definition.build makes one from an ecosystem file's app or `pmsd start` flags)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    name: str
+    script: str
+    interpreter: str
+    exec_path: str
+    argv: tuple[str, ...]
+    cwd: str
+    args: tuple[str, ...] = ()
+    interpreter_args: tuple[str, ...] = ()
+    namespace: str = "default"
+    env: dict[str, str] = field(default_factory=dict)  # definition's env, with env_<name> applied
+    autorestart: bool = True
+    autostart: bool = True
+    restart_delay: int = 0
+    max_restarts: int = 16
+    min_uptime: int = 1000
+    stop_exit_codes: tuple[int, ...] = ()
+    kill_timeout: int = 1600
+    user: str | None = None
+    group: str | None = None
+    time: bool = False
+    out_file: str | None = None
+    error_file: str | None = None
+    log_file: str | None = None
+    disable_logs: bool = False
+    merge_logs: bool = False
+    log_date_format: str | None = None
+    log_type: str | None = None
+    exp_backoff_restart_delay: int = 0
+    max_memory_restart: int | None = None
+    memory_max: int | None = None
+    cron_restart: str | None = None
+    watch: tuple[str, ...] = ()  # absolute paths; empty: not watched
+    ignore_watch: tuple[str, ...] = ()
+    watch_delay: int = 0
+    instances: int = 1
+    exec_mode: str = "fork"  # "cluster": instances share `port`, reload replaces them one by one
+    port: str | None = None  # ListenStream= of the app's socket unit (cluster apps)
+    wait_ready: bool = False
+    listen_timeout: int = 3000
+    instance_var: str = "NODE_APP_INSTANCE"
+    increment_var: str | None = None
+
+    @property
+    def clustered(self) -> bool:
+        """Run as instances of a template unit (pmsd-<app>@<n>.service) rather than one transient unit."""
+        return self.exec_mode == "cluster" or self.instances > 1
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AppSpec:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("argv", "args", "interpreter_args", "stop_exit_codes", "watch", "ignore_watch"):
+            if key in known:
+                known[key] = tuple(known[key])
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class UnitInputs:
+    """Everything the settings table's directives are computed from."""
+
+    spec: AppSpec
+    env_file: str
+    system: bool = False  # for the system manager (some settings only mean something there)
+
+
+COMMAND_LINE = "command line"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a definition came from, for error messages."""
+
+    label: str  # "ecosystem.config.json" or "command line"
+    base_dir: str  # relative script/cwd paths start here
+
+    @property
+    def from_command_line(self) -> bool:
+        return self.label == COMMAND_LINE

@@ -1,0 +1,123 @@
+"""PM2's view of an app, derived from systemd's state of its unit plus the registry record."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+from pmsd.linux.procfs import unit_cpu_seconds
+from pmsd.model.counters import AppCounters
+from pmsd.model.record import AppRecord
+from pmsd.systemd.states import ServiceState
+
+
+class Status(enum.StrEnum):
+    LAUNCHING = "launching"
+    ONLINE = "online"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    ERRORED = "errored"
+    WAITING_RESTART = "waiting restart"
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    record: AppRecord
+    unit: str
+    status: Status
+    pid: int
+    restart_time: int
+    unstable_restarts: int
+    uptime_since_ms: int  # when the current run started (PM2's pm_uptime), 0 when not running
+    memory_bytes: int
+    cpu_percent: float
+    exit_code: int | None
+    invocation_id: str
+    control_group: str
+
+    @property
+    def pm_id(self) -> int:
+        return self.record.pm_id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+
+def pm2_status(state: ServiceState | None, autorestart: bool = True, stop_exit_codes: tuple[int, ...] = ()) -> Status:
+    """systemd's (ActiveState, SubState, Result) in PM2's words."""
+    if state is None:
+        return Status.STOPPED
+    if state.active_state in ("active", "reloading"):
+        return Status.ONLINE
+    if state.active_state == "activating":
+        # In systemd 252 a service waiting for RestartSec= is "activating/auto-restart".
+        return Status.WAITING_RESTART if state.sub_state == "auto-restart" else Status.LAUNCHING
+    if state.active_state == "deactivating":
+        return Status.STOPPING
+    if state.active_state == "failed" and _crash_loop_ended(state, autorestart, stop_exit_codes):
+        return Status.ERRORED
+    # inactive, or failed for a reason that is not a crash loop (autorestart off, a stop exit code):
+    # PM2 calls both "stopped".
+    return Status.STOPPED
+
+
+def _crash_loop_ended(state: ServiceState, autorestart: bool, stop_exit_codes: tuple[int, ...]) -> bool:
+    """Did the start rate limit derived from max_restarts/min_uptime stop the restarts (PM2's errored)?
+
+    With Restart=always a unit only ends up failed when a restart was refused, or when it exited with one
+    of RestartPreventExitStatus=. Result= does not say which: when the refused start happens during an
+    automatic restart, service_start() keeps the crash's result ("exit-code") rather than
+    "start-limit-hit", because only a successful result is overwritten (src/core/service.c).
+    """
+    if state.result == "start-limit-hit":
+        return True
+    if not autorestart:
+        return False
+    stopped_on_purpose = state.exec_main_code == 1 and state.exec_main_status in stop_exit_codes
+    return not stopped_on_purpose
+
+
+def process_info(record: AppRecord, state: ServiceState | None, now: float | None = None,
+                 counters: AppCounters | None = None) -> ProcessInfo:
+    """`counters` are god's (pmsd.state.counters): the restarts god made and the unstable ones."""
+    status = pm2_status(state, record.spec.autorestart, record.spec.stop_exit_codes)
+    running = state is not None and status in (Status.ONLINE, Status.LAUNCHING, Status.STOPPING)
+    pid = state.main_pid if state is not None and running else 0
+    started_usec = (state.exec_main_start_usec or state.active_enter_usec) if state is not None else 0
+    memory = state.memory_bytes or 0 if state is not None and running else 0
+    cpu = 0.0
+    if state is not None and running and started_usec:
+        elapsed = (now if now is not None else time.time()) - started_usec / 1e6
+        used = (state.cpu_nsec / 1e9) if state.cpu_nsec is not None else unit_cpu_seconds(
+            state.control_group, state.main_pid)
+        cpu = round(100.0 * used / elapsed, 1) if elapsed > 0 else 0.0
+    exit_code = None
+    if state is not None and state.exec_main_code:
+        # CLD_EXITED carries a status; a signal death is reported like a shell would: 128 + signal.
+        exit_code = state.exec_main_status if state.exec_main_code == 1 else 128 + state.exec_main_status
+    return ProcessInfo(
+        record=record,
+        unit=record.unit,
+        status=status,
+        pid=pid,
+        restart_time=max(0, record.restart_offset + (state.n_restarts if state is not None else 0)
+                         + (counters.restarts if counters is not None else 0)),
+        unstable_restarts=max(0, (counters.unstable if counters is not None else 0) - record.unstable_offset),
+        uptime_since_ms=started_usec // 1000 if running else 0,
+        memory_bytes=memory,
+        cpu_percent=cpu,
+        exit_code=exit_code,
+        invocation_id=state.invocation_id if state is not None else "",
+        control_group=state.control_group if state is not None else "",
+    )
+
+
+def exit_detail(state: ServiceState) -> str:
+    """How the unit's main process ended, for error messages."""
+    if state.exec_main_code == 1:
+        return f"exited with status {state.exec_main_status} ({state.result})"
+    if state.exec_main_code in (2, 3):
+        return f"killed by signal {state.exec_main_status} ({state.result})"
+    return f"systemd reports {state.result}"

@@ -1,0 +1,32 @@
+"""Unit files pmsd writes into the manager's runtime unit directory (a cluster app's template, socket and
+holder; god's own unit for a pip install). Like transient units they are gone after a reboot."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+
+from pmsd.state.atomic import write_if_changed
+from pmsd.systemd.names import listener_unit, socket_unit, template_unit
+from pmsd.systemd.paths import runtime_unit_dir
+
+
+def write_units(user: bool, environ: Mapping[str, str], files: Mapping[str, str]) -> list[str]:
+    """Write the files whose text changed (atomically); the names of those that did."""
+    directory = runtime_unit_dir(user, environ)
+    return [unit for unit, text in files.items() if write_if_changed(os.path.join(directory, unit), text)]
+
+
+def remove_units(user: bool, environ: Mapping[str, str], units: list[str]) -> None:
+    directory = runtime_unit_dir(user, environ)
+    for unit in units:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(directory, unit))
+
+
+def installed_units(user: bool, environ: Mapping[str, str], name: str) -> list[str]:
+    """The cluster app's unit files that exist."""
+    directory = runtime_unit_dir(user, environ)
+    return [unit for unit in (template_unit(name), socket_unit(name), listener_unit(name))
+            if os.path.exists(os.path.join(directory, unit))]

@@ -1,0 +1,33 @@
+"""Where a systemd manager lives and reads its files, for the user and the system scope.
+
+The one place that knows the `XDG_RUNTIME_DIR` fallback and how `--user`/`--system` are spelled.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+
+def scope_flag(user: bool) -> str:
+    """systemctl's and pmsd's own scope switch."""
+    return "--user" if user else "--system"
+
+
+def runtime_dir(environ: Mapping[str, str]) -> str:
+    """The user's runtime directory: $XDG_RUNTIME_DIR, or /run/user/<uid> where pam_systemd would put it."""
+    return environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+
+
+def runtime_unit_dir(user: bool, environ: Mapping[str, str]) -> str:
+    """Where a manager reads runtime unit files (systemd.unit(5), "Unit File Load Path"); gone at reboot."""
+    if user:
+        return os.path.join(runtime_dir(environ), "systemd", "user")
+    return "/run/systemd/system"
+
+
+def private_socket(user: bool, environ: Mapping[str, str]) -> str:
+    """The manager's own D-Bus socket (no dbus-daemon in between)."""
+    if user:
+        return os.path.join(runtime_dir(environ), "systemd", "private")
+    return "/run/systemd/private"
