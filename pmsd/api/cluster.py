@@ -25,6 +25,7 @@ from pmsd.model.spec import AppSpec, UnitInputs
 from pmsd.model.status import exit_detail
 from pmsd.state.unitfiles import installed_units, remove_units, write_units
 from pmsd.systemd.bus import Manager
+from pmsd.systemd.jobs import stop_and_reset, stop_and_wait
 from pmsd.systemd.names import (
     UNIT_PREFIX,
     escape_name,
@@ -33,10 +34,9 @@ from pmsd.systemd.names import (
     listener_unit,
     socket_unit,
 )
-from pmsd.systemd.states import ServiceState, UnitListing
+from pmsd.systemd.states import RUNNING_STATES, UP_STATES, ActiveState, ServiceState, UnitListing
 
 START_TIMEOUT_S = 30.0
-_RUNNING = ("active", "activating", "deactivating", "reloading")
 
 
 def install_units(ctx: Context, spec: AppSpec) -> None:
@@ -76,7 +76,7 @@ def launch(ctx: Context, records: Sequence[AppRecord]) -> None:
             # daemon-reload. Starting again is harmless (a running unit ignores it) and tells us for sure.
             manager.start_unit(record.unit)
             state = _wait_started(manager, record.unit, record.spec, "the start job")
-        if state is None or state.active_state not in ("active", "reloading", "activating"):
+        if state is None or state.active_state not in UP_STATES:
             raise PmsdError(f"app {record.name!r} instance {record.instance} (id {record.pm_id}) failed to start: "
                             f"{_failure(manager, record, state)}",
                             f"see `journalctl {ctx.scope_flag}-unit {record.unit}` (or `pmsd logs {record.pm_id}`)")
@@ -106,13 +106,10 @@ def _failure(manager: Manager, record: AppRecord, state: ServiceState | None) ->
 def release_if_idle(ctx: Context, name: str) -> None:
     """Stop the app's socket (closing its port, as PM2's stop does) once none of its instances runs."""
     manager = ctx.manager
-    if any(unit.active_state in _RUNNING for unit in instance_units(manager, name)):
+    if any(unit.active_state in RUNNING_STATES for unit in instance_units(manager, name)):
         return
     for unit in (socket_unit(name), listener_unit(name)):
-        summary = manager.unit_summary(unit)
-        if summary is not None and summary[0] != "inactive":
-            manager.stop(unit)
-        manager.reset_failed(unit)
+        stop_and_reset(manager, unit)
 
 
 def remove_app_units(ctx: Context, name: str) -> None:
@@ -126,7 +123,7 @@ def remove_app_units(ctx: Context, name: str) -> None:
     manager = ctx.manager
     slice_unit = instance_slice(name, ctx.user)
     summary = manager.unit_summary(slice_unit)
-    if summary is not None and summary[0] == "active":
+    if summary is not None and summary[0] == ActiveState.ACTIVE:
         manager.stop(slice_unit)
 
 
@@ -162,14 +159,12 @@ def stand_in(ctx: Context, record: AppRecord) -> Iterator[None]:
     try:
         manager.start_unit(unit)
         state = _wait_started(manager, unit, record.spec, "the stand-in's start")
-        if state is not None and state.active_state in ("active", "activating"):
+        if state is not None and state.active_state in (ActiveState.ACTIVE, ActiveState.ACTIVATING):
             wait_ready(ctx, record, unit)
         yield
     finally:
         with contextlib.suppress(PmsdError):
-            manager.stop(unit)
-            manager.wait_until(unit, lambda s: s is None or s.active_state in ("inactive", "failed"),
-                               record.spec.kill_timeout / 1000 + 5, "the stand-in to stop")
+            stop_and_wait(manager, unit, record.spec.kill_timeout / 1000 + 5, "the stand-in to stop")
             manager.reset_failed(unit)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(env_file)

@@ -14,6 +14,7 @@ from pmsd.errors import PmsdError
 from pmsd.state.atomic import write_if_changed
 from pmsd.state.paths import socket_path
 from pmsd.systemd.bus import UnitGone
+from pmsd.systemd.jobs import stop_and_wait
 from pmsd.systemd.names import GOD_UNIT
 from pmsd.systemd.paths import runtime_unit_dir
 
@@ -92,9 +93,7 @@ def stop_god(ctx: Context, timeout: float = 15.0) -> bool:
     """Stop god; True if it was running."""
     manager = ctx.manager
     state = manager.service_state(GOD_UNIT)
-    if state is None or state.active_state not in ("active", "activating", "reloading", "deactivating"):
+    if state is None or not state.running:
         return False
-    manager.stop(GOD_UNIT)
-    manager.wait_until(GOD_UNIT, lambda s: s is None or s.active_state in ("inactive", "failed"), timeout,
-                       "god to stop")
+    stop_and_wait(manager, GOD_UNIT, timeout, "god to stop")
     return True

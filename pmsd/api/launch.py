@@ -1,0 +1,201 @@
+"""The steps every lifecycle command is made of: write an app's environment, launch its units (a transient unit,
+or template instances), stop it and let systemd collect the unit, keep its cron timer in step, give an app a new
+definition, forget it. pmsd.api.lifecycle composes them into PM2's commands.
+
+Each running fork app is one transient service `pmsd-<name>.service`, created by StartTransientUnit. Transient
+units vanish once stopped, so the registry keeps the definition and a start creates the unit again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+from pmsd.api import cluster
+from pmsd.context import Context
+from pmsd.definition.cron import on_calendar
+from pmsd.definition.environment import app_environment
+from pmsd.definition.units import transient_properties
+from pmsd.errors import PmsdError
+from pmsd.model.record import AppRecord, RegistryData, now_ms
+from pmsd.model.spec import AppSpec, UnitInputs
+from pmsd.model.status import exit_detail
+from pmsd.state.envfiles import read_env_file, write_env_file
+from pmsd.systemd.jobs import TimerJob, start_timer, stop_and_collect, stop_and_reset_quietly
+from pmsd.systemd.names import cron_service_unit, cron_timer_unit
+from pmsd.systemd.states import ActiveState
+
+STOP_GRACE_S = 5.0  # on top of kill_timeout, for systemd to reap and collect the unit
+LEFTOVER_STOP_S = 90.0  # a unit of an earlier run still stopping when its name is needed again
+START_TIMEOUT_S = 30.0
+
+
+def write_environment(ctx: Context, record: AppRecord, fresh: bool) -> None:
+    """The instance's environment file: captured now (fresh), or the one stored at start with the definition's
+    own env re-applied (PM2 keeps the environment of the first start)."""
+    env_file = ctx.registry.record_env_file(record)
+    spec = record.spec
+    if fresh or not os.path.exists(env_file):
+        env = app_environment(ctx.environ, spec.env, record.pm_id, record.name, spec.namespace, record.instance,
+                              spec.instance_var, spec.increment_var)
+    else:
+        env = {**read_env_file(env_file), **spec.env}
+    write_env_file(env_file, env)
+
+
+def new_records(data: RegistryData, spec: AppSpec) -> list[AppRecord]:
+    """The records a new app gets (one per instance), with fresh ids; not yet in the registry."""
+    created_at = now_ms()
+    count = spec.instances if spec.clustered else 1
+    return [AppRecord(pm_id=pm_id, spec=spec, created_at=created_at, instance=index if spec.clustered else None)
+            for index, pm_id in enumerate(data.allocate_ids(count))]
+
+
+def undo_create(ctx: Context, records: list[AppRecord]) -> None:
+    """Remove what creating these records left: env files, units, the app's unit files and cron timer."""
+    for record in records:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(ctx.registry.record_env_file(record))
+        with contextlib.suppress(PmsdError):
+            stop_and_collect(ctx.manager, record.unit, LEFTOVER_STOP_S)
+    spec = records[0].spec
+    with contextlib.suppress(PmsdError):
+        if spec.clustered:
+            cluster.remove_app_units(ctx, spec.name)
+        remove_cron(ctx, spec.name)
+
+
+def launch_many(ctx: Context, records: list[AppRecord]) -> None:
+    """Start an app's records: cluster instances together, fork units one by one."""
+    if records[0].instance is not None:
+        cluster.launch(ctx, records)
+        ensure_cron(ctx, records[0])
+        return
+    for record in records:
+        launch(ctx, record)
+
+
+def launch(ctx: Context, record: AppRecord) -> None:
+    """Create a fork app's transient unit and wait until the app's program is executing."""
+    manager = ctx.manager
+    unit = record.unit
+    inputs = UnitInputs(record.spec, ctx.registry.record_env_file(record), system=not ctx.user)
+    properties = transient_properties(inputs, manager.version)
+    stop_and_collect(manager, unit, LEFTOVER_STOP_S)  # make room: an errored unit of an earlier run keeps the name
+    manager.start_transient(unit, properties)
+    state = manager.wait_until(unit, lambda s: s is None or not s.has_job, START_TIMEOUT_S, "the start job")
+    ensure_cron(ctx, record)
+    if state is None or state.active_state == ActiveState.FAILED:
+        detail = exit_detail(state) if state is not None else "the unit vanished"
+        stop_and_collect(manager, unit, LEFTOVER_STOP_S)
+        raise PmsdError(
+            f"app {record.name!r} failed to start: {detail}",
+            f"see `journalctl {ctx.scope_flag}-unit {unit}` (or `pmsd logs {record.name}`)",
+        )
+
+
+def ensure_cron(ctx: Context, record: AppRecord) -> None:
+    """The app's cron_restart as a timer unit (pmsd.cron-<app>.timer), which fires whether god runs or not.
+
+    The timer triggers pmsd.cron-<app>.service, a oneshot running `pmsd restart <app>`: a stopped app is
+    started, as PM2's cron does. A timer whose pattern is unchanged is left alone; this also runs inside
+    that very service (its `pmsd restart`), which must not stop itself.
+    """
+    manager = ctx.manager
+    timer = cron_timer_unit(record.name)
+    pattern = record.spec.cron_restart
+    description = f"pmsd cron_restart of app {record.name}: {pattern}"
+    current = manager.unit_summary(timer)
+    if current is not None and current[1] == description and current[0] == ActiveState.ACTIVE:
+        return
+    if current is not None:
+        remove_cron(ctx, record.name)
+    if not pattern:
+        return
+    scope = () if ctx.user else ("--system",)
+    start_timer(manager, TimerJob(
+        timer=timer, service=cron_service_unit(record.name), on_calendar=tuple(on_calendar(pattern)),
+        command=(sys.executable, "-m", "pmsd", *scope, "restart", record.name),
+        environment=(f"PMSD_STATE_DIR={ctx.state_dir}", "PMSD_NO_GOD=1"),
+        description=description, service_description=f"pmsd cron restart of app {record.name}",
+    ))
+
+
+def remove_cron(ctx: Context, name: str) -> None:
+    stop_and_reset_quietly(ctx.manager, [cron_timer_unit(name), cron_service_unit(name)])
+
+
+def restart_record(ctx: Context, record: AppRecord, update_env: bool) -> None:
+    """Stop the record's unit if it runs and start it again; the stopped unit's NRestarts, plus this restart,
+    move into the record's offset (the new unit counts from 0)."""
+    state = ctx.manager.service_state(record.unit)
+    record.restart_offset += (state.n_restarts if state is not None else 0) + 1
+    write_environment(ctx, record, fresh=update_env)
+    stop_and_collect(ctx.manager, record.unit, LEFTOVER_STOP_S)
+    launch_many(ctx, [record])
+
+
+def stop_record(ctx: Context, record: AppRecord) -> None:
+    """Stop the record's unit and let systemd collect it, keeping its restart count in the record."""
+    state = stop_and_collect(ctx.manager, record.unit, record.spec.kill_timeout / 1000 + STOP_GRACE_S)
+    if state is not None:
+        record.restart_offset += state.n_restarts  # the unit and its NRestarts are collected
+
+
+def forget(ctx: Context, data: RegistryData, record: AppRecord) -> None:
+    data.apps.remove(record)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(ctx.registry.record_env_file(record))
+
+
+def redefine(ctx: Context, data: RegistryData, records: list[AppRecord], spec: AppSpec) -> list[AppRecord]:
+    """Give an existing app a new definition: switch between one transient unit and template instances when
+    needed, and add or remove instances to match `instances`. Returns the records to (re)start; instances
+    beyond the new count are stopped and forgotten."""
+    if (records[0].instance is not None) != spec.clustered:
+        records = _switch_model(ctx, data, records, spec)
+    for record in records:
+        record.spec = spec
+    if not spec.clustered:
+        return records
+    for record in records[spec.instances:]:
+        stop_record(ctx, record)
+        forget(ctx, data, record)
+    kept = records[: spec.instances]
+    return kept + add_instances(ctx, data, kept, spec, spec.instances - len(kept))
+
+
+def _switch_model(ctx: Context, data: RegistryData, records: list[AppRecord], spec: AppSpec) -> list[AppRecord]:
+    """Fork app <-> template instances: stop everything, keep the first record (and its environment) as
+    instance 0 or as the fork app."""
+    was_clustered = records[0].instance is not None
+    for record in records:
+        stop_record(ctx, record)
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(ctx.registry.record_env_file(record), f"{ctx.registry.record_env_file(record)}.old")
+    if was_clustered:
+        cluster.remove_app_units(ctx, spec.name)
+        for record in records[1:]:
+            forget(ctx, data, record)
+        records = records[:1]
+    for index, record in enumerate(records):
+        old_env = f"{ctx.registry.record_env_file(record)}.old"
+        record.instance = index if spec.clustered else None
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(old_env, ctx.registry.record_env_file(record))
+    return records
+
+
+def add_instances(ctx: Context, data: RegistryData, records: list[AppRecord], spec: AppSpec,
+                  count: int) -> list[AppRecord]:
+    """New instance records (the lowest free numbers) with their environment; not started."""
+    used = {record.instance for record in records}
+    numbers = [n for n in range(len(records) + count) if n not in used][:count]
+    created_at = records[0].created_at if records else now_ms()
+    added = [AppRecord(pm_id=pm_id, spec=spec, created_at=created_at, instance=n)
+             for n, pm_id in zip(numbers, data.allocate_ids(count) if count else [], strict=True)]
+    for record in added:
+        write_environment(ctx, record, fresh=True)
+    data.apps.extend(added)
+    return added
