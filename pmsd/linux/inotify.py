@@ -28,7 +28,7 @@ import os
 import re
 import stat
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -321,13 +321,7 @@ class TreeWatcher:
         self._wds: dict[int, _Dir] = {}
         self._by_path: dict[str, int] = {}
         self._roots: list[_Root] = []
-        try:
-            self._fd = _inotify_init()
-        except OSError as e:
-            if e.errno == errno.EMFILE:
-                raise WatchError(errno.EMFILE, "too many inotify instances (or open files); raise "
-                                 "fs.inotify.max_user_instances with sysctl, or the open files limit", "inotify") from e
-            raise WatchError(e.errno or errno.EIO, f"inotify_init1: {e.strerror}", "inotify") from e
+        self._fd = _open_inotify()
         try:
             for given in dict.fromkeys(os.path.abspath(r) for r in roots):
                 self._add_root(given, patterns, cwd)
@@ -379,16 +373,12 @@ class TreeWatcher:
                 data = os.read(self.fileno(), _READ_SIZE)
             except BlockingIOError:
                 break
-            offset = 0
-            while offset + _EVENT.size <= len(data):
-                wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
-                raw = data[offset + _EVENT.size:offset + _EVENT.size + length]
-                offset += _EVENT.size + length
+            for wd, mask, name in _events(data):
                 if mask & IN_Q_OVERFLOW:
                     overflow = True
                     continue
                 try:
-                    self._event(wd, mask, os.fsdecode(raw.split(b"\0", 1)[0]), changes)
+                    self._event(wd, mask, name, changes)
                 except OSError as e:  # a watch limit (see _add_tree): keep draining, report it at the end
                     failure = e
         if overflow:
@@ -405,20 +395,8 @@ class TreeWatcher:
     # --- setting up --------------------------------------------------------------------------------
 
     def _add_root(self, path: str, patterns: tuple[str, ...], cwd: str | None) -> None:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise WatchError(errno.ENOENT, "the path to watch does not exist", path) from None
-        except OSError as e:
-            raise WatchError(e.errno or errno.EIO, f"cannot watch: {e.strerror}", path) from e
-        is_dir = stat.S_ISDIR(st.st_mode)
-        top = path if is_dir else os.path.dirname(path)
-        base = top
-        if cwd is not None:
-            cwd = os.path.abspath(cwd)
-            if top == cwd or top.startswith(cwd.rstrip("/") + "/"):
-                base = cwd
-        root = _Root(path, is_dir, base, _ignore_set(tuple(_relative_pattern(p, base) for p in patterns)))
+        root = _make_root(path, patterns, cwd)
+        is_dir = root.is_dir
         self._roots.append(root)
         try:
             self._add_anchor(root)
@@ -568,6 +546,45 @@ class TreeWatcher:
             self._drop_tree(self._by_path.get(root.path), root)
         if mask & (IN_CREATE | IN_MOVED_TO) and os.path.isdir(root.path):
             self._add_tree(root, root.path, changes)
+
+
+def _open_inotify() -> int:
+    try:
+        return _inotify_init()
+    except OSError as e:
+        if e.errno == errno.EMFILE:
+            raise WatchError(errno.EMFILE, "too many inotify instances (or open files); raise "
+                             "fs.inotify.max_user_instances with sysctl, or the open files limit", "inotify") from e
+        raise WatchError(e.errno or errno.EIO, f"inotify_init1: {e.strerror}", "inotify") from e
+
+
+def _events(data: bytes) -> Iterator[tuple[int, int, str]]:
+    """(wd, mask, name) of each struct inotify_event in a buffer read from the descriptor."""
+    offset = 0
+    while offset + _EVENT.size <= len(data):
+        wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+        raw = data[offset + _EVENT.size:offset + _EVENT.size + length]
+        offset += _EVENT.size + length
+        yield wd, mask, os.fsdecode(raw.split(b"\0", 1)[0])
+
+
+def _make_root(path: str, patterns: tuple[str, ...], cwd: str | None) -> _Root:
+    """A root as given: a directory or a file, with its ignore patterns taken relative to the app's cwd
+    when the root lies under it, else relative to the root (its directory, for a file)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise WatchError(errno.ENOENT, "the path to watch does not exist", path) from None
+    except OSError as e:
+        raise WatchError(e.errno or errno.EIO, f"cannot watch: {e.strerror}", path) from e
+    is_dir = stat.S_ISDIR(st.st_mode)
+    top = path if is_dir else os.path.dirname(path)
+    base = top
+    if cwd is not None:
+        cwd = os.path.abspath(cwd)
+        if top == cwd or top.startswith(cwd.rstrip("/") + "/"):
+            base = cwd
+    return _Root(path, is_dir, base, _ignore_set(tuple(_relative_pattern(p, base) for p in patterns)))
 
 
 def _relative_pattern(pattern: str, base: str) -> str:
