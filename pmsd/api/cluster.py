@@ -71,7 +71,7 @@ def launch(ctx: Context, records: Sequence[AppRecord]) -> None:
         manager.start_unit(record.unit)
     for record in records:
         state = _wait_started(manager, record.unit, record.spec, "the start job")
-        if state is not None and state.active_state == "inactive" and state.result == "success":
+        if state is not None and state.active_state == ActiveState.INACTIVE and state.result == "success":
             # The job ended without starting the unit or failing it: seen once while another client ran
             # daemon-reload. Starting again is harmless (a running unit ignores it) and tells us for sure.
             manager.start_unit(record.unit)
@@ -91,7 +91,7 @@ def _wait_started(manager: Manager, unit: str, spec: AppSpec, what: str) -> Serv
 def _failure(manager: Manager, record: AppRecord, state: ServiceState | None) -> str:
     if record.spec.port:
         socket = manager.unit_summary(socket_unit(record.name))
-        if socket is None or socket[0] != "active":
+        if socket is None or socket[0] != ActiveState.ACTIVE:
             return (f"systemd could not listen on {record.spec.port} ({socket_unit(record.name)} is "
                     f"{socket[0] if socket else 'not loaded'}): is the port in use?")
     if state is None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pmsd.linux.procfs import unit_cpu_seconds
 from pmsd.model.counters import AppCounters
 from pmsd.model.record import AppRecord
-from pmsd.systemd.states import ServiceState
+from pmsd.systemd.states import AUTO_RESTART, CLD_DUMPED, CLD_EXITED, CLD_KILLED, ActiveState, ServiceState
 
 
 class Status(enum.StrEnum):
@@ -49,14 +49,14 @@ def pm2_status(state: ServiceState | None, autorestart: bool = True, stop_exit_c
     """systemd's (ActiveState, SubState, Result) in PM2's words."""
     if state is None:
         return Status.STOPPED
-    if state.active_state in ("active", "reloading"):
+    if state.active_state in (ActiveState.ACTIVE, ActiveState.RELOADING):
         return Status.ONLINE
-    if state.active_state == "activating":
+    if state.active_state == ActiveState.ACTIVATING:
         # In systemd 252 a service waiting for RestartSec= is "activating/auto-restart".
-        return Status.WAITING_RESTART if state.sub_state == "auto-restart" else Status.LAUNCHING
-    if state.active_state == "deactivating":
+        return Status.WAITING_RESTART if state.sub_state == AUTO_RESTART else Status.LAUNCHING
+    if state.active_state == ActiveState.DEACTIVATING:
         return Status.STOPPING
-    if state.active_state == "failed" and _crash_loop_ended(state, autorestart, stop_exit_codes):
+    if state.active_state == ActiveState.FAILED and _crash_loop_ended(state, autorestart, stop_exit_codes):
         return Status.ERRORED
     # inactive, or failed for a reason that is not a crash loop (autorestart off, a stop exit code):
     # PM2 calls both "stopped".
@@ -75,7 +75,7 @@ def _crash_loop_ended(state: ServiceState, autorestart: bool, stop_exit_codes: t
         return True
     if not autorestart:
         return False
-    stopped_on_purpose = state.exec_main_code == 1 and state.exec_main_status in stop_exit_codes
+    stopped_on_purpose = state.exec_main_code == CLD_EXITED and state.exec_main_status in stop_exit_codes
     return not stopped_on_purpose
 
 
@@ -96,7 +96,7 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
     exit_code = None
     if state is not None and state.exec_main_code:
         # CLD_EXITED carries a status; a signal death is reported like a shell would: 128 + signal.
-        exit_code = state.exec_main_status if state.exec_main_code == 1 else 128 + state.exec_main_status
+        exit_code = state.exec_main_status if state.exec_main_code == CLD_EXITED else 128 + state.exec_main_status
     return ProcessInfo(
         record=record,
         unit=record.unit,
@@ -116,8 +116,8 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
 
 def exit_detail(state: ServiceState) -> str:
     """How the unit's main process ended, for error messages."""
-    if state.exec_main_code == 1:
+    if state.exec_main_code == CLD_EXITED:
         return f"exited with status {state.exec_main_status} ({state.result})"
-    if state.exec_main_code in (2, 3):
+    if state.exec_main_code in (CLD_KILLED, CLD_DUMPED):
         return f"killed by signal {state.exec_main_status} ({state.result})"
     return f"systemd reports {state.result}"
