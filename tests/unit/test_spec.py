@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import ast
+import dataclasses
+import inspect
 import json
 import os
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from pmsd.definition.build import build_spec
+from pmsd.definition.build import COMPUTED_FIELDS, PASSTHROUGH_KEYS, build_spec
+from pmsd.definition.settings import SETTINGS_BY_KEY
 from pmsd.errors import ExitStatus, UsageError
 from pmsd.model.spec import AppSpec, Source
 from tests.unit.helpers import SYSTEM_PATH
@@ -247,6 +252,58 @@ def test_aliases(source: Source, raw: dict[str, object], field: str, expected: o
 
 def test_exec_interpreter_alias(source: Source) -> None:
     assert _build({"script": "data.txt", "exec_interpreter": "bash"}, source).interpreter == _which("bash")
+
+
+# ------------------------------------------------------------------------------------------ settings -> AppSpec
+
+SETTING_KEYS = set(SETTINGS_BY_KEY)
+APPSPEC_FIELDS = {field.name for field in dataclasses.fields(AppSpec)}
+# A non-default value for every passed-through setting, as a file would give it.
+PASSTHROUGH_SAMPLE: dict[str, object] = {
+    "autorestart": False, "autostart": False, "restart_delay": 250, "max_restarts": 3, "min_uptime": "2s",
+    "stop_exit_codes": [0, 3], "kill_timeout": 5000, "user": "nobody", "group": "nogroup", "time": True,
+    "interpreter_args": ["-u"], "args": ["a b"], "disable_logs": True, "merge_logs": True,
+    "log_date_format": "YYYY-MM-DD", "log_type": "json", "exp_backoff_restart_delay": 100,
+    "max_memory_restart": "150M", "memory_max": "1G", "cron_restart": "@daily", "ignore_watch": ["tmp"],
+    "watch_delay": 500, "instances": 3, "wait_ready": True, "listen_timeout": 5000, "instance_var": "ID",
+    "increment_var": "N",
+}
+
+
+def test_every_setting_is_passed_through_computed_or_not_an_appspec_field() -> None:
+    derived = (SETTING_KEYS & APPSPEC_FIELDS) - COMPUTED_FIELDS
+    assert derived == PASSTHROUGH_KEYS
+    assert derived == set(PASSTHROUGH_SAMPLE)
+    computed_settings = SETTING_KEYS & COMPUTED_FIELDS
+    assert computed_settings == {
+        "name", "script", "interpreter", "cwd", "namespace", "env", "exec_mode", "port", "watch", "out_file",
+        "error_file", "log_file",
+    }
+    not_fields = SETTING_KEYS - APPSPEC_FIELDS
+    assert not_fields == set()  # settings that never reach an AppSpec: none
+    assert not derived & computed_settings
+    assert derived | computed_settings | not_fields == SETTING_KEYS
+
+
+def test_every_appspec_field_is_produced() -> None:
+    produced = PASSTHROUGH_KEYS | COMPUTED_FIELDS
+    assert produced == APPSPEC_FIELDS
+    computed_not_settings = COMPUTED_FIELDS - SETTING_KEYS
+    assert computed_not_settings == {"exec_path", "argv"}  # program resolution's own
+    # build_spec passes every computed field to AppSpec by name (the passed-through ones come as **values).
+    tree = ast.parse(textwrap.dedent(inspect.getsource(build_spec)))
+    call = next(node for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "AppSpec")
+    named = {keyword.arg for keyword in call.keywords if keyword.arg is not None}
+    assert named == COMPUTED_FIELDS
+
+
+def test_passed_through_settings_reach_the_spec_as_parsed(source: Source) -> None:
+    spec = _build({"script": "main.py", **PASSTHROUGH_SAMPLE}, source)
+    for key, value in PASSTHROUGH_SAMPLE.items():
+        parsed = SETTINGS_BY_KEY[key].parse(value)
+        assert parsed != SETTINGS_BY_KEY[key].default, key
+        assert getattr(spec, key) == parsed, key
 
 
 # ------------------------------------------------------------------------------------------ env

@@ -1,0 +1,258 @@
+"""Value parsers for the settings table (pmsd.definition.settings).
+
+A parser turns a value from JSON/YAML/TOML/JS or the command line into pmsd's typed value, or raises
+ValueError whose text completes the sentence "<file>: app 'x' key 'k': ...".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shlex
+from collections.abc import Mapping
+
+from pmsd.definition.cron import CronError, on_calendar
+
+U32_MAX = 2**32 - 1
+MS_MAX = 2**63 // 1000 - 1  # durations travel as microseconds in a uint64
+
+
+def parse_str(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected a string, got {describe_value(value)}")
+    return str(value)
+
+
+def parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"expected true or false, got {describe_value(value)}")
+
+
+def parse_count(value: object) -> int:
+    """A whole number >= 0 that fits systemd's uint32 counters."""
+    number = _whole_number(value)
+    if not 0 <= number <= U32_MAX:
+        raise ValueError(f"expected a whole number from 0 to {U32_MAX}, got {number}")
+    return number
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNIT_MS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def parse_duration_ms(value: object) -> int:
+    """Milliseconds, as PM2 takes them: a number, or a string such as "1500", "2s", "1m", "1h"."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"expected milliseconds or a duration like '2s', '1m', got {value!r}")
+        number = int(match.group(1)) * _DURATION_UNIT_MS[match.group(2)]
+    else:
+        number = _whole_number(value)
+    if not 0 <= number <= MS_MAX:
+        raise ValueError(f"expected a duration from 0 to {MS_MAX} ms, got {number}")
+    return number
+
+
+def parse_positive_duration_ms(value: object) -> int:
+    number = parse_duration_ms(value)
+    if number == 0:
+        raise ValueError("expected a duration above 0 ms")
+    return number
+
+
+def parse_log_type(value: object) -> str:
+    text = parse_str(value)
+    if text not in ("json", "raw"):
+        raise ValueError(f"expected 'json' (or 'raw'), got {text!r}")
+    return text
+
+
+def parse_exit_codes(value: object) -> tuple[int, ...]:
+    """One exit code, a list of them, or (from the command line) "0,3,9"."""
+    items: list[object]
+    if isinstance(value, str):
+        items = [item for item in re.split(r"[,\s]+", value.strip()) if item]
+    elif isinstance(value, list):
+        items = list(value)
+    else:
+        items = [value]
+    codes: list[int] = []
+    for item in items:
+        code = _whole_number(item)
+        if not 0 <= code <= 255:
+            raise ValueError(f"exit codes run from 0 to 255, got {code}")
+        codes.append(code)
+    return tuple(sorted(set(codes)))
+
+
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)B?\s*$", re.IGNORECASE)
+_MEMORY_UNIT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_memory_bytes(value: object) -> int:
+    """Bytes, as PM2 takes them: a number, or "300K", "150M", "1G" (powers of 1024)."""
+    if isinstance(value, str):
+        match = _MEMORY.match(value)
+        if not match:
+            raise ValueError(f"expected bytes or a size like '300K', '150M', '1G', got {value!r}")
+        number = int(float(match.group(1)) * _MEMORY_UNIT[match.group(2).upper()])
+    else:
+        number = _whole_number(value)
+    if not 0 < number < 2**63:
+        raise ValueError(f"expected a size above 0 bytes, got {number}")
+    return number
+
+
+def parse_watch(value: object) -> tuple[str, ...]:
+    """PM2's `watch`: true (the app's cwd), false, one path, or a list of paths (relative to cwd)."""
+    if isinstance(value, bool):
+        return (".",) if value else ()
+    if isinstance(value, str):
+        return parse_argv_list([value]) if value.lower() not in ("true", "false") else parse_watch(
+            value.lower() == "true")
+    if isinstance(value, list):
+        return parse_argv_list(value)
+    raise ValueError(f"expected true/false, a path or a list of paths, got {describe_value(value)}")
+
+
+def parse_argv_list(value: list[object]) -> tuple[str, ...]:
+    items = tuple(parse_str(item) for item in value)
+    if any(not item for item in items):
+        raise ValueError("paths cannot be empty")
+    return items
+
+
+def parse_patterns(value: object) -> tuple[str, ...]:
+    """A list of globs or regular expressions (PM2's ignore_watch), or one of them."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if isinstance(value, list):
+        return parse_argv_list(value)
+    raise ValueError(f"expected a pattern or a list of patterns, got {describe_value(value)}")
+
+
+def parse_cron(value: object) -> str:
+    """A cron pattern (5 or 6 fields, or @daily and friends), checked now rather than when it fires."""
+    text = parse_str(value).strip()
+    try:
+        on_calendar(text)
+    except CronError as error:
+        raise ValueError(f"invalid cron pattern {text!r}: {error}") from None
+    return text
+
+
+MAX_INSTANCES = 1024
+
+
+def parse_instances(value: object) -> int:
+    """PM2's instances: a count; "max" or 0 for one per CPU; -N for all CPUs but N (at least one)."""
+    cpus = os.cpu_count() or 1
+    if isinstance(value, str) and value.strip().lower() == "max":
+        return cpus
+    number = _whole_number(value)
+    if number == 0:
+        return cpus
+    if number < 0:
+        return max(1, cpus + number)
+    if number > MAX_INSTANCES:
+        raise ValueError(f"expected at most {MAX_INSTANCES} instances, got {number}")
+    return number
+
+
+_EXEC_MODES = {"fork": "fork", "fork_mode": "fork", "cluster": "cluster", "cluster_mode": "cluster"}
+
+
+def parse_exec_mode(value: object) -> str:
+    text = parse_str(value)
+    if text not in _EXEC_MODES:
+        raise ValueError(f"expected 'fork' or 'cluster', got {text!r}")
+    return _EXEC_MODES[text]
+
+
+def parse_port(value: object) -> str:
+    """A TCP port (3000), or an address and port ("127.0.0.1:3000", "[::1]:3000"): ListenStream= text."""
+    text = parse_str(value).strip()
+    host, _, port_text = text.rpartition(":") if ":" in text else ("", "", text)
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"expected a port from 1 to 65535, or address:port, got {text!r}")
+    if host:
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if ":" in host and bare == host:
+            raise ValueError(f"write an IPv6 address in brackets, as in [::1]:{port_text}; got {text!r}")
+        try:
+            address = ipaddress.ip_address(bare)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IP address (systemd's ListenStream= takes no host names)") from None
+        host = f"[{address}]" if address.version == 6 else str(address)
+        return f"{host}:{int(port_text)}"
+    return str(int(port_text))
+
+
+def port_number(listen: str) -> int:
+    return int(listen.rpartition(":")[2])
+
+
+def parse_env_name(value: object) -> str:
+    name = parse_str(value)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"{name!r} is not a valid environment variable name")
+    return name
+
+
+def parse_argv(value: object) -> tuple[str, ...]:
+    """Arguments as a list, or one string split the way a shell would (PM2 accepts both)."""
+    if isinstance(value, str):
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as error:
+            raise ValueError(f"cannot split {value!r} into arguments: {error}") from None
+    if isinstance(value, list):
+        return tuple(parse_str(item) for item in value)
+    raise ValueError(f"expected a string or a list of strings, got {describe_value(value)}")
+
+
+def parse_env(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a mapping of variable names to values, got {describe_value(value)}")
+    env: dict[str, str] = {}
+    for key, item in value.items():
+        name = str(key)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            # systemd drops such names from an EnvironmentFile= with only a log line (env_name_is_valid).
+            raise ValueError(f"{name!r} is not a valid environment variable name (letters, digits and _, "
+                             "not starting with a digit)")
+        if item is None:
+            continue
+        if isinstance(item, bool):
+            env[name] = "true" if item else "false"
+        elif isinstance(item, (str, int, float)):
+            env[name] = str(item)
+        else:
+            # PM2 JSON-encodes nested values into the variable; do the same so apps can parse them.
+            env[name] = json.dumps(item)
+        if "\0" in env[name]:
+            raise ValueError(f"the value of {name!r} contains a NUL byte")
+    return env
+
+
+def _whole_number(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got {describe_value(value)}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    raise ValueError(f"expected a whole number, got {describe_value(value)}")
+
+
+def describe_value(value: object) -> str:
+    kind = {dict: "a mapping", list: "a list", bool: "a boolean", type(None): "null"}.get(type(value))
+    return kind if kind else repr(value)
