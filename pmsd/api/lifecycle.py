@@ -29,6 +29,7 @@ from pmsd.api.targets import resolve_targets
 from pmsd.context import Context
 from pmsd.definition.build import build_spec
 from pmsd.definition.ecosystem import is_ecosystem_file, load_apps
+from pmsd.definition.units import check_scope
 from pmsd.errors import NotFoundError, PmsdError, UsageError
 from pmsd.model.counters import counters_for
 from pmsd.model.record import AppRecord, RegistryData
@@ -86,6 +87,7 @@ def start(ctx: Context, target: str, options: StartOptions | None = None) -> lis
     raw: dict[str, object] = {"script": target, **options.overrides}
     spec = build_spec(raw, Source(COMMAND_LINE, os.getcwd()), options.env_name, ctx.environ.get("PATH"),
                       ctx.warnings)
+    check_scope(spec, system=not ctx.user)
     ensure_god(ctx)
     with ctx.registry.transaction() as data:
         existing = data.instances_of(spec.name)
@@ -113,6 +115,8 @@ def _ecosystem_specs(ctx: Context, path: str, options: StartOptions) -> list[App
         if missing:
             raise NotFoundError(f"{source.label} has no app named {', '.join(missing)} (--only)")
         specs = [spec for spec in specs if spec.name in options.only]
+    for spec in specs:
+        check_scope(spec, system=not ctx.user)
     return specs
 
 

@@ -94,7 +94,10 @@ def _lifecycle(verb: str, target: str, **kwargs: bool | str) -> None:
 
     ctx = _ctx()
     try:
-        outcomes = getattr(lifecycle, verb)(ctx, target, **kwargs)
+        try:
+            outcomes = getattr(lifecycle, verb)(ctx, target, **kwargs)
+        finally:
+            commands.show_warnings(ctx)
         raise typer.Exit(commands.report(ctx, outcomes, verb))
     finally:
         ctx.close()

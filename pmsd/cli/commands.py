@@ -82,7 +82,11 @@ def start(ctx: Context, params: dict[str, Any]) -> int:
     from pmsd.cli.grammar import start_request
 
     target, options = start_request(params)
-    return report(ctx, api_start(ctx, target, StartOptions(**options)), "start")
+    try:
+        outcomes = api_start(ctx, target, StartOptions(**options))
+    finally:
+        show_warnings(ctx)  # also when start fails: a warning may name the cause (a misspelt key)
+    return report(ctx, outcomes, "start")
 
 
 def describe(ctx: Context, target: str) -> int:

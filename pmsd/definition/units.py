@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pmsd.definition.settings import SETTINGS, Directive, Setting
 from pmsd.errors import UsageError
-from pmsd.model.spec import UnitInputs
+from pmsd.model.spec import AppSpec, UnitInputs
 from pmsd.systemd.properties import UnitProperty
 
 
@@ -23,7 +23,17 @@ class Assignment:
         return self.directive.render(self.value)
 
 
-def assignments(inputs: UnitInputs, version: int, unit_type: str = "service") -> list[Assignment]:
+def check_scope(spec: AppSpec, system: bool) -> None:
+    """Refuse options that only mean something to the system manager, before anything is created (no manager
+    version needed for that)."""
+    assignments(UnitInputs(spec, env_file="", system=system), version=0, check_version=False)
+    if spec.port:
+        assignments(UnitInputs(spec, env_file="", system=system), version=0, unit_type="socket",
+                    check_version=False)
+
+
+def assignments(inputs: UnitInputs, version: int, unit_type: str = "service",
+                check_version: bool = True) -> list[Assignment]:
     """Every directive the definition sets for one unit type ("service", or "socket" for a cluster app's
     socket unit), checked against the running manager's version and scope."""
     out: list[Assignment] = []
@@ -39,7 +49,7 @@ def assignments(inputs: UnitInputs, version: int, unit_type: str = "service") ->
                     f"app {inputs.spec.name!r}: {setting.key!r} ({directive.name}=) needs the system manager",
                     "run it with `pmsd --system start ...` as root, or drop the option for user mode",
                 )
-            if directive.min_version > version:
+            if check_version and directive.min_version > version:
                 raise UsageError(
                     f"app {inputs.spec.name!r}: {setting.key!r} needs systemd {directive.min_version} "
                     f"({directive.name}=), this manager is {version}",

@@ -87,6 +87,9 @@ class Registry:
         except PermissionError:
             raise PmsdError(f"cannot create pmsd's state directory {self.state_dir}: permission denied",
                             status=ExitStatus.PERMISSION) from None
+        except OSError as error:
+            raise PmsdError(f"cannot create pmsd's state directory {self.state_dir}: {error.strerror}",
+                            "PMSD_STATE_DIR or XDG_STATE_HOME must name a directory pmsd can create") from None
 
     def _write(self, data: RegistryData) -> None:
         document = {"version": FORMAT_VERSION, "next_id": data.next_id,

@@ -23,6 +23,7 @@ import pytest
 
 from tests.e2e.helpers import APPS, Pmsd, systemctl, unit_property, wait_for
 
+pytestmark = pytest.mark.e2e
 NODE_APP = os.path.join(APPS, "cluster_http.js")
 PY_APP = os.path.join(APPS, "listen_fds.py")
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="needs node")

@@ -10,6 +10,7 @@ import pytest
 
 from tests.e2e.helpers import APPS, Pmsd, markers, wait_for
 
+pytestmark = pytest.mark.e2e
 SLEEPER = os.path.join(APPS, "sleeper.py")
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tests.e2e.helpers import APPS, Pmsd, systemctl
 
+pytestmark = pytest.mark.e2e
 SLEEPER = os.path.join(APPS, "sleeper.py")
 
 

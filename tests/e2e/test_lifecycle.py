@@ -9,8 +9,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.e2e.helpers import APPS, Pmsd, markers, markers_count, pid_alive, systemctl, unit_property, wait_for
 
+pytestmark = pytest.mark.e2e
 SLEEPER = os.path.join(APPS, "sleeper.py")
 EXITS = os.path.join(APPS, "exits.py")
 

@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e.helpers import APPS, Pmsd, wait_for
 
+pytestmark = pytest.mark.e2e
 TALKER = os.path.join(APPS, "talker.py")
 
 
