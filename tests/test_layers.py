@@ -192,3 +192,23 @@ def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
                 if len(component) > 1:
                     circles.append(sorted(component))
     return circles
+
+
+FUNCTION_MAX_LINES = 60
+CLASS_MAX_LINES = 250
+
+
+def test_no_function_or_class_too_long_to_read() -> None:
+    """Big units of code hide their steps: functions stay within 60 lines, classes within 250."""
+    too_long = []
+    for module, path in modules().items():
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            limit = CLASS_MAX_LINES if isinstance(node, ast.ClassDef) else FUNCTION_MAX_LINES
+            if lines > limit:
+                too_long.append(f"{module}.{node.name}: {lines} lines (at most {limit})")
+    assert not too_long, "\n".join(too_long)

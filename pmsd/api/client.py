@@ -28,7 +28,7 @@ from pmsd.api.god import start_and_wait
 from pmsd.context import Context
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.events import Event
-from pmsd.model.protocol import PingResult, encode
+from pmsd.model.protocol import ListResult, PingResult, encode, error_status
 from pmsd.state.paths import socket_path
 
 
@@ -65,9 +65,7 @@ class GodClient:
                 continue
             if "error" in message:
                 error = message["error"]
-                raise PmsdError(f"god: {error.get('message')}", error.get("hint") or None,
-                                ExitStatus.PERMISSION if "may not use" in str(error.get("message")) else
-                                ExitStatus.ERROR)
+                raise PmsdError(f"god: {error.get('message')}", error.get("hint") or None, error_status(error))
             return message.get("result")
 
     def _read(self) -> dict[str, Any]:
@@ -83,8 +81,8 @@ class GodClient:
         result: PingResult = self.request("ping")
         return result
 
-    def list(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("list")
+    def list(self) -> ListResult:
+        result: ListResult = self.request("list")
         return result
 
     def events(self) -> Iterator[Event]:

@@ -1,5 +1,6 @@
 """god's main loop: follow systemd's signals for pmsd's units, keep PM2's accounting, apply the policies
-systemd lacks (exponential backoff, memory and watch restarts), publish events, answer the local API.
+systemd lacks (exponential backoff, memory and watch restarts: pmsd.god.policies), publish events, answer the
+local API (pmsd.god.handlers). This module wires those together and follows the registry.
 
 Nothing here supervises a process: if god dies, systemd keeps every app running and restarting, and brings
 god back (Restart=always); the new god rebuilds its view from systemd, the registry and its counters file.
@@ -12,79 +13,70 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
 
-from pmsd import __version__
-from pmsd.api.query import list_processes
 from pmsd.context import Context
 from pmsd.errors import PmsdError
+from pmsd.god.handlers import ApiHandlers
 from pmsd.god.loop import Loop, Timer
 from pmsd.god.notify import notifier
-from pmsd.god.server import ApiServer, Connection
-from pmsd.god.tracker import RUNNING_STATES, AppTracker, Outcome
-from pmsd.linux.inotify import TreeWatcher, WatchError, effective_ignore
+from pmsd.god.policies import BackoffPolicy, MemoryPolicy, Restarter, WatchPolicy, log
+from pmsd.god.server import ApiServer
+from pmsd.god.tracker import AppTracker, Outcome
+from pmsd.linux.inotify import TreeWatcher, WatchError
 from pmsd.model.counters import AppCounters, counters_for
-from pmsd.model.events import Event, now_ms
-from pmsd.model.protocol import error_reply
+from pmsd.model.events import Event
+from pmsd.model.protocol import EventMessage
 from pmsd.model.record import AppRecord
-from pmsd.render.jlist import jlist_entries
 from pmsd.state.counters import load_counters, save_counters
 from pmsd.state.paths import socket_path
-from pmsd.systemd.names import CRON_PREFIX, UNIT_PREFIX, app_name_of_cron_unit
-from pmsd.systemd.properties import decode_properties, unit_of_path
+from pmsd.systemd.names import CRON_PREFIX, SERVICE_SUFFIX, UNIT_PREFIX, app_name_of_cron_unit
+from pmsd.systemd.signals import UnitChange, UnitChanged, UnitNew, UnitRemoved, UnitSignal
+from pmsd.systemd.states import ActiveState
 
 PENDING_TTL_S = 10.0  # signals of a unit no registry entry claims (yet) are kept this long
 REGISTRY_RECHECK_S = 0.05  # while such signals wait, the registry is looked at this often
 SETTLE_S = 0.02  # a unit that went down is called stopped/errored only if no new state follows this soon
-WATCH_QUIET_MS = 100  # a burst of writes (an editor saving, a build) restarts once
-
-
-def _text(value: Any) -> str:
-    """A string argument of a Manager signal (UnitNew/UnitRemoved carry the unit name first)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _log(text: str) -> None:
-    # stdout goes to the journal (god's own unit); the prefix is what PM2's daemon log lines start with.
-    print(f"[pmsd][god] {text}", flush=True)
+# The units whose signals god reads (apps and cron units): other units' signals are dropped in the adapter.
+FOLLOWED_PREFIX = os.path.commonprefix([UNIT_PREFIX, CRON_PREFIX])  # noqa: RUF071  (names, not paths)
 
 
 class God:
-    def __init__(self, ctx: Context, notify: Any = None, memory_interval_s: float = 1.0) -> None:
+    def __init__(self, ctx: Context, notify: Callable[[str], None] | None = None,
+                 memory_interval_s: float = 1.0) -> None:
         self.ctx = ctx
         self.loop = Loop()
         self.notify = notify or (lambda _text: None)
-        self.memory_interval_s = memory_interval_s
-        self.started_at = now_ms()
         self.manager = ctx.manager
         self.trackers: dict[str, AppTracker] = {}  # by unit name
         self.counters: dict[int, AppCounters] = load_counters(ctx.state_dir)
         self.counters_dirty = False
-        self.signals: list[tuple[bytes, bytes, Any]] = []
-        self.pending: dict[str, list[tuple[float, bytes, Any]]] = {}
+        self.signals: list[UnitSignal] = []
+        self.pending: dict[str, list[tuple[float, UnitChange]]] = {}
         self.registry_stamp: tuple[int, int] | None = None
         self.registry_timer: Timer | None = None
-        self.backoff_timers: dict[str, Timer] = {}
+        self.registry_watcher: TreeWatcher | None = None
         self.settle_timers: dict[str, Timer] = {}
-        self.memory_timer: Timer | None = None
-        self.watchers: dict[str, Any] = {}
-        self.watch_timers: dict[str, Timer] = {}
-        self.watch_changes: dict[str, set[str]] = {}
         self.server: ApiServer | None = None
+        restarter = Restarter(self.manager, self.publish, self._counters_changed)
+        self.backoff = BackoffPolicy(self.loop, self.trackers, restarter)
+        self.memory = MemoryPolicy(self.loop, self.manager, self.trackers, restarter, memory_interval_s)
+        self.watch = WatchPolicy(self.loop, self.trackers, restarter)
+        self.handlers = ApiHandlers(ctx, self.trackers, self.counters, lambda: self._sync_registry(seed=False))
 
     # ------------------------------------------------------------------------------------ start / stop
     def start(self) -> None:
-        self.manager.subscribe(self._on_signal)
+        self.manager.subscribe(self._on_signal, FOLLOWED_PREFIX)
         self._watch_registry()
         self._sync_registry(seed=True)
-        self.server = ApiServer(socket_path(self.ctx.user, self.ctx.environ), self.loop, self._handle_request)
+        self.server = ApiServer(socket_path(self.ctx.user, self.ctx.environ), self.loop, self.handlers)
         self.loop.add_reader(self.manager.fileno(), self.manager.dispatch)
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         if watchdog_usec and os.environ.get("WATCHDOG_PID", str(os.getpid())) == str(os.getpid()):
             self._watchdog(watchdog_usec / 2e6)
         self._save_counters()
         self.notify(f"READY=1\nSTATUS=following {len(self.trackers)} apps\nMAINPID={os.getpid()}")
-        _log(f"ready: {len(self.trackers)} apps, state {self.ctx.state_dir}, socket {self.server.path}")
+        log(f"ready: {len(self.trackers)} apps, state {self.ctx.state_dir}, socket {self.server.path}")
 
     def run(self) -> None:
         self.start()
@@ -97,9 +89,10 @@ class God:
             self._save_counters()
             if self.server is not None:
                 self.server.close()
-            for watcher in self.watchers.values():
-                watcher.close()
-            _log("stopped")
+            if self.registry_watcher is not None:
+                self.registry_watcher.close()
+            self.watch.close()
+            log("stopped")
 
     def stop(self) -> None:
         self.loop.running = False
@@ -109,59 +102,53 @@ class God:
         self.loop.call_later(every_s, lambda: self._watchdog(every_s))
 
     # ------------------------------------------------------------------------------------ signals
-    def _on_signal(self, path: bytes, member: bytes, body: Any) -> None:
+    def _on_signal(self, unit_signal: UnitSignal) -> None:
         # Called from inside sd-bus dispatch: only queue; handled once dispatch returns.
-        self.signals.append((path, member, body))
+        self.signals.append(unit_signal)
 
     def _before_wait(self) -> None:
         """Runs before every sleep: handle what arrived, then write counters once for the whole batch."""
         self.manager.dispatch()
         while self.signals:
             batch, self.signals = self.signals, []
-            for path, member, body in batch:
-                self._handle_signal(path, member, body)
+            for unit_signal in batch:
+                self._handle_signal(unit_signal)
             self.manager.dispatch()  # calls made while handling may have queued more signals
         if self.counters_dirty:
             self._save_counters()
 
-    def _handle_signal(self, path: bytes, member: bytes, body: Any) -> None:
-        if member == b"PropertiesChanged":
-            if not path.startswith(b"/org/freedesktop/systemd1/unit/pmsd"):
-                return
-            unit = unit_of_path(path)
+    def _handle_signal(self, unit_signal: UnitSignal) -> None:
+        unit = unit_signal.unit
+        if isinstance(unit_signal, UnitChanged):
             if unit.startswith(CRON_PREFIX):
-                self._cron_signal(unit, body)
-            elif unit.startswith(UNIT_PREFIX) and unit.endswith(".service"):
-                self._unit_signal(unit, body)
-        elif member == b"UnitRemoved":
-            unit = _text(body[0])
+                self._cron_signal(unit, unit_signal.change)
+            elif unit.startswith(UNIT_PREFIX) and unit.endswith(SERVICE_SUFFIX):
+                self._unit_signal(unit, unit_signal.change)
+        elif isinstance(unit_signal, UnitRemoved):
             tracker = self.trackers.get(unit)
             if tracker is not None:
                 tracker.forget_unit()
-                self._cancel(self.backoff_timers, unit)
+                self.backoff.cancel(unit)
             if unit.startswith(UNIT_PREFIX):
                 self._schedule_registry_check()
-        elif member == b"UnitNew":
-            unit = _text(body[0])
-            if unit.startswith(UNIT_PREFIX) and unit not in self.trackers:
-                self._schedule_registry_check()
+        elif isinstance(unit_signal, UnitNew) and unit.startswith(UNIT_PREFIX) and unit not in self.trackers:
+            self._schedule_registry_check()
 
-    def _unit_signal(self, unit: str, body: Any) -> None:
-        changed = decode_properties(body[1])
+    def _unit_signal(self, unit: str, change: UnitChange) -> None:
         tracker = self.trackers.get(unit)
         if tracker is None:
             # A unit the registry does not list (yet): `pmsd start` writes the registry only after the unit
             # runs. Keep its signals, in order, until the registry says whose it is.
-            self.pending.setdefault(unit, []).append((time.monotonic(), body[0], changed))
+            self.pending.setdefault(unit, []).append((time.monotonic(), change))
             self._schedule_registry_check()
             return
-        self._apply(tracker, tracker.update(changed))
+        self._apply(tracker, tracker.update(change))
 
     def _apply(self, tracker: AppTracker, outcome: Outcome) -> None:
         if outcome.counters_changed:
             self.counters_dirty = True
         if outcome.backoff_due_usec:
-            self._schedule_backoff(tracker, outcome.backoff_due_usec)
+            self.backoff.schedule(tracker, outcome.backoff_due_usec)
         for event in outcome.events:
             self.publish(event)
         if tracker.went_down is not None and tracker.unit not in self.settle_timers:
@@ -174,11 +161,11 @@ class God:
 
     def publish(self, event: Event) -> None:
         if self.server is not None:
-            self.server.broadcast({"event": event.to_json()})
+            message: EventMessage = {"event": event.to_json()}
+            self.server.broadcast(message)
 
-    def _cron_signal(self, unit: str, body: Any) -> None:
-        changed = decode_properties(body[1])
-        if changed.get("ActiveState") != "activating":
+    def _cron_signal(self, unit: str, change: UnitChange) -> None:
+        if change.active_state != ActiveState.ACTIVATING:
             return
         name = app_name_of_cron_unit(unit)
         tracker = next((t for t in self.trackers.values() if t.record.name == name), None) if name else None
@@ -194,7 +181,7 @@ class God:
         try:
             watcher = TreeWatcher([self.ctx.state_dir], ["env", "*.tmp", "registry.lock", "god-counters.json"])
         except WatchError as error:
-            _log(f"cannot watch {self.ctx.state_dir} ({error}); registry changes are noticed on unit events")
+            log(f"cannot watch {self.ctx.state_dir} ({error}); registry changes are noticed on unit events")
             return
 
         def readable() -> None:
@@ -202,7 +189,7 @@ class God:
                 self._schedule_registry_check()
 
         self.loop.add_reader(watcher.fileno(), readable)
-        self.watchers["registry"] = watcher
+        self.registry_watcher = watcher
 
     def _schedule_registry_check(self) -> None:
         if self.registry_timer is None:
@@ -230,7 +217,7 @@ class God:
         try:
             data = self.ctx.registry.read()
         except PmsdError as error:
-            _log(f"cannot read the registry, keeping the last one: {error.message}")
+            log(f"cannot read the registry, keeping the last one: {error.message}")
             return
         self.registry_stamp = stamp
         records = {record.unit: record for record in data.apps}
@@ -241,22 +228,26 @@ class God:
         for unit, record in records.items():
             tracker = self.trackers.get(unit)
             if tracker is None:
-                tracker = self._track(unit, record)
-                pending = self.pending.pop(unit, [])
-                if pending:
-                    for _, _interface, changed in pending:
-                        self._apply(tracker, tracker.update(changed))
-                elif unit in loaded:
-                    with contextlib.suppress(PmsdError):
-                        self._apply(tracker, tracker.seed(self.manager.all_properties(unit)))
-                        self._resume_backoff(tracker)
+                self._follow(unit, record, unit in loaded)
             else:
                 old = tracker.record
                 tracker.record = record
                 if (old.spec.watch, old.spec.ignore_watch) != (record.spec.watch, record.spec.ignore_watch):
-                    self._unwatch(unit)
-                    self._watch(tracker)
-        self._arm_memory_policy()
+                    self.watch.unwatch(unit)
+                    self.watch.watch(tracker)
+        self.memory.arm()
+
+    def _follow(self, unit: str, record: AppRecord, loaded: bool) -> None:
+        """Start following an app the registry lists: from the signals kept for it, else from systemd."""
+        tracker = self._track(unit, record)
+        pending = self.pending.pop(unit, [])
+        if pending:
+            for _, change in pending:
+                self._apply(tracker, tracker.update(change))
+        elif loaded:
+            with contextlib.suppress(PmsdError):
+                self._apply(tracker, tracker.seed(self.manager.unit_snapshot(unit)))
+                self.backoff.resume(tracker)
 
     def _track(self, unit: str, record: AppRecord) -> AppTracker:
         counters = counters_for(self.counters, record.pm_id, record.created_at)
@@ -264,156 +255,27 @@ class God:
             counters = self.counters[record.pm_id] = AppCounters(created_at=record.created_at)
             self.counters_dirty = True
         tracker = self.trackers[unit] = AppTracker(record, unit, counters)
-        self._watch(tracker)
+        self.watch.watch(tracker)
         return tracker
 
     def _forget(self, unit: str, deleted: bool) -> None:
         tracker = self.trackers.pop(unit)
-        self._cancel(self.backoff_timers, unit)
-        self._unwatch(unit)
+        self.backoff.cancel(unit)
+        self.watch.unwatch(unit)
         if deleted:
             self.counters.pop(tracker.record.pm_id, None)
             self.counters_dirty = True
             self.publish(tracker.event("delete"))
+
+    def _counters_changed(self) -> None:
+        self.counters_dirty = True
 
     def _save_counters(self) -> None:
         self.counters_dirty = False
         try:
             save_counters(self.ctx.state_dir, self.counters)
         except OSError as error:
-            _log(f"cannot save counters: {error}")
-
-    # ------------------------------------------------------------------------------------ restarts
-    def _restart(self, tracker: AppTracker, reason: str, **details: Any) -> bool:
-        try:
-            self.manager.restart_unit(tracker.unit)
-        except PmsdError as error:
-            _log(f"{tracker.unit}: {reason} restart failed: {error.message}")
-            return False
-        tracker.counters.restarts += 1
-        self.counters_dirty = True
-        event = "restart" if reason == "backoff" else f"{reason} restart"
-        self.publish(tracker.event(event, reason=reason, restart_time=tracker.restart_time, **details))
-        _log(f"App [{tracker.record.name}:{tracker.record.pm_id}] {reason} restart {details or ''}".rstrip())
-        return True
-
-    def _schedule_backoff(self, tracker: AppTracker, due_usec: int) -> None:
-        self._cancel(self.backoff_timers, tracker.unit)
-        exit_usec = tracker.exit_usec
-        delay = max(0.0, due_usec / 1e6 - time.time())
-        self.backoff_timers[tracker.unit] = self.loop.call_later(
-            delay, lambda: self._backoff_due(tracker, exit_usec))
-
-    def _resume_backoff(self, tracker: AppTracker) -> None:
-        """After god's restart: an app waiting in auto-restart gets the rest of its current delay."""
-        spec = tracker.record.spec
-        if (spec.exp_backoff_restart_delay and tracker.counters.backoff_ms
-                and (tracker.active_state, tracker.sub_state) == ("activating", "auto-restart")):
-            self._schedule_backoff(tracker, tracker.exit_usec + tracker.counters.backoff_ms * 1000)
-
-    def _backoff_due(self, tracker: AppTracker, exit_usec: int) -> None:
-        self.backoff_timers.pop(tracker.unit, None)
-        if self.trackers.get(tracker.unit) is not tracker:
-            return
-        # Still the same wait: the app was not stopped, and systemd's own timer has not fired meanwhile.
-        if (tracker.active_state, tracker.sub_state) == ("activating", "auto-restart") \
-                and tracker.exit_usec == exit_usec:
-            self._restart(tracker, "backoff", delay_ms=tracker.counters.backoff_ms)
-
-    def _arm_memory_policy(self) -> None:
-        needed = any(t.record.spec.max_memory_restart for t in self.trackers.values())
-        if needed and self.memory_timer is None:
-            self.memory_timer = self.loop.call_later(self.memory_interval_s, self._check_memory)
-        elif not needed and self.memory_timer is not None:
-            self.memory_timer.cancel()
-            self.memory_timer = None
-
-    def _check_memory(self) -> None:
-        self.memory_timer = None
-        for tracker in list(self.trackers.values()):
-            limit = tracker.record.spec.max_memory_restart
-            if not limit or tracker.active_state != "active":
-                continue
-            try:
-                memory = self.manager.memory_current(tracker.unit)
-            except PmsdError:
-                continue
-            if memory is not None and memory > limit:
-                self._restart(tracker, "memory", memory_bytes=memory, limit_bytes=limit)
-        self._arm_memory_policy()
-
-    # ------------------------------------------------------------------------------------ watch
-    def _watch(self, tracker: AppTracker) -> None:
-        spec = tracker.record.spec
-        if not spec.watch:
-            return
-        try:
-            # As in PM2, ignore_watch replaces the default ignores (dot-files, node_modules); its relative
-            # patterns ("client/img") are relative to the app's cwd.
-            watcher = TreeWatcher(spec.watch, effective_ignore(spec.ignore_watch or None), cwd=spec.cwd)
-        except WatchError as error:
-            _log(f"App [{tracker.record.name}:{tracker.record.pm_id}] cannot be watched: {error}")
-            return
-        self.watchers[tracker.unit] = watcher
-        self.loop.add_reader(watcher.fileno(), lambda: self._watch_readable(tracker))
-
-    def _unwatch(self, unit: str) -> None:
-        watcher = self.watchers.pop(unit, None)
-        if watcher is not None:
-            self.loop.remove_reader(watcher.fileno())
-            watcher.close()
-        self._cancel(self.watch_timers, unit)
-        self.watch_changes.pop(unit, None)
-
-    def _watch_readable(self, tracker: AppTracker) -> None:
-        watcher = self.watchers.get(tracker.unit)
-        if watcher is None:
-            return
-        try:
-            changes = watcher.read_changes()
-        except WatchError as error:  # out of inotify watches while following new directories
-            _log(f"App [{tracker.record.name}:{tracker.record.pm_id}] watch: {error}")
-            changes = error.changes
-        # PM2 restarts a watched app only while it runs: a stopped app stays stopped.
-        if not changes or tracker.active_state not in RUNNING_STATES:
-            return
-        self.watch_changes.setdefault(tracker.unit, set()).update(changes)
-        self._cancel(self.watch_timers, tracker.unit)  # debounce: the delay starts again at each change
-        delay = max(tracker.record.spec.watch_delay, WATCH_QUIET_MS) / 1000
-        self.watch_timers[tracker.unit] = self.loop.call_later(delay, lambda: self._watch_due(tracker))
-
-    def _watch_due(self, tracker: AppTracker) -> None:
-        self.watch_timers.pop(tracker.unit, None)
-        paths = sorted(self.watch_changes.pop(tracker.unit, set()))
-        if self.trackers.get(tracker.unit) is tracker and tracker.active_state in RUNNING_STATES:
-            self._restart(tracker, "watch", paths=paths[:20])
-
-    @staticmethod
-    def _cancel(timers: dict[str, Timer], unit: str) -> None:
-        timer = timers.pop(unit, None)
-        if timer is not None:
-            timer.cancel()
-
-    # ------------------------------------------------------------------------------------ API
-    def _handle_request(self, connection: Connection, request: dict[str, Any]) -> dict[str, Any] | None:
-        request_id = request.get("id")
-        method = request.get("method")
-        if method == "ping":
-            return {"id": request_id, "result": {
-                "pong": True, "pid": os.getpid(), "version": __version__, "started_at": self.started_at,
-                "apps": len(self.trackers), "state_dir": self.ctx.state_dir, "systemd": self.manager.version}}
-        if method == "list":
-            self._sync_registry(seed=False)
-            try:
-                infos = list_processes(self.ctx, counters=self.counters)
-            except PmsdError as error:
-                return error_reply(request_id, error.message, error.hint or "")
-            return {"id": request_id, "result": jlist_entries(infos)}
-        if method == "subscribe":
-            connection.subscribed = True
-            return {"id": request_id, "result": {"subscribed": True}}
-        return error_reply(request_id, f"unknown method {method!r}", "methods: ping, list, subscribe")
-
+            log(f"cannot save counters: {error}")
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv

@@ -7,11 +7,14 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from pmsd.errors import ExitStatus
 from pmsd.god.loop import Loop
 from pmsd.model.protocol import MAX_LINE, decode, encode, error_reply
+
+Handler = Callable[["Connection", dict[str, Any]], Mapping[str, object] | None]
 
 _UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid (socket(7), SO_PEERCRED)
 MAX_BACKLOG_BYTES = 4 << 20  # a subscriber this far behind is dropped rather than buffered forever
@@ -26,7 +29,7 @@ class Connection:
         self.subscribed = False
         self.closed = False
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: Mapping[str, object]) -> None:
         if self.closed:
             return
         self.outbox += encode(message)
@@ -63,14 +66,14 @@ class Connection:
             if line.strip():
                 self._handle(line)
         if len(self.inbox) > MAX_LINE:
-            self.send(error_reply(None, "request too long"))
+            self.send(error_reply(None, "request too long", status=ExitStatus.USAGE))
             self.close()
 
     def _handle(self, line: bytes) -> None:
         try:
             request = decode(line)
         except ValueError as error:
-            self.send(error_reply(None, f"not a JSON request: {error}"))
+            self.send(error_reply(None, f"not a JSON request: {error}", status=ExitStatus.USAGE))
             return
         reply = self.server.handler(self, request)
         if reply is not None:
@@ -87,8 +90,7 @@ class Connection:
 
 
 class ApiServer:
-    def __init__(self, path: str, loop: Loop,
-                 handler: Callable[[Connection, dict[str, Any]], dict[str, Any] | None]) -> None:
+    def __init__(self, path: str, loop: Loop, handler: Handler) -> None:
         self.path = path
         self.loop = loop
         self.handler = handler
@@ -121,13 +123,14 @@ class ApiServer:
             uid = peer_uid(client)
             if uid != os.getuid():
                 # The file mode already keeps others out; this holds even if someone loosens it.
-                connection.send(error_reply(None, f"uid {uid} may not use this pmsd god (owner uid {os.getuid()})"))
+                connection.send(error_reply(None, f"uid {uid} may not use this pmsd god (owner uid {os.getuid()})",
+                                            status=ExitStatus.PERMISSION))
                 connection.close()
                 continue
             self.connections.add(connection)
             self.loop.add_reader(client.fileno(), connection.on_readable)
 
-    def broadcast(self, message: dict[str, Any]) -> None:
+    def broadcast(self, message: Mapping[str, object]) -> None:
         for connection in list(self.connections):
             if connection.subscribed:
                 connection.send(message)

@@ -1,10 +1,10 @@
-"""One app's unit as god follows it: systemd's properties merged from PropertiesChanged signals, turned into
-PM2 events and counters. Pure: no D-Bus here, so every transition is tested with recorded property sets.
+"""One app's unit as god follows it: systemd's UnitChanged signals merged into one view of the unit, turned
+into PM2 events and counters. Pure: no D-Bus here, so every transition is tested with recorded property sets.
 
 systemd's signals carry whole property groups (the Unit interface's states and timestamps, the Service
-interface's MainPID, NRestarts, ExecMain*), in the order the changes happened, so each signal is one step:
-god never re-reads a unit to find out what changed, and a crash followed by an immediate restart still shows
-up as an exit (ExecMainExitTimestamp moves) and a restart (NRestarts grows).
+interface's main pid, restart count and main-process fields), in the order the changes happened, so each
+signal is one step: god never re-reads a unit to find out what changed, and a crash followed by an immediate
+restart still shows up as an exit (exec_main_exit_usec moves) and a restart (n_restarts grows).
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ from pmsd.model.counters import AppCounters
 from pmsd.model.events import Event, now_ms
 from pmsd.model.record import AppRecord
 from pmsd.model.status import Status, pm2_status
-from pmsd.systemd.states import ServiceState, active_state
-
-CLD_EXITED = 1
-RUNNING_STATES = ("active", "activating", "deactivating", "reloading")
+from pmsd.systemd.signals import UnitChange
+from pmsd.systemd.states import AUTO_RESTART, CLD_EXITED, DOWN_STATES, RUNNING_STATES, ActiveState, ServiceState
 
 
 def next_backoff_ms(previous_ms: int, first_ms: int, last_uptime_ms: int) -> int:
@@ -46,7 +44,7 @@ class AppTracker:
         self.record = record
         self.unit = unit
         self.counters = counters
-        self.props: dict[str, Any] = {}
+        self.known = UnitChange()  # the unit as systemd last told it, every signal merged
         # A unit that went down, pending a verdict: (when, via deactivating). systemd 252 passes a crashing
         # service through "failed" on its way to "auto-restart" (service_enter_dead() in
         # src/core/service.c), so "stop" or "errored" is only decided once the next state is known.
@@ -54,32 +52,34 @@ class AppTracker:
 
     # ------------------------------------------------------------------------------------ views
     @property
-    def active_state(self) -> str:
-        return str(self.props.get("ActiveState", "inactive"))
+    def active_state(self) -> ActiveState:
+        return self.known.active_state or ActiveState.INACTIVE
 
     @property
     def sub_state(self) -> str:
-        return str(self.props.get("SubState", "dead"))
+        return "dead" if self.known.sub_state is None else self.known.sub_state
+
+    @property
+    def waiting_restart(self) -> bool:
+        """Waiting in auto-restart for systemd's restart timer (or god's backoff restart)."""
+        return (self.active_state, self.sub_state) == (ActiveState.ACTIVATING, AUTO_RESTART)
 
     @property
     def exit_usec(self) -> int:
-        return int(self.props.get("ExecMainExitTimestamp", 0))
+        return self.known.exec_main_exit_usec or 0
+
+    @property
+    def start_usec(self) -> int:
+        return self.known.exec_main_start_usec or 0
+
+    @property
+    def n_restarts(self) -> int:
+        return self.known.n_restarts or 0
 
     def state(self) -> ServiceState | None:
-        if not self.props:
+        if self.known.is_empty():
             return None
-        p = self.props
-        invocation = p.get("InvocationID") or b""
-        return ServiceState(
-            name=self.unit, load_state=str(p.get("LoadState", "loaded")), active_state=active_state(self.active_state),
-            sub_state=self.sub_state, result=str(p.get("Result", "success")), main_pid=int(p.get("MainPID", 0)),
-            n_restarts=int(p.get("NRestarts", 0)), exec_main_code=int(p.get("ExecMainCode", 0)),
-            exec_main_status=int(p.get("ExecMainStatus", 0)), memory_bytes=None, cpu_nsec=None,
-            control_group=str(p.get("ControlGroup", "")), invocation_id=bytes(invocation).hex(),
-            active_enter_usec=int(p.get("ActiveEnterTimestamp", 0)),
-            exec_main_start_usec=int(p.get("ExecMainStartTimestamp", 0)),
-            has_job=bool(p.get("Job", (0, b""))[0]),
-        )
+        return self.known.service_state(self.unit)
 
     def status(self) -> Status:
         spec = self.record.spec
@@ -87,7 +87,7 @@ class AppTracker:
 
     @property
     def restart_time(self) -> int:
-        return max(0, self.record.restart_offset + int(self.props.get("NRestarts", 0)) + self.counters.restarts)
+        return max(0, self.record.restart_offset + self.n_restarts + self.counters.restarts)
 
     def event(self, name: str, at_ms: int | None = None, **details: Any) -> Event:
         return Event(name, self.record.name, self.record.pm_id, at_ms or now_ms(), details)
@@ -95,23 +95,23 @@ class AppTracker:
     # ------------------------------------------------------------------------------------ updates
     def forget_unit(self) -> None:
         """The unit was collected (stopped, or about to be created again): the next one starts afresh."""
-        self.props = {}
+        self.known = UnitChange()
 
-    def seed(self, props: dict[str, Any]) -> Outcome:
+    def seed(self, snapshot: UnitChange) -> Outcome:
         """The unit's full state when god starts (again): account the exits that happened while god was down,
         without replaying them as events.
 
-        Every automatic restart follows one exit, so NRestarts tells how many exits god missed. The newest
+        Every automatic restart follows one exit, so n_restarts tells how many exits god missed. The newest
         one has exact timestamps; for the earlier ones systemd keeps none (nor does journald hold the
         manager's messages everywhere), so they count as unstable when the runs between god's last look and
         now averaged less than min_uptime, which is exact for the crash loops the figure exists for.
         """
-        previous = dict(self.props)
-        self.props.update(props)
+        previous = self.known
+        self.known = previous.merge(snapshot)
         outcome = Outcome()
         counters, spec = self.counters, self.record.spec
-        restarts = int(self.props.get("NRestarts", 0))
-        # NRestarts below what god saw: the unit was created again since (it starts from 0).
+        restarts = self.n_restarts
+        # n_restarts below what god saw: the unit was created again since (it starts from 0).
         same_unit = restarts >= counters.seen_restarts
         gained = restarts - counters.seen_restarts if same_unit else restarts
         awaiting = counters.awaiting_restart if same_unit else 0  # that restart's exit was counted already
@@ -120,7 +120,7 @@ class AppTracker:
         exits = max(0, gained - awaiting) + (1 if newest_is_new and not_restarted_yet else 0)
         unknown = exits - (1 if newest_is_new else 0)
         # The span those runs fit in: up to the newest exit, or to the start of the run going on now.
-        span_end = self.exit_usec if newest_is_new else int(self.props.get("ExecMainStartTimestamp", 0))
+        span_end = self.exit_usec if newest_is_new else self.start_usec
         if unknown > 0 and spec.autorestart and counters.last_exit_usec and span_end > counters.last_exit_usec:
             cycle_ms = (span_end - counters.last_exit_usec) / 1000 / (unknown + (1 if newest_is_new else 0))
             if cycle_ms < spec.min_uptime + max(spec.restart_delay, spec.exp_backoff_restart_delay):
@@ -134,70 +134,70 @@ class AppTracker:
     def _newest_run_ended(self) -> bool:
         """The latest run has exited and no new one has started (judged by timestamps, not by substates:
         systemd passes through several on the way from an exit to a restart)."""
-        started = int(self.props.get("ExecMainStartTimestamp", 0))
-        return self.exit_usec > 0 and started <= self.exit_usec
+        return self.exit_usec > 0 and self.start_usec <= self.exit_usec
 
     def _remember_restarts(self) -> bool:
-        """Note NRestarts and whether the counted exit still awaits its restart; True if that changed."""
-        seen = (int(self.props.get("NRestarts", 0)), int(self._newest_run_ended()))
+        """Note n_restarts and whether the counted exit still awaits its restart; True if that changed."""
+        seen = (self.n_restarts, int(self._newest_run_ended()))
         if seen == (self.counters.seen_restarts, self.counters.awaiting_restart):
             return False
         self.counters.seen_restarts, self.counters.awaiting_restart = seen
         return True
 
-    def update(self, changed: dict[str, Any]) -> Outcome:
+    def update(self, changed: UnitChange) -> Outcome:
         if self._stale(changed):
             return Outcome()
-        previous = dict(self.props)
-        self.props.update(changed)
+        previous = self.known
+        self.known = previous.merge(changed)
         outcome = Outcome()
         if self._remember_restarts():
             outcome.counters_changed = True
-        if "ExecMainExitTimestamp" in changed and self.exit_usec > self.counters.last_exit_usec:
+        if changed.exec_main_exit_usec is not None and self.exit_usec > self.counters.last_exit_usec:
             self._account_exit(previous, outcome, emit=True)
-        old_restarts = int(previous.get("NRestarts", 0))
-        if "NRestarts" in changed and int(changed["NRestarts"]) > old_restarts:
+        if changed.n_restarts is not None and changed.n_restarts > (previous.n_restarts or 0):
             outcome.events.append(self.event("restart", reason="crash", restart_time=self.restart_time))
-        if "ExecMainStartTimestamp" in changed and self._started_since(previous):
-            outcome.events.append(self.event("start", int(changed["ExecMainStartTimestamp"]) // 1000,
-                                             pid=int(self.props.get("ExecMainPID", 0))))
-        if "ActiveState" in changed or "SubState" in changed:
+        if changed.exec_main_start_usec is not None and self._started_since(previous):
+            outcome.events.append(self.event("start", changed.exec_main_start_usec // 1000,
+                                             pid=self.known.exec_main_pid or 0))
+        if changed.active_state is not None or changed.sub_state is not None:
             self._state_events(previous, outcome)
         return outcome
 
-    def _stale(self, changed: dict[str, Any]) -> bool:
+    def _stale(self, changed: UnitChange) -> bool:
         """A signal older than what god already knows: queued before god read the unit's full state (at
-        start), it must not wind the view back. NRestarts never decreases within one unit, nor does
-        StateChangeTimestamp."""
-        for key in ("NRestarts", "StateChangeTimestamp", "ExecMainStartTimestamp"):
-            if key in changed and key in self.props and int(changed[key]) < int(self.props[key]):
+        start), it must not wind the view back. n_restarts never decreases within one unit, nor does
+        state_change_usec."""
+        known = self.known
+        for new, old in ((changed.n_restarts, known.n_restarts),
+                         (changed.state_change_usec, known.state_change_usec),
+                         (changed.exec_main_start_usec, known.exec_main_start_usec)):
+            if new is not None and old is not None and new < old:
                 return True
         return False
 
-    def _started_since(self, previous: dict[str, Any]) -> bool:
-        started = int(self.props.get("ExecMainStartTimestamp", 0))
-        return started > 0 and started != int(previous.get("ExecMainStartTimestamp", 0))
+    def _started_since(self, previous: UnitChange) -> bool:
+        return self.start_usec > 0 and self.start_usec != (previous.exec_main_start_usec or 0)
 
-    def _state_events(self, previous: dict[str, Any], outcome: Outcome) -> None:
-        old = (previous.get("ActiveState"), previous.get("SubState"))
+    def _state_events(self, previous: UnitChange, outcome: Outcome) -> None:
+        old = (previous.active_state, previous.sub_state)
         new = (self.active_state, self.sub_state)
         if old == new:
             return
-        at = int(self.props.get("StateChangeTimestamp", 0)) // 1000 or None
-        if new[0] == "active" and old[0] != "active":
-            outcome.events.append(self.event("online", at, pid=int(self.props.get("MainPID", 0))))
-        elif new == ("activating", "auto-restart"):
+        at = (self.known.state_change_usec or 0) // 1000 or None
+        if new[0] == ActiveState.ACTIVE and old[0] != ActiveState.ACTIVE:
+            outcome.events.append(self.event("online", at, pid=self.known.main_pid or 0))
+        elif self.waiting_restart:
             spec = self.record.spec
             delay = self.counters.backoff_ms if spec.exp_backoff_restart_delay else spec.restart_delay
             outcome.events.append(self.event("waiting restart", at, delay_ms=delay))
-        elif new[0] in ("inactive", "failed") and old[0] in RUNNING_STATES:
-            self.went_down = (at, old[0] == "deactivating")
-        if new[0] not in ("inactive", "failed"):
+        elif new[0] in DOWN_STATES and old[0] in RUNNING_STATES:
+            self.went_down = (at, old[0] == ActiveState.DEACTIVATING)
+        if new[0] not in DOWN_STATES:
             self.went_down = None
 
     def settle(self) -> list[Event]:
         """The verdict on a unit that went down, once no other state followed at once."""
-        if self.went_down is None or self.active_state not in ("inactive", "failed"):
+        if self.went_down is None or self.active_state not in DOWN_STATES:
             self.went_down = None
             return []
         at, deactivated = self.went_down
@@ -209,13 +209,13 @@ class AppTracker:
             return [self.event("stop", at)]
         return [self.event("stop", at, reason="exited and not restarted (autorestart off, or a stop exit code)")]
 
-    def _account_exit(self, previous: dict[str, Any], outcome: Outcome, emit: bool) -> None:
+    def _account_exit(self, previous: UnitChange, outcome: Outcome, emit: bool) -> None:
         spec = self.record.spec
         exit_usec = self.exit_usec
-        started = int(self.props.get("ExecMainStartTimestamp", 0))
+        started = self.start_usec
         uptime_ms = max(0, (exit_usec - started) // 1000) if started else 0
         # A stop god or the user asked for passes through "deactivating" before the process is gone.
-        manually = previous.get("ActiveState") == "deactivating" or self.active_state == "deactivating"
+        manually = ActiveState.DEACTIVATING in (previous.active_state, self.active_state)
         self.counters.last_exit_usec = exit_usec
         outcome.counters_changed = True
         if not manually and spec.autorestart and uptime_ms < spec.min_uptime:
@@ -226,10 +226,10 @@ class AppTracker:
             if self.counters.backoff_ms < EXP_BACKOFF_CAP_MS:
                 outcome.backoff_due_usec = exit_usec + self.counters.backoff_ms * 1000
         if emit:
-            code = int(self.props.get("ExecMainCode", 0))
-            status = int(self.props.get("ExecMainStatus", 0))
+            code = self.known.exec_main_code or 0
+            status = self.known.exec_main_status or 0
             details: dict[str, Any] = {"uptime_ms": uptime_ms, "manually": manually,
-                                       "pid": int(self.props.get("ExecMainPID", 0))}
+                                       "pid": self.known.exec_main_pid or 0}
             if code == CLD_EXITED:
                 details["code"] = status
                 details["signal"] = None

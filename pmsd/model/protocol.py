@@ -1,7 +1,7 @@
 """god's local API: newline-delimited JSON over a Unix stream socket (0600, owner only).
 
 Requests   {"id": 1, "method": "ping" | "list" | "subscribe", "params": {...}}
-Replies    {"id": 1, "result": ...}  or  {"id": 1, "error": {"message": "...", "hint": "..."}}
+Replies    {"id": 1, "result": ...}  or  {"id": 1, "error": {"message": "...", "hint": "...", "status": 2}}
 Events     {"event": {...}}           (after "subscribe", one per line, as they happen)
 
 Methods:
@@ -10,28 +10,26 @@ Methods:
   list       -> [process, ...]: each as `pmsd jlist` prints it, with god's counters
   subscribe  -> {"subscribed": true}; then events (see pmsd.model.events.Event.to_json)
 
-Peers whose uid is not the daemon's are refused with an error line, then disconnected.
+An error's "status" is the exit status pmsd gives it (pmsd.errors.ExitStatus): 2 (usage) for an unknown
+method, a line that is not a JSON object or one that is too long; 5 (permission) for a peer refused; otherwise
+the status of the failure behind it. "hint" is left out when there is none. An error that answers no request
+(a refusal, a line that could not be read) has "id": null.
+
+Peers whose uid is not the daemon's are refused with an error line (status 5), then disconnected.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, TypedDict
+from collections.abc import Mapping
+from typing import Any, NotRequired, TypedDict
 
-Method = Literal["ping", "list", "subscribe"]
+from pmsd.errors import ExitStatus
+
 METHODS: tuple[str, ...] = ("ping", "list", "subscribe")
 MAX_LINE = 1 << 20  # a request longer than this is not one pmsd would send
 
-
-class Request(TypedDict, total=False):
-    id: int
-    method: str
-    params: dict[str, Any]
-
-
-class ErrorBody(TypedDict, total=False):
-    message: str
-    hint: str
+RequestId = int | None  # a reply's "id" is its request's; null when it answers none
 
 
 class PingResult(TypedDict):
@@ -44,7 +42,47 @@ class PingResult(TypedDict):
     systemd: int
 
 
-def encode(message: dict[str, Any]) -> bytes:
+ListResult = list[dict[str, Any]]  # processes in the `pmsd jlist` shape (pmsd.render.jlist)
+
+
+class SubscribeResult(TypedDict):
+    subscribed: bool
+
+
+class ErrorBody(TypedDict):
+    message: str
+    hint: NotRequired[str]
+    status: int  # an ExitStatus
+
+
+class PingReply(TypedDict):
+    id: RequestId
+    result: PingResult
+
+
+class ListReply(TypedDict):
+    id: RequestId
+    result: ListResult
+
+
+class SubscribeReply(TypedDict):
+    id: RequestId
+    result: SubscribeResult
+
+
+class ErrorReply(TypedDict):
+    id: RequestId
+    error: ErrorBody
+
+
+Reply = PingReply | ListReply | SubscribeReply | ErrorReply
+
+
+class EventMessage(TypedDict):
+    event: dict[str, Any]  # pmsd.model.events.Event.to_json()
+
+
+def encode(message: Mapping[str, object]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
@@ -55,8 +93,20 @@ def decode(line: bytes) -> dict[str, Any]:
     return value
 
 
-def error_reply(request_id: object, message: str, hint: str = "") -> dict[str, Any]:
-    body: ErrorBody = {"message": message}
+def error_reply(request_id: RequestId, message: str, hint: str = "",
+                status: ExitStatus = ExitStatus.ERROR) -> ErrorReply:
+    body: ErrorBody = {"message": message, "status": int(status)}
     if hint:
         body["hint"] = hint
     return {"id": request_id, "error": body}
+
+
+def error_status(body: Mapping[str, object]) -> ExitStatus:
+    """The exit status an error reply carries; ERROR when it has none pmsd knows (a god older than this)."""
+    status = body.get("status")
+    if not isinstance(status, int) or isinstance(status, bool) or status == ExitStatus.OK:
+        return ExitStatus.ERROR
+    try:
+        return ExitStatus(status)
+    except ValueError:
+        return ExitStatus.ERROR

@@ -12,7 +12,7 @@ import functools
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pmsd.systemd import lean_import
@@ -35,12 +35,15 @@ from pmsd.systemd.properties import (  # noqa: E402
     PROPERTIES,
     SERVICE,
     UNIT,
+    UNIT_PATH_PREFIX,
     UnitProperty,
     decode,
     decode_properties,
     encode_properties,
+    unit_of_path,
     unit_path,
 )
+from pmsd.systemd.signals import UnitChange, UnitChanged, UnitNew, UnitRemoved, UnitSignal, decode_change  # noqa: E402
 from pmsd.systemd.states import RUNNING_STATES, ServiceState, UnitListing, active_state  # noqa: E402
 
 DESTINATION = b"org.freedesktop.systemd1"
@@ -166,8 +169,7 @@ class Manager:
             # No ExecMainStartTimestamp (e.g. right after a manager restart): the unit's own activation time.
             active_enter = (int(self._get(object_path, UNIT, "ActiveEnterTimestamp", "t", unit))
                             if running and not exec_start else 0)
-            return ServiceState(
-                name=unit,
+            return UnitChange(
                 load_state=load_state,
                 active_state=active,
                 sub_state=sub_state,
@@ -176,14 +178,13 @@ class Manager:
                 n_restarts=int(get("NRestarts", "u")),
                 exec_main_code=int(get("ExecMainCode", "i")) if exited else 0,
                 exec_main_status=int(get("ExecMainStatus", "i")) if exited else 0,
-                memory_bytes=None if memory == _UNSET else int(memory),
-                cpu_nsec=None if cpu == _UNSET else int(cpu),
                 control_group=get("ControlGroup", "s") if running else "",
                 invocation_id=bytes(invocation or b"").hex(),
                 active_enter_usec=active_enter,
                 exec_main_start_usec=exec_start,
                 has_job=has_job,
-            )
+            ).service_state(unit, memory_bytes=None if memory == _UNSET else int(memory),
+                            cpu_nsec=None if cpu == _UNSET else int(cpu))
         except UnitGone:
             return None
 
@@ -209,24 +210,31 @@ class Manager:
         value = self._get(unit_path(unit), SERVICE, "MemoryCurrent", "t", unit)
         return None if value == _UNSET else int(value)
 
-    def all_properties(self, unit: str) -> dict[str, Any]:
-        """The Unit and Service interfaces' properties of a loaded unit, keyed as in PropertiesChanged
-        (god seeds its view of a unit with this once, then follows the signals)."""
+    def unit_snapshot(self, unit: str) -> UnitChange:
+        """Everything a UnitChanged can tell about a loaded unit, read at once from the Unit and Service
+        interfaces (god seeds its view of a unit with this once, then follows the signals)."""
         out: dict[str, Any] = {}
         for interface in (UNIT, SERVICE):
             body = self._call(unit_path(unit), PROPERTIES, b"GetAll", apply_signature(b"s", [interface]), unit)
             out.update(decode_properties(body))
-        return out
+        return decode_change(out)
 
     # -------------------------------------------------------------------------------- signals
-    def subscribe(self, callback: Any) -> None:
-        """Call callback(path, interface_or_member, body) for every PropertiesChanged on a unit and every
-        Manager signal (UnitNew, UnitRemoved, JobRemoved...). On the manager's private socket systemd sends
-        every signal to every connection; Subscribe() is what makes it send them on the bus as well."""
+    def subscribe(self, callback: Callable[[UnitSignal], None], prefix: str = "") -> None:
+        """Call callback(signal) for every PropertiesChanged, UnitNew and UnitRemoved of a unit whose name
+        starts with `prefix`, as UnitChanged, UnitNew and UnitRemoved (the Manager's other signals, JobRemoved
+        and the like, are dropped). On the manager's private socket systemd sends every signal to every
+        connection; Subscribe() is what makes it send them on the bus as well."""
+        # Object paths escape each character of the name on its own: a name's prefix is its path's prefix,
+        # so other units' signals are dropped before their bodies are decoded.
+        path_prefix = unit_path(prefix) if prefix else UNIT_PATH_PREFIX + b"/"
 
         def on_message(message: Any, error: Any = None, userdata: Any = None) -> int:
             message.process_reply(True)
-            callback(message.headers.get("Path") or b"", message.headers.get("Member") or b"", message.body)
+            signal = _unit_signal(message.headers.get("Path") or b"", message.headers.get("Member") or b"",
+                                  message.body, path_prefix, prefix)
+            if signal is not None:
+                callback(signal)
             return 0
 
         # pystemd hands sd-bus a bare pointer to the callback without keeping a reference: keep one here, or
@@ -284,6 +292,22 @@ class Manager:
         if isinstance(error, DBusInvalidArgsError):
             return PmsdError(f"systemd rejected {unit or 'the request'}: {message}", status=ExitStatus.USAGE)
         return PmsdError(f"systemd {self.scope_label} manager: {message}" + (f" ({unit})" if unit else ""))
+
+
+def _unit_signal(path: bytes, member: bytes, body: Any, path_prefix: bytes, prefix: str) -> UnitSignal | None:
+    """A signal as pmsd's type, or None when it is not about a unit whose name starts with `prefix`."""
+    if member == b"PropertiesChanged":
+        # body: (interface, {property: value}, [invalidated properties])
+        if not path.startswith(path_prefix):
+            return None
+        return UnitChanged(unit_of_path(path), decode_change(decode_properties(body[1])))
+    if member in (b"UnitNew", b"UnitRemoved"):
+        # body: (unit name, unit object path)
+        unit = str(decode(body[0]))
+        if not unit.startswith(prefix):
+            return None
+        return UnitNew(unit) if member == b"UnitNew" else UnitRemoved(unit)
+    return None
 
 
 class UnitGone(PmsdError):

@@ -1,19 +1,28 @@
-"""god's smaller parts: its unit files, the counters file, the wire format, and the settings it enforces."""
+"""god's smaller parts: its unit files, the counters file, the wire format (and its error statuses), and the
+settings it enforces."""
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
+from pmsd.api.client import GodClient
+from pmsd.context import Context
 from pmsd.definition.god_unit import god_unit_text
 from pmsd.definition.settings import parse_memory_bytes, parse_patterns, parse_watch
-from pmsd.god.server import peer_uid
+from pmsd.errors import ExitStatus, PmsdError
+from pmsd.god import server
+from pmsd.god.handlers import ApiHandlers
+from pmsd.god.loop import Loop
+from pmsd.god.server import ApiServer, peer_uid
 from pmsd.model.counters import AppCounters, counters_for
 from pmsd.model.events import Event
-from pmsd.model.protocol import decode, encode, error_reply
+from pmsd.model.protocol import decode, encode, error_reply, error_status
 from pmsd.render.events import describe
 from pmsd.state.counters import load_counters, save_counters
 from pmsd.systemd.names import app_name_of_cron_unit, check_app_name, cron_service_unit, cron_timer_unit
@@ -52,7 +61,88 @@ def test_wire_format() -> None:
     assert decode(line) == {"id": 1, "method": "ping"}
     with pytest.raises(ValueError):
         decode(b"[1]")
-    assert error_reply(4, "no", "try")["error"] == {"message": "no", "hint": "try"}
+    body: Mapping[str, object] = error_reply(4, "no", "try")["error"]
+    assert body == {"message": "no", "hint": "try", "status": ExitStatus.ERROR}
+    refused: Mapping[str, object] = error_reply(None, "no", status=ExitStatus.PERMISSION)["error"]
+    assert refused == {"message": "no", "status": 5}  # no hint: none on the wire
+    assert encode(error_reply(None, "no", status=ExitStatus.USAGE)) == \
+        b'{"id":null,"error":{"message":"no","status":2}}\n'
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"message": "x", "status": 5}, ExitStatus.PERMISSION), ({"message": "x", "status": 2}, ExitStatus.USAGE),
+    ({"message": "x"}, ExitStatus.ERROR),  # a god older than the status on the wire
+    ({"message": "x", "status": 0}, ExitStatus.ERROR), ({"message": "x", "status": 99}, ExitStatus.ERROR),
+    ({"message": "x", "status": "5"}, ExitStatus.ERROR), ({"message": "x", "status": True}, ExitStatus.ERROR),
+])
+def test_error_status_read_from_the_wire(body: Mapping[str, object], status: ExitStatus) -> None:
+    assert error_status(body) == status
+
+
+@pytest.fixture
+def god_socket(tmp_path: Path) -> Iterator[tuple[str, Context]]:
+    """god's API server and handlers on a socket of their own, served from a thread (no systemd needed:
+    nothing here asks god for what it follows)."""
+    path = str(tmp_path / "run" / "god.sock")
+    ctx = Context(user=True, environ={"PMSD_GOD_SOCKET": path}, state_dir=str(tmp_path / "state"))
+    loop = Loop()
+    api = ApiServer(path, loop, ApiHandlers(ctx, {}, {}, lambda: None))
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            for key, _ in loop.selector.select(0.02):
+                key.data()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield path, ctx
+    finally:
+        stop.set()
+        thread.join(5)
+        api.close()
+
+
+def _exchange(path: str, line: bytes | None) -> dict[str, object]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        if line is not None:
+            sock.sendall(line)
+        with sock.makefile("rb") as reader:
+            return decode(reader.readline())
+
+
+def test_usage_errors_carry_their_status_on_the_wire(god_socket: tuple[str, Context]) -> None:
+    path, _ = god_socket
+    assert _exchange(path, b"[1]\n")["error"] == {
+        "message": "not a JSON request: a message must be a JSON object", "status": ExitStatus.USAGE}
+    unknown = _exchange(path, encode({"id": 7, "method": "launch"}))
+    assert unknown == {"id": 7, "error": {"message": "unknown method 'launch'",
+                                          "hint": "methods: ping, list, subscribe", "status": ExitStatus.USAGE}}
+
+
+def test_a_refused_peer_is_told_permission(god_socket: tuple[str, Context], monkeypatch: pytest.MonkeyPatch) -> None:
+    path, _ = god_socket
+    monkeypatch.setattr(server, "peer_uid", lambda _sock: os.getuid() + 1)
+    refusal = _exchange(path, None)  # refused at accept time, before any request
+    assert refusal["id"] is None
+    assert refusal["error"] == {"message": f"uid {os.getuid() + 1} may not use this pmsd god (owner uid "
+                                           f"{os.getuid()})", "status": ExitStatus.PERMISSION}
+
+
+def test_the_client_exits_with_the_status_god_sent(god_socket: tuple[str, Context]) -> None:
+    _, ctx = god_socket
+    client = GodClient(ctx, timeout=5)
+    try:
+        with pytest.raises(PmsdError) as raised:
+            client.request("launch")
+    finally:
+        client.close()
+    assert raised.value.status == ExitStatus.USAGE
+    assert raised.value.message == "god: unknown method 'launch'"
+    assert raised.value.hint == "methods: ping, list, subscribe"
 
 
 def test_events_round_trip_and_read_like_pm2() -> None:

@@ -1,5 +1,6 @@
 """god's reading of systemd's PropertiesChanged signals: property sets as systemd 252 sends them (recorded
-with a subscriber on the user manager), fed to an AppTracker."""
+with a subscriber on the user manager), decoded by the adapter (pmsd.systemd.signals) and fed to an
+AppTracker."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from pmsd.god.tracker import AppTracker, next_backoff_ms
 from pmsd.model.counters import AppCounters
+from pmsd.systemd.signals import decode_change
 from tests.unit.helpers import make_record
 
 T0 = 1_795_295_005_000_000  # µs since the epoch
@@ -37,7 +39,7 @@ def _exited(pid: int, started: int, exited: int, code: int = 1, status: int = 1,
 def _names(tracker: AppTracker, *changes: dict[str, Any]) -> list[str]:
     names: list[str] = []
     for changed in changes:
-        names += [event.event for event in tracker.update(changed).events]
+        names += [event.event for event in tracker.update(decode_change(changed)).events]
     return names
 
 
@@ -51,7 +53,7 @@ def test_start_then_online() -> None:
 def test_crash_is_an_exit_with_code_and_uptime_then_waiting_restart() -> None:
     tracker = _tracker(restart_delay=250)
     _names(tracker, _running(100, T0), _unit("active", "running", T0))
-    outcome = tracker.update(_exited(100, T0, T0 + 400_000, status=3))
+    outcome = tracker.update(decode_change(_exited(100, T0, T0 + 400_000, status=3)))
     (exit_event,) = outcome.events
     assert exit_event.event == "exit"
     assert exit_event.details["code"] == 3 and exit_event.details["signal"] is None
@@ -67,7 +69,7 @@ def test_crash_is_an_exit_with_code_and_uptime_then_waiting_restart() -> None:
 def test_signal_death_names_the_signal() -> None:
     tracker = _tracker()
     _names(tracker, _running(100, T0), _unit("active", "running", T0))
-    (event,) = tracker.update(_exited(100, T0, T0 + 5_000_000, code=2, status=9)).events
+    (event,) = tracker.update(decode_change(_exited(100, T0, T0 + 5_000_000, code=2, status=9))).events
     assert event.details["signal"] == "SIGKILL" and event.details["code"] is None
     assert tracker.counters.unstable == 0  # ran 5 s
 
@@ -75,7 +77,7 @@ def test_signal_death_names_the_signal() -> None:
 def test_systemd_restart_counts_as_restart_event() -> None:
     tracker = _tracker()
     _names(tracker, _running(100, T0), _unit("active", "running", T0))
-    tracker.update(_exited(100, T0, T0 + 2_000_000))
+    tracker.update(decode_change(_exited(100, T0, T0 + 2_000_000)))
     names = _names(tracker, _unit("activating", "auto-restart", T0 + 2_000_000), _running(101, T0 + 3_000_000, 1))
     assert names == ["waiting restart", "restart", "start"]
     assert tracker.restart_time == 1
@@ -84,18 +86,19 @@ def test_systemd_restart_counts_as_restart_event() -> None:
 def test_an_exit_is_counted_once_even_when_seen_again() -> None:
     tracker = _tracker()
     crash = _exited(100, T0, T0 + 100_000)
-    tracker.update(crash)
-    tracker.update(dict(crash))  # the same exit in a later signal (e.g. with the Unit group)
+    tracker.update(decode_change(crash))
+    tracker.update(decode_change(dict(crash)))  # the same exit in a later signal (e.g. with the Unit group)
     assert tracker.counters.unstable == 1
     # A new god seeds from systemd: the exit it already counted is not counted again.
     fresh = AppTracker(tracker.record, tracker.unit, tracker.counters)
-    fresh.seed({**crash, **_unit("activating", "auto-restart", T0 + 100_000)})
+    fresh.seed(decode_change({**crash, **_unit("activating", "auto-restart", T0 + 100_000)}))
     assert tracker.counters.unstable == 1
 
 
 def test_seed_counts_an_exit_god_missed_without_events() -> None:
     tracker = _tracker()
-    outcome = tracker.seed({**_exited(100, T0, T0 + 100_000, restarts=4), **_unit("activating", "auto-restart", T0)})
+    outcome = tracker.seed(decode_change({**_exited(100, T0, T0 + 100_000, restarts=4),
+                                          **_unit("activating", "auto-restart", T0)}))
     assert outcome.events == []
     assert tracker.counters.unstable == 1 and tracker.counters.last_exit_usec == T0 + 100_000
     assert tracker.restart_time == 4
@@ -105,7 +108,7 @@ def test_user_stop_is_a_manual_exit_and_a_stop() -> None:
     tracker = _tracker()
     _names(tracker, _running(100, T0), _unit("active", "running", T0))
     assert _names(tracker, _unit("deactivating", "stop-sigterm", T0 + 1, job=7)) == []
-    (event,) = tracker.update(_exited(100, T0, T0 + 200_000, code=1, status=0)).events
+    (event,) = tracker.update(decode_change(_exited(100, T0, T0 + 200_000, code=1, status=0))).events
     assert event.details["manually"]
     assert tracker.counters.unstable == 0  # a stop is not an unstable restart
     assert _names(tracker, _unit("inactive", "dead", T0 + 200_000)) == []
@@ -115,8 +118,8 @@ def test_user_stop_is_a_manual_exit_and_a_stop() -> None:
 def test_start_limit_hit_is_errored() -> None:
     tracker = _tracker()
     _names(tracker, _running(100, T0), _unit("active", "running", T0))
-    tracker.update(_exited(100, T0, T0 + 100_000, restarts=16))
-    tracker.update(_unit("failed", "failed", T0 + 100_000))
+    tracker.update(decode_change(_exited(100, T0, T0 + 100_000, restarts=16)))
+    tracker.update(decode_change(_unit("failed", "failed", T0 + 100_000)))
     (event,) = tracker.settle()
     assert event.event == "errored"
     assert event.details["restart_time"] == 16
@@ -125,8 +128,8 @@ def test_start_limit_hit_is_errored() -> None:
 def test_autorestart_off_exit_is_a_stop_not_errored() -> None:
     tracker = _tracker(autorestart=False)
     _names(tracker, _running(100, T0), _unit("active", "running", T0))
-    tracker.update(_exited(100, T0, T0 + 100_000))
-    tracker.update(_unit("failed", "failed", T0 + 100_000))
+    tracker.update(decode_change(_exited(100, T0, T0 + 100_000)))
+    tracker.update(decode_change(_unit("failed", "failed", T0 + 100_000)))
     (event,) = tracker.settle()
     assert event.event == "stop" and "not restarted" in event.details["reason"]
     assert tracker.counters.unstable == 0
@@ -146,7 +149,7 @@ def test_backoff_schedules_a_restart_after_the_current_delay() -> None:
     delays = []
     started = T0
     for _ in range(4):
-        outcome = tracker.update(_exited(100, started, started + 50_000))
+        outcome = tracker.update(decode_change(_exited(100, started, started + 50_000)))
         delays.append((outcome.backoff_due_usec - (started + 50_000)) // 1000)
         started += 10_000_000
     assert delays == [100, 150, 225, 337]
@@ -155,52 +158,57 @@ def test_backoff_schedules_a_restart_after_the_current_delay() -> None:
 def test_backoff_at_the_cap_is_left_to_systemd() -> None:
     tracker = _tracker(exp_backoff_restart_delay=100)
     tracker.counters.backoff_ms = 15000
-    assert tracker.update(_exited(100, T0, T0 + 50_000)).backoff_due_usec == 0  # RestartSec=15s fires itself
+    # RestartSec=15s fires itself
+    assert tracker.update(decode_change(_exited(100, T0, T0 + 50_000))).backoff_due_usec == 0
 
 
 def test_seed_after_god_was_down_counts_the_crash_loop_it_missed() -> None:
     tracker = _tracker(restart_delay=100)
     # god saw the 2nd exit (NRestarts 1, waiting in auto-restart), then died.
-    tracker.update(_running(100, T0, 1))
-    tracker.update(_exited(100, T0, T0 + 50_000, restarts=1))
-    tracker.update(_unit("activating", "auto-restart", T0 + 50_000))
+    tracker.update(decode_change(_running(100, T0, 1)))
+    tracker.update(decode_change(_exited(100, T0, T0 + 50_000, restarts=1)))
+    tracker.update(decode_change(_unit("activating", "auto-restart", T0 + 50_000)))
     assert tracker.counters.unstable == 1
     # 5 more restarts of 50 ms runs happened meanwhile; the unit now waits after the 7th exit.
     fresh = AppTracker(tracker.record, tracker.unit, tracker.counters)
-    fresh.seed({**_exited(200, T0 + 850_000, T0 + 900_000, restarts=6), **_unit("activating", "auto-restart", T0)})
+    fresh.seed(decode_change({**_exited(200, T0 + 850_000, T0 + 900_000, restarts=6),
+                              **_unit("activating", "auto-restart", T0)}))
     # Exits after the one god counted: those followed by restarts 3..6 and the newest, waiting: 5 in all.
     assert fresh.counters.unstable == 1 + 5
     assert fresh.counters.seen_restarts == 6 and fresh.counters.awaiting_restart == 1
     # Seeding again (god restarted twice) adds nothing.
     again = AppTracker(tracker.record, tracker.unit, fresh.counters)
-    again.seed({**_exited(200, T0 + 850_000, T0 + 900_000, restarts=6), **_unit("activating", "auto-restart", T0)})
+    again.seed(decode_change({**_exited(200, T0 + 850_000, T0 + 900_000, restarts=6),
+                              **_unit("activating", "auto-restart", T0)}))
     assert again.counters.unstable == 6
 
 
 def test_seed_does_not_call_long_runs_unstable() -> None:
     tracker = _tracker()
-    tracker.update(_exited(100, T0, T0 + 50_000, restarts=0))
-    tracker.update(_unit("activating", "auto-restart", T0 + 50_000))
+    tracker.update(decode_change(_exited(100, T0, T0 + 50_000, restarts=0)))
+    tracker.update(decode_change(_unit("activating", "auto-restart", T0 + 50_000)))
     fresh = AppTracker(tracker.record, tracker.unit, tracker.counters)
     # 3 restarts over 10 minutes while god was down: runs of minutes, not unstable; the app runs now.
-    fresh.seed({**_running(300, T0 + 600_000_000, restarts=3), **_unit("active", "running", T0)})
+    fresh.seed(decode_change({**_running(300, T0 + 600_000_000, restarts=3), **_unit("active", "running", T0)}))
     assert fresh.counters.unstable == 1
 
 
 def test_seed_of_a_running_app_estimates_the_short_runs_it_missed() -> None:
     tracker = _tracker()
-    tracker.update(_exited(100, T0, T0 + 50_000, restarts=0))
-    tracker.update(_unit("activating", "auto-restart", T0 + 50_000))
+    tracker.update(decode_change(_exited(100, T0, T0 + 50_000, restarts=0)))
+    tracker.update(decode_change(_unit("activating", "auto-restart", T0 + 50_000)))
     fresh = AppTracker(tracker.record, tracker.unit, tracker.counters)
     # 4 restarts within 400 ms, and the 5th run is going on now: 3 short runs god did not see end.
-    fresh.seed({**_running(300, T0 + 450_000, restarts=4), **_unit("active", "running", T0)})
+    fresh.seed(decode_change({**_running(300, T0 + 450_000, restarts=4), **_unit("active", "running", T0)}))
     assert fresh.counters.unstable == 1 + 3
 
 
 def test_a_signal_older_than_the_seeded_state_is_ignored() -> None:
     tracker = _tracker()
-    tracker.seed({**_exited(100, T0, T0 + 50_000, restarts=5), **_unit("activating", "auto-restart", T0 + 60_000)})
+    tracker.seed(decode_change({**_exited(100, T0, T0 + 50_000, restarts=5),
+                                **_unit("activating", "auto-restart", T0 + 60_000)}))
     stale_service = _exited(90, T0 - 1_000_000, T0 - 900_000, restarts=4)
     stale_unit = _unit("active", "running", T0 - 1_000_000)
-    assert tracker.update(stale_service).events == [] and tracker.update(stale_unit).events == []
+    assert tracker.update(decode_change(stale_service)).events == []
+    assert tracker.update(decode_change(stale_unit)).events == []
     assert tracker.counters.seen_restarts == 5 and tracker.sub_state == "auto-restart"

@@ -1,0 +1,68 @@
+"""god's answers to its local API (the wire format is in pmsd.model.protocol): ping, list, subscribe."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pmsd import __version__
+from pmsd.api.query import list_processes
+from pmsd.context import Context
+from pmsd.errors import ExitStatus, PmsdError
+from pmsd.god.server import Connection
+from pmsd.god.tracker import AppTracker
+from pmsd.model.counters import AppCounters
+from pmsd.model.events import now_ms
+from pmsd.model.protocol import (
+    METHODS,
+    ErrorReply,
+    ListReply,
+    PingReply,
+    Reply,
+    RequestId,
+    SubscribeReply,
+    error_reply,
+)
+from pmsd.render.jlist import jlist_entries
+
+
+class ApiHandlers:
+    """Answers one request from what god follows: its trackers, its live counters, the registry."""
+
+    def __init__(self, ctx: Context, trackers: Mapping[str, AppTracker], counters: dict[int, AppCounters],
+                 refresh_registry: Callable[[], None]) -> None:
+        self.ctx = ctx
+        self.trackers = trackers
+        self.counters = counters
+        self.refresh_registry = refresh_registry
+        self.started_at = now_ms()
+
+    def __call__(self, connection: Connection, request: dict[str, Any]) -> Reply | None:
+        request_id: RequestId = request.get("id")
+        method = request.get("method")
+        if method == "ping":
+            return self.ping(request_id)
+        if method == "list":
+            return self.list(request_id)
+        if method == "subscribe":
+            return self.subscribe(request_id, connection)
+        return error_reply(request_id, f"unknown method {method!r}", f"methods: {', '.join(METHODS)}",
+                           ExitStatus.USAGE)
+
+    def ping(self, request_id: RequestId) -> PingReply:
+        return {"id": request_id, "result": {
+            "pong": True, "pid": os.getpid(), "version": __version__, "started_at": self.started_at,
+            "apps": len(self.trackers), "state_dir": self.ctx.state_dir, "systemd": self.ctx.manager.version}}
+
+    def list(self, request_id: RequestId) -> ListReply | ErrorReply:
+        self.refresh_registry()
+        try:
+            infos = list_processes(self.ctx, counters=self.counters)
+        except PmsdError as error:
+            return error_reply(request_id, error.message, error.hint or "", error.status)
+        return {"id": request_id, "result": jlist_entries(infos)}
+
+    def subscribe(self, request_id: RequestId, connection: Connection) -> SubscribeReply:
+        connection.subscribed = True
+        return {"id": request_id, "result": {"subscribed": True}}
