@@ -11,12 +11,16 @@ import time
 from pmsd.context import Context
 from pmsd.definition.god_unit import god_unit_text
 from pmsd.errors import PmsdError
+from pmsd.model.status import exit_detail
 from pmsd.state.atomic import write_if_changed
 from pmsd.state.paths import socket_path
 from pmsd.systemd.bus import UnitGone
 from pmsd.systemd.jobs import stop_and_wait
 from pmsd.systemd.names import GOD_UNIT
 from pmsd.systemd.paths import runtime_unit_dir
+from pmsd.systemd.states import ActiveState, ServiceState
+
+GOD_START_S = 5.0  # how long a command waits for a god it had to start
 
 PACKAGED_USER_DIRS = ("/etc/systemd/user", "/usr/local/lib/systemd/user", "/usr/lib/systemd/user",
                       "/lib/systemd/user")
@@ -44,37 +48,84 @@ def packaged_unit(ctx: Context) -> str | None:
     return None
 
 
+def god_command() -> str:
+    """This interpreter, as invoked: a venv's (or pipx's) `python` is a symlink to the base interpreter, and
+    resolving it would leave the venv, where pmsd is installed (god then crash-loops on `No module named
+    'pmsd'`). Running the symlink keeps the venv: Python finds pyvenv.cfg beside it."""
+    return f"{os.path.abspath(sys.executable)} -m pmsd.god"
+
+
 def _install_runtime_unit(ctx: Context) -> bool:
     """Write pmsd-god.service for this interpreter; True when the file changed (systemd must reload)."""
-    text = god_unit_text(ctx.user, f"{os.path.realpath(sys.executable)} -m pmsd.god")
-    return write_if_changed(runtime_unit_path(ctx), text)
+    return write_if_changed(runtime_unit_path(ctx), god_unit_text(ctx.user, god_command()))
 
 
 def ensure_god(ctx: Context) -> None:
-    """Ask systemd to start god if it is not running; returns without waiting (StartUnit is a no-op job
-    for a running unit). Never fails a command: apps do not need god."""
+    """Ask systemd to start god if it is not running. A god already running costs one StartUnit (a no-op job);
+    one that is not is waited for (about 0.2 s, at most GOD_START_S), so that a god that cannot start is
+    reported now, with systemd's reason. Never fails a command: apps do not need god."""
     if god_disabled(ctx):
         return
     try:
-        _start(ctx)
+        if _start(ctx):
+            _wait_started(ctx, GOD_START_S)
     except PmsdError as error:
-        ctx.warnings.append(f"could not start pmsd's god daemon ({error.message}); apps run without it")
+        ctx.warnings.append(f"{error.message}; apps run without it" + (f" ({error.hint})" if error.hint else ""))
 
 
-def _start(ctx: Context) -> None:
+def _start(ctx: Context) -> bool:
+    """StartUnit god; True when it was not running (so the caller may wait for it)."""
     manager = ctx.manager
     if packaged_unit(ctx) is None and _install_runtime_unit(ctx):
         manager.reload()
+    state = manager.service_state(GOD_UNIT)
+    if state is not None and state.active_state == ActiveState.ACTIVE:
+        return False
+    if state is not None and state.active_state == ActiveState.FAILED:
+        manager.reset_failed(GOD_UNIT)  # a god that gave up earlier (start limit) may start again now
     try:
         manager.start_unit(GOD_UNIT)
     except UnitGone:
         manager.reload()
         manager.start_unit(GOD_UNIT)
+    return True
+
+
+def _wait_started(ctx: Context, timeout: float) -> None:
+    """Until god is active (READY=1: Type=notify); PmsdError with systemd's reason when the god started for
+    this command exits first, or gave up."""
+    manager = ctx.manager
+    asked_usec = int(time.time() * 1_000_000)
+    deadline = time.monotonic() + timeout
+    while True:
+        state = manager.service_state(GOD_UNIT)
+        if state is not None and state.active_state == ActiveState.ACTIVE:
+            return
+        failure = start_failure(state, asked_usec)
+        if failure is not None or time.monotonic() > deadline:
+            detail = failure or f"still {state.active_state if state else 'not loaded'} after {timeout:g} s"
+            raise PmsdError(f"pmsd's god daemon cannot start: {detail}",
+                            f"see `journalctl {ctx.scope_flag}-unit {GOD_UNIT}`")
+        time.sleep(0.01)
+
+
+def start_failure(state: ServiceState | None, asked_usec: int) -> str | None:
+    """Why god, started at `asked_usec`, is not coming up; None while it may still."""
+    if state is None:
+        return f"systemd has no unit {GOD_UNIT}"
+    if state.active_state == ActiveState.FAILED:
+        return exit_detail(state)
+    # Restart=always: after a crash the unit waits in auto-restart with the exit status of the run that
+    # ended. That run is ours when it started after we asked (ExecMainStartTimestamp).
+    if state.exec_main_code and state.exec_main_start_usec >= asked_usec:
+        return exit_detail(state)
+    return None
 
 
 def start_and_wait(ctx: Context, timeout: float = 15.0) -> None:
     """Start god (even with PMSD_NO_GOD: the caller asked for it) and wait until its socket answers."""
-    _start(ctx)
+    if _start(ctx):
+        _wait_started(ctx, timeout)
     path = socket_path(ctx.user, ctx.environ)
     deadline = time.monotonic() + timeout
     while True:
