@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any, List, Optional  # noqa: UP035 - typer 0.7 (Debian 12) needs typing's aliases
 
 import typer
@@ -11,6 +12,7 @@ from pmsd import __version__
 from pmsd.cli import commands
 from pmsd.cli.grammar import START_ARGS_HELP, START_TARGET_HELP, start_flags
 from pmsd.context import Context
+from pmsd.errors import ExitStatus, PmsdError
 
 app = typer.Typer(
     name="pmsd",
@@ -31,6 +33,11 @@ _state = State()
 
 
 def _ctx() -> Context:
+    if not _state.user and os.geteuid() != 0:
+        # The system manager's apps and pmsd's registry of them (/var/lib/pmsd, 0700) are root's.
+        raise PmsdError("pmsd --system manages the system manager's apps, which needs root",
+                        "run it as root (sudo pmsd --system ...), or drop --system to manage your own apps",
+                        ExitStatus.PERMISSION)
     return Context(user=_state.user)
 
 

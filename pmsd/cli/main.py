@@ -38,6 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("PMSD_DEBUG"):
             raise
         return report_error(error)
+    except PermissionError as error:
+        # The file system said no somewhere pmsd did not expect it (a state file of another user, a directory
+        # made unreadable): not a bug in pmsd, so no traceback.
+        if os.environ.get("PMSD_DEBUG"):
+            raise
+        return report_error(PmsdError(f"permission denied: {error.filename or error}",
+                                      "run pmsd as the user who owns these files (for --system, as root)",
+                                      ExitStatus.PERMISSION))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

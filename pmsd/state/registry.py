@@ -51,6 +51,13 @@ class Registry:
                 raw = json.load(handle)
         except FileNotFoundError:
             return RegistryData()
+        except PermissionError:
+            raise PmsdError(f"permission denied reading pmsd's registry {self.path}",
+                            "it belongs to the user who started those apps: run pmsd as that user "
+                            "(for --system, as root)", ExitStatus.PERMISSION) from None
+        except NotADirectoryError:
+            raise PmsdError(f"pmsd's state directory {self.state_dir} is not a directory",
+                            "PMSD_STATE_DIR or XDG_STATE_HOME must name a directory") from None
         except (OSError, ValueError) as error:
             raise PmsdError(
                 f"pmsd's registry {self.path} cannot be read: {error}",
@@ -75,7 +82,13 @@ class Registry:
     def transaction(self) -> Iterator[RegistryData]:
         """Exclusive read-modify-write; the data is saved only when the block completes without error."""
         self._make_state_dir()
-        with open(self.lock_path, "a") as lock:
+        try:
+            lock = open(self.lock_path, "a")  # noqa: SIM115 - closed by the with block below
+        except PermissionError:
+            raise PmsdError(f"permission denied opening {self.lock_path}",
+                            "run pmsd as the user who owns its state (for --system, as root)",
+                            ExitStatus.PERMISSION) from None
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = self.read()
             yield data

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import settings
 
 from pmsd.model.spec import Source
+from tests.unit.cli_harness import Env, make_env
 
 # No example database: runs do not depend on earlier ones. (Hypothesis still caches constants in
 # .hypothesis/, which it git-ignores itself.)
@@ -42,3 +43,9 @@ def fixed_node_preload(monkeypatch: pytest.MonkeyPatch) -> None:
     import pmsd.definition.settings
 
     monkeypatch.setattr(pmsd.definition.settings, "NODE_PRELOAD", "/usr/lib/python3/dist-packages/pmsd/preload/node.js")
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
+    """An isolated, systemd-free environment for running the CLI in-process (tests/unit/cli_harness.py)."""
+    return make_env(tmp_path, monkeypatch)
