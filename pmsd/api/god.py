@@ -10,7 +10,7 @@ import time
 
 from pmsd.context import Context
 from pmsd.definition.god_unit import god_unit_text
-from pmsd.errors import PmsdError
+from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.status import exit_detail
 from pmsd.state.atomic import write_if_changed
 from pmsd.state.paths import socket_path
@@ -70,6 +70,8 @@ def ensure_god(ctx: Context) -> None:
         if _start(ctx):
             _wait_started(ctx, GOD_START_S)
     except PmsdError as error:
+        if error.status in (ExitStatus.NO_SYSTEMD, ExitStatus.PERMISSION):
+            raise  # the command itself cannot work either: one error, not a warning and the same error
         ctx.warnings.append(f"{error.message}; apps run without it" + (f" ({error.hint})" if error.hint else ""))
 
 
@@ -144,6 +146,8 @@ def stop_god(ctx: Context, timeout: float = 15.0) -> bool:
     """Stop god; True if it was running."""
     manager = ctx.manager
     state = manager.service_state(GOD_UNIT)
+    if state is not None and state.active_state == ActiveState.FAILED:
+        manager.reset_failed(GOD_UNIT)  # a god that could not start leaves nothing behind either
     if state is None or not state.running:
         return False
     stop_and_wait(manager, GOD_UNIT, timeout, "god to stop")

@@ -25,6 +25,7 @@ from pmsd.api.launch import (
     undo_create,
     write_environment,
 )
+from pmsd.api.linger import linger_warning
 from pmsd.api.targets import resolve_targets
 from pmsd.context import Context
 from pmsd.definition.build import build_spec
@@ -73,6 +74,14 @@ def _is_known_target(data: RegistryData, target: str) -> bool:
 def start(ctx: Context, target: str, options: StartOptions | None = None) -> list[Outcome]:
     """Start a script, an ecosystem file, or (like PM2) restart an existing name/id/namespace/all."""
     options = options or StartOptions()
+    outcomes = _start(ctx, target, options)
+    warning = linger_warning(ctx)
+    if warning is not None:
+        ctx.warnings.append(warning)
+    return outcomes
+
+
+def _start(ctx: Context, target: str, options: StartOptions) -> list[Outcome]:
     if is_ecosystem_file(target) and os.path.exists(target):
         specs = _ecosystem_specs(ctx, target, options)
         ensure_god(ctx)

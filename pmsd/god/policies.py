@@ -11,6 +11,7 @@ from pmsd.errors import PmsdError
 from pmsd.god.loop import Loop, Timer
 from pmsd.god.tracker import AppTracker
 from pmsd.linux.inotify import TreeWatcher, WatchError, effective_ignore
+from pmsd.linux.procfs import unit_rss_bytes
 from pmsd.model.events import Event
 from pmsd.systemd.bus import Manager
 from pmsd.systemd.states import RUNNING_STATES, ActiveState
@@ -114,7 +115,9 @@ class MemoryPolicy:
                 memory = self.manager.memory_current(tracker.unit)
             except PmsdError:
                 continue
-            if memory is not None and memory > limit:
+            if memory is None:  # systemd keeps no figure for this unit (no memory controller): its processes'
+                memory = unit_rss_bytes(tracker.known.control_group or "", tracker.known.main_pid or 0)
+            if memory > limit:
                 self.restarter.restart(tracker, "memory", memory_bytes=memory, limit_bytes=limit)
         self.arm()
 

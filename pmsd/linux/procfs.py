@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 _CGROUP_ROOTS = ("/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup")
 
 
@@ -33,6 +34,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def unit_cpu_seconds(control_group: str, main_pid: int) -> float:
+def rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * _PAGE  # resident pages (proc(5), /proc/pid/statm)
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _unit_pids(control_group: str, main_pid: int) -> list[int]:
     pids = cgroup_pids(control_group) if control_group else []
-    return sum(cpu_seconds(pid) for pid in (pids or ([main_pid] if main_pid else [])))
+    return pids or ([main_pid] if main_pid else [])
+
+
+def unit_cpu_seconds(control_group: str, main_pid: int) -> float:
+    return sum(cpu_seconds(pid) for pid in _unit_pids(control_group, main_pid))
+
+
+def unit_rss_bytes(control_group: str, main_pid: int) -> int:
+    """The resident memory of the unit's processes, for hosts where systemd has no MemoryCurrent (the memory
+    controller not enabled for the unit, e.g. user units on cgroup v1 hosts). Shared pages count once per
+    process, as PM2's per-process figure does."""
+    return sum(rss_bytes(pid) for pid in _unit_pids(control_group, main_pid))

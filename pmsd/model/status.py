@@ -6,7 +6,7 @@ import enum
 import time
 from dataclasses import dataclass
 
-from pmsd.linux.procfs import unit_cpu_seconds
+from pmsd.linux.procfs import unit_cpu_seconds, unit_rss_bytes
 from pmsd.model.counters import AppCounters
 from pmsd.model.record import AppRecord
 from pmsd.systemd.states import AUTO_RESTART, CLD_DUMPED, CLD_EXITED, CLD_KILLED, ActiveState, ServiceState
@@ -86,7 +86,10 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
     running = state is not None and status in (Status.ONLINE, Status.LAUNCHING, Status.STOPPING)
     pid = state.main_pid if state is not None and running else 0
     started_usec = (state.exec_main_start_usec or state.active_enter_usec) if state is not None else 0
-    memory = state.memory_bytes or 0 if state is not None and running else 0
+    memory = 0
+    if state is not None and running:
+        memory = state.memory_bytes if state.memory_bytes is not None else unit_rss_bytes(
+            state.control_group, state.main_pid)
     cpu = 0.0
     if state is not None and running and started_usec:
         elapsed = (now if now is not None else time.time()) - started_usec / 1e6

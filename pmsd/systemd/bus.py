@@ -77,8 +77,12 @@ class Manager:
                 bus = DBus(user_mode=user)
             bus.open()
         except DBusBaseError as error:
+            # pystemd's own text ("Could not open a bus to DBus") says neither where it looked nor why.
+            why = os.strerror(-error.errno) if isinstance(getattr(error, "errno", None), int) and error.errno < 0 \
+                else str(error)
             raise PmsdError(
-                f"cannot reach the systemd {scope} manager: {error}",
+                f"cannot reach the systemd {scope} manager: neither its socket {path} nor the "
+                f"{'user' if user else 'system'} bus answers ({why})",
                 _no_manager_hint(user),
                 ExitStatus.NO_SYSTEMD,
             ) from None
@@ -319,7 +323,9 @@ class UnitGone(PmsdError):
 
 def _no_manager_hint(user: bool) -> str:
     if user:
-        return ("pmsd needs a systemd user manager. On a systemd host: `loginctl enable-linger $USER` and log in "
-                "again (or set XDG_RUNTIME_DIR=/run/user/$(id -u)). Without systemd as PID 1, as root: "
-                "`tests/harness/systemd-user.sh up` from pmsd's source tree brings one up.")
-    return "pmsd --system needs systemd running as PID 1 (or use the user manager with --user)"
+        return ("pmsd runs your apps under your systemd user manager, which systemd starts when you log in, or "
+                "at boot with lingering (`loginctl enable-linger $USER`). In a shell without a login session "
+                "(su, sudo, cron), set XDG_RUNTIME_DIR=/run/user/$(id -u). On a host whose PID 1 is not systemd "
+                "(most containers) there is no user manager: see pmsd's README, Requirements.")
+    return ("pmsd --system needs systemd running as PID 1 (`ps -p 1 -o comm=` tells which init runs); without it, "
+            "use your user manager (drop --system)")

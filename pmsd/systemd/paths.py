@@ -31,3 +31,12 @@ def private_socket(user: bool, environ: Mapping[str, str]) -> str:
     if user:
         return os.path.join(runtime_dir(environ), "systemd", "private")
     return "/run/systemd/private"
+
+
+# logind keeps one empty file per lingering user here (`loginctl enable-linger`, src/login/logind-user.c):
+# their user manager starts at boot and outlives their sessions.
+LINGER_DIR = "/var/lib/systemd/linger"
+
+
+def lingering(user_name: str, linger_dir: str = LINGER_DIR) -> bool:
+    return os.path.exists(os.path.join(linger_dir, user_name))

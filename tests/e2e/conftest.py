@@ -6,7 +6,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.helpers import Pmsd
+from tests.e2e.helpers import Pmsd, systemctl
+
+
+def _pmsd_units(env: dict[str, str]) -> set[str]:
+    listing = systemctl(env, "list-units", "--all", "--plain", "--no-legend", "pmsd-*", "pmsd.*").stdout
+    return {line.split()[0] for line in listing.splitlines() if line.strip()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leaves_no_unit_behind(user_manager: dict[str, str]) -> Iterator[None]:
+    """The suite's own promise (issue 11 item 8): every unit a test created is gone when the tests end. god may
+    still run (tests start it on purpose); nothing else of pmsd's may stay loaded, failed or not."""
+    before = _pmsd_units(user_manager)
+    yield
+    left = _pmsd_units(user_manager) - before - {"pmsd-god.service"}
+    assert not left, f"the tests left these units in the user manager: {sorted(left)}"
 
 
 @pytest.fixture

@@ -7,15 +7,18 @@ import os
 import shutil
 import site
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.helpers import systemctl
+from tests.e2e.helpers import APPS, systemctl, wait_for
 
 pytestmark = pytest.mark.e2e
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SLEEPER = os.path.join(APPS, "sleeper.py")
 BASE_PYTHON = "/usr/bin/python3"  # Debian's interpreter: pmsd is not installed for it
 
 
@@ -59,3 +62,27 @@ def test_god_runs_from_a_venv(venv: str, god_env: dict[str, str]) -> None:
     exec_start = systemctl(god_env, "show", "-p", "ExecStart", "--value", "pmsd-god.service").stdout
     assert f"path={python} " in exec_start, exec_start
     shutil.rmtree(venv)  # the unit now names a python that is gone: the next pmsd rewrites it
+
+
+def test_a_god_that_cannot_start_is_reported_and_kill_leaves_nothing(god_env: dict[str, str], tmp_path: str) -> None:
+    """god's interpreter cannot start (PYTHONHOME points nowhere): `start` says so at once with systemd's reason
+    and the app still starts; `kill` leaves no failed god behind (issue 11 items 4 and 8)."""
+    systemctl(god_env, "stop", "pmsd-god.service")
+    systemctl(god_env, "set-environment", "PYTHONHOME=/nonexistent")
+    try:
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "pmsd", "start", SLEEPER, "--name", "godless"],
+                                capture_output=True, text=True, env=god_env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "[pmsd][WARN] pmsd's god daemon cannot start: exited with status 1 (exit-code); apps run " \
+               "without it" in result.stderr, result.stderr
+        assert time.monotonic() - started < 5
+        wait_for(lambda: systemctl(god_env, "is-failed", "pmsd-god.service").stdout.strip() == "failed", 30,
+                 "god to give up (start limit)")
+    finally:
+        systemctl(god_env, "unset-environment", "PYTHONHOME")
+    result = subprocess.run([sys.executable, "-m", "pmsd", "kill"], capture_output=True, text=True, env=god_env,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert systemctl(god_env, "is-failed", "pmsd-god.service").stdout.strip() != "failed"
+    assert "pmsd-godless" not in systemctl(god_env, "list-units", "--all", "--plain", "pmsd-*").stdout

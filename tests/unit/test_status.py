@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pmsd.model.status import Status, pm2_status, process_info
@@ -134,3 +136,14 @@ def test_errored_app_from_record_settings() -> None:
     assert process_info(make_record(autorestart=True), state, now=STARTED_S).status is Status.ERRORED
     assert process_info(make_record(autorestart=False), state, now=STARTED_S).status is Status.STOPPED
     assert process_info(make_record(stop_exit_codes=(1,)), state, now=STARTED_S).status is Status.STOPPED
+
+
+def test_memory_without_a_systemd_figure_is_read_from_the_processes() -> None:
+    """Where systemd has no MemoryCurrent (no memory controller for the unit, e.g. cgroup v1 user units), the
+    figure is the processes' resident memory, not 0 (issue 11 item 8)."""
+    info = process_info(make_record(), make_state(memory_bytes=None, main_pid=os.getpid(), control_group=""))
+    assert info.memory_bytes > 1024 * 1024  # this Python process
+
+
+def test_memory_from_systemd_is_used_as_it_is() -> None:
+    assert process_info(make_record(), make_state(memory_bytes=12345)).memory_bytes == 12345
