@@ -15,7 +15,7 @@ import sys
 from pmsd.api import cluster
 from pmsd.context import Context
 from pmsd.definition.cron import on_calendar
-from pmsd.definition.environment import app_environment
+from pmsd.definition.environment import app_environment, runs_as_another_user
 from pmsd.definition.units import transient_properties
 from pmsd.errors import PmsdError
 from pmsd.model.record import AppRecord, RegistryData, now_ms
@@ -37,7 +37,8 @@ def write_environment(ctx: Context, record: AppRecord, fresh: bool) -> None:
     env_file = ctx.registry.record_env_file(record)
     spec = record.spec
     if fresh or not os.path.exists(env_file):
-        env = app_environment(ctx.environ, spec.env, record.pm_id, record.name, spec.namespace, record.instance,
+        caller = {} if runs_as_another_user(spec.user, not ctx.user, os.getuid()) else ctx.environ
+        env = app_environment(caller, spec.env, record.pm_id, record.name, spec.namespace, record.instance,
                               spec.instance_var, spec.increment_var)
     else:
         env = {**read_env_file(env_file), **spec.env}

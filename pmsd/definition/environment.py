@@ -7,6 +7,7 @@ exposes to every app (pm_id, name, namespace, NODE_APP_INSTANCE). pmsd.state.env
 from __future__ import annotations
 
 import contextlib
+import pwd
 import re
 from collections.abc import Mapping
 
@@ -51,3 +52,18 @@ _VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def is_valid_env_name(name: str) -> bool:
     """What systemd's env_name_is_valid() accepts (src/basic/env-util.c): a shell variable name."""
     return _VALID_NAME.fullmatch(name) is not None
+
+
+def runs_as_another_user(user: str | None, system: bool, caller_uid: int) -> bool:
+    """A system app whose User= is not the caller: it must not see the caller's environment (root's HOME, USER,
+    or a secret exported in root's shell). systemd itself gives such a service the user's HOME, USER, LOGNAME
+    and SHELL (systemd.exec(5), "Environment Variables in Spawned Processes"), as long as pmsd's environment file
+    does not override them. An unknown user counts as another user."""
+    if not system or user is None:
+        return False
+    if user.isdigit():
+        return int(user) != caller_uid
+    try:
+        return pwd.getpwnam(user).pw_uid != caller_uid
+    except KeyError:
+        return True
