@@ -180,23 +180,17 @@ def logs(ctx: Context, target: str | None, lines: int = 15, stream: bool = True,
 
 
 def flush(ctx: Context, target: str | None) -> int:
-    from pmsd.api.logs import sources_for
-    from pmsd.api.targets import resolve_targets
-    from pmsd.model.record import now_ms
+    from pmsd.api.flush import flush as api_flush
 
-    with ctx.registry.transaction() as data:
-        for record in resolve_targets(data, target or "all"):
-            for source in sources_for(record):
-                if source.path:
-                    # systemd opened the file with O_APPEND, so the app keeps writing at the new end.
-                    with open(source.path, "r+b") as handle:
-                        handle.truncate(0)
-                    print(f"[pmsd] {record.name}: emptied {source.path}")
-                elif source.journal_unit:
-                    record.flushed_at = now_ms()
-                    print(f"[pmsd] {record.name}: `pmsd logs` now starts after this point; journald keeps the "
-                          "earlier lines (it cannot delete one unit's lines: `journalctl --vacuum-time=` "
-                          "trims the whole journal)")
+    done = api_flush(ctx, target)
+    show_warnings(ctx)
+    for flushed in done:
+        if flushed.path:
+            print(f"[pmsd] {flushed.record.name}: emptied {flushed.path}")
+        else:
+            print(f"[pmsd] {flushed.record.name}: `pmsd logs` now starts after this point; journald keeps the "
+                  "earlier lines (it cannot delete one unit's lines: `journalctl --vacuum-time=` trims the "
+                  "whole journal)")
     return ExitStatus.OK
 
 

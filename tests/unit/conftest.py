@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +53,16 @@ def fixed_node_preload(monkeypatch: pytest.MonkeyPatch) -> None:
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     """An isolated, systemd-free environment for running the CLI in-process (tests/unit/cli_harness.py)."""
     return make_env(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def nobody_dir() -> Iterator[Path]:
+    """A directory the user nobody owns and can reach (pytest's tmp_path is under a 0700 directory)."""
+    top = Path(tempfile.mkdtemp(prefix="pmsd-asuser-", dir="/tmp"))
+    top.chmod(0o755)
+    home = top / "nobody"
+    nobody = pwd.getpwnam("nobody")
+    home.mkdir()
+    os.chown(home, nobody.pw_uid, nobody.pw_gid)
+    yield home
+    shutil.rmtree(top)

@@ -6,9 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import pwd
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +15,6 @@ from pmsd.linux.asuser import Identity, identity_of, open_as
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 NOBODY = pwd.getpwnam("nobody")
 APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-
-
-@pytest.fixture
-def nobody_dir() -> Iterator[Path]:
-    """A directory nobody owns, reachable by nobody (pytest's tmp_path is under a 0700 directory)."""
-    top = Path(tempfile.mkdtemp(prefix="pmsd-asuser-", dir="/tmp"))
-    top.chmod(0o755)
-    home = top / "nobody"
-    home.mkdir()
-    os.chown(home, NOBODY.pw_uid, NOBODY.pw_gid)
-    yield home
-    shutil.rmtree(top)
 
 
 @pytest.fixture
