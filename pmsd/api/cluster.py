@@ -34,6 +34,7 @@ from pmsd.systemd.names import (
     listener_unit,
     socket_unit,
 )
+from pmsd.systemd.paths import journalctl_command
 from pmsd.systemd.states import RUNNING_STATES, UP_STATES, ActiveState, ServiceState, UnitListing
 
 START_TIMEOUT_S = 30.0
@@ -79,7 +80,7 @@ def launch(ctx: Context, records: Sequence[AppRecord]) -> None:
         if state is None or state.active_state not in UP_STATES:
             raise PmsdError(f"app {record.name!r} instance {record.instance} (id {record.pm_id}) failed to start: "
                             f"{_failure(manager, record, state)}",
-                            f"see `journalctl {ctx.scope_flag}-unit {record.unit}` (or `pmsd logs {record.pm_id}`)")
+                            f"see `{journalctl_command(ctx.user, record.unit)}` (or `pmsd logs {record.pm_id}`)")
 
 
 def _wait_started(manager: Manager, unit: str, spec: AppSpec, what: str) -> ServiceState | None:

@@ -17,7 +17,7 @@ from pmsd.state.paths import socket_path
 from pmsd.systemd.bus import UnitGone
 from pmsd.systemd.jobs import stop_and_wait
 from pmsd.systemd.names import GOD_UNIT
-from pmsd.systemd.paths import runtime_unit_dir
+from pmsd.systemd.paths import journalctl_command, runtime_unit_dir
 from pmsd.systemd.states import ActiveState, ServiceState
 
 GOD_START_S = 5.0  # how long a command waits for a god it had to start
@@ -107,7 +107,7 @@ def _wait_started(ctx: Context, timeout: float) -> None:
         if failure is not None or time.monotonic() > deadline:
             detail = failure or f"still {state.active_state if state else 'not loaded'} after {timeout:g} s"
             raise PmsdError(f"pmsd's god daemon cannot start: {detail}",
-                            f"see `journalctl {ctx.scope_flag}-unit {GOD_UNIT}`")
+                            f"see `{journalctl_command(ctx.user, GOD_UNIT)}`")
         time.sleep(0.01)
 
 
@@ -138,7 +138,7 @@ def start_and_wait(ctx: Context, timeout: float = 15.0) -> None:
         except (FileNotFoundError, ConnectionRefusedError):
             if time.monotonic() > deadline:
                 raise PmsdError(f"pmsd's god daemon did not open {path} within {timeout:g} s",
-                                f"see `journalctl {ctx.scope_flag}-unit {GOD_UNIT}`") from None
+                                f"see `{journalctl_command(ctx.user, GOD_UNIT)}`") from None
             time.sleep(0.02)
 
 

@@ -40,3 +40,8 @@ LINGER_DIR = "/var/lib/systemd/linger"
 
 def lingering(user_name: str, linger_dir: str = LINGER_DIR) -> bool:
     return os.path.exists(os.path.join(linger_dir, user_name))
+
+
+def journalctl_command(user: bool, unit: str) -> str:
+    """How to read a unit's journal: `--user-unit` for a user manager's units, `-u` for the system's."""
+    return f"journalctl {'--user-unit' if user else '-u'} {unit}"
