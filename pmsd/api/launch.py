@@ -17,6 +17,7 @@ from pmsd.context import Context
 from pmsd.definition.cron import on_calendar
 from pmsd.definition.environment import app_environment, runs_as_another_user
 from pmsd.definition.units import transient_properties
+from pmsd.definition.unitvalues import exec_argv
 from pmsd.errors import PmsdError
 from pmsd.model.record import AppRecord, RegistryData, now_ms
 from pmsd.model.spec import AppSpec, UnitInputs
@@ -117,7 +118,9 @@ def ensure_cron(ctx: Context, record: AppRecord) -> None:
     scope = () if ctx.user else ("--system",)
     start_timer(manager, TimerJob(
         timer=timer, service=cron_service_unit(record.name), on_calendar=tuple(on_calendar(pattern)),
-        command=(sys.executable, "-m", "pmsd", *scope, "restart", record.name),
+        # "--": a name starting with "-" is the target, not an option (issue 11, 8a). exec_argv: systemd would
+        # replace $NAME and ${NAME} in it from the environment.
+        command=(sys.executable, "-m", "pmsd", *scope, "restart", "--", *exec_argv([record.name])),
         environment=(f"PMSD_STATE_DIR={ctx.state_dir}", "PMSD_NO_GOD=1"),
         description=description, service_description=f"pmsd cron restart of app {record.name}",
     ))

@@ -4,7 +4,12 @@ and key.
 
 `build_spec` runs one step per concern, in a fixed order (the order decides which error a broken definition
 reports first): parse every key, then the environment, cwd, program, name, namespace, cluster mode and port,
-watch paths and log paths. Every other option reaches the `AppSpec` unchanged from its parser.
+watch paths and log paths, and last the unit text. Every other option reaches the `AppSpec` unchanged from its
+parser.
+
+Nothing a user writes reaches a systemd unit unchecked (issue 11): the parsers refuse what systemd could not
+read back (pmsd.definition.unitvalues), and the values computed here (cwd, the program, log paths, the name)
+are checked once computed, all before anything is created.
 """
 
 from __future__ import annotations
@@ -17,6 +22,14 @@ from typing import Any
 from pmsd.definition.interpreter import Program, resolve_program
 from pmsd.definition.parsers import parse_port, port_number
 from pmsd.definition.settings import ALIASES, NOT_YET_HONOURED, SETTINGS, SETTINGS_BY_KEY
+from pmsd.definition.units import unit_text_problem
+from pmsd.definition.unitvalues import (
+    argument_problem,
+    exec_path_problem,
+    path_problem,
+    plain_value_problem,
+    unicode_problem,
+)
 from pmsd.errors import UsageError
 from pmsd.model.spec import AppSpec, Source
 from pmsd.systemd.names import check_app_name
@@ -32,6 +45,7 @@ COMPUTED_FIELDS = frozenset({
 PASSTHROUGH_KEYS = frozenset(
     ({setting.key for setting in SETTINGS} & {field.name for field in fields(AppSpec)}) - COMPUTED_FIELDS)
 LOG_KEYS = ("out_file", "error_file", "log_file")
+PATH_HINT = "use a path without control characters, spaces at its ends or a trailing backslash"
 
 
 def build_spec(
@@ -53,12 +67,14 @@ def build_spec(
         env.setdefault("PORT", str(port_number(port)))
     watch = _watch_paths(values, cwd)
     out_file, error_file, log_file = (_log_path(values, key, cwd, app) for key in LOG_KEYS)
-    return AppSpec(
+    spec = AppSpec(
         name=name, script=program.script, interpreter=program.interpreter, exec_path=program.exec_path,
         argv=program.argv, cwd=cwd, namespace=namespace, env=env, exec_mode=exec_mode, port=port, watch=watch,
         out_file=out_file, error_file=error_file, log_file=log_file,
         **{key: values[key] for key in PASSTHROUGH_KEYS if key in values},
     )
+    _check_unit_text(spec, app)
+    return spec
 
 
 @dataclass(frozen=True)
@@ -98,7 +114,7 @@ def _parse_keys(raw: Mapping[str, object], app: _App, warn: list[str]) -> dict[s
         try:
             values[key] = setting.parse(value)
         except ValueError as error:
-            raise app.fail(raw_key, str(error)) from None
+            raise app.fail(raw_key, str(error), getattr(error, "hint", None)) from None
     _warn_ignored_keys(app, unknown, ignored, warn)
     return values
 
@@ -128,29 +144,56 @@ def _environment(values: Mapping[str, Any], raw: Mapping[str, object], env_name:
 
 def _working_directory(values: Mapping[str, Any], app: _App) -> str:
     """cwd, relative to the ecosystem file's directory (or the current directory); it must exist."""
-    cwd = os.path.normpath(os.path.join(app.source.base_dir, os.path.expanduser(values.get("cwd") or ".")))
+    cwd = _normalized(os.path.join(app.source.base_dir, os.path.expanduser(values.get("cwd") or ".")))
     if not os.path.isdir(cwd):
         raise app.fail("cwd", f"{cwd} is not a directory")
+    problem = path_problem(cwd)  # WorkingDirectory=
+    if problem is not None:
+        raise app.fail("cwd", f"systemd cannot take this working directory: {problem}", PATH_HINT)
     return cwd
+
+
+def _normalized(path: str) -> str:
+    """os.path.normpath, and one leading slash where POSIX lets it keep two (systemd simplifies "//" to "/")."""
+    path = os.path.normpath(path)
+    return "/" + path.lstrip("/") if path.startswith("//") else path
 
 
 def _program(values: Mapping[str, Any], cwd: str, path_env: str | None, app: _App) -> Program:
     """What systemd executes: the script, its interpreter and their arguments, found on the app's PATH."""
     try:
-        return resolve_program(
+        program = resolve_program(
             values["script"], cwd, values.get("interpreter"), values.get("interpreter_args", ()),
             values.get("args", ()), path_env,
         )
     except UsageError as error:
         raise UsageError(f"{app.source.label}: {app.label}: {error.message}", error.hint) from None
+    key = "script" if program.interpreter == "none" else "interpreter"
+    problem = exec_path_problem(program.exec_path)  # ExecStart='s program
+    if problem is not None:
+        raise app.fail(key, f"systemd cannot execute this program: {problem}",
+                       "rename it, or run it through a symlink whose path systemd takes")
+    problem = argument_problem(program.script)  # the script is an argument of its interpreter
+    if problem is not None:
+        raise app.fail("script", problem, "rename it")
+    return program
 
 
 def _name(values: Mapping[str, Any], script: str, app: _App) -> str:
     name: str = values.get("name") or _default_name(script)
+    problem = unicode_problem(name)  # before check_app_name, whose escaping cannot encode it
+    if problem is not None:
+        raise app.fail("name", f"app name {problem}", "choose a name in valid text")
     try:
         check_app_name(name)
     except UsageError as error:
         raise app.fail("name", error.message, error.hint) from None
+    # Description= and SyslogIdentifier= hold the name as a plain value (C1 control characters pass
+    # check_app_name, which refuses C0 and DEL).
+    problem = plain_value_problem(name)
+    if problem is not None:
+        raise app.fail("name", f"app name {problem}",
+                       "choose a printable name without spaces at its ends or a trailing backslash")
     return name
 
 
@@ -198,9 +241,21 @@ def _log_path(values: Mapping[str, Any], key: str, cwd: str, app: _App) -> str |
     """PM2 log paths are relative to the app's cwd; systemd creates the file but not its directory."""
     if not values.get(key):
         return None
-    path = os.path.normpath(os.path.join(cwd, os.path.expanduser(values[key])))
+    path = _normalized(os.path.join(cwd, os.path.expanduser(values[key])))
     if os.path.isdir(path):
         raise app.fail(key, f"{path} is a directory; give a file path")
     if not os.path.isdir(os.path.dirname(path)):
         raise app.fail(key, f"directory {os.path.dirname(path)} does not exist", "create it first")
+    problem = path_problem(path)  # StandardOutput=append:PATH
+    if problem is not None:
+        raise app.fail(key, f"systemd cannot append to this file: {problem}", PATH_HINT)
     return path
+
+
+def _check_unit_text(spec: AppSpec, app: _App) -> None:
+    """The last check: every unit-file line the definition renders is one line systemd reads (the values are
+    checked above; what is left is a line too long, such as many long arguments)."""
+    found = unit_text_problem(spec)
+    if found is not None:
+        key, problem = found
+        raise app.fail(key, f"systemd cannot take this definition: {problem}", "shorten it")

@@ -43,7 +43,7 @@ def resolve_program(
         found = shutil.which(script, path=path_env)
         if found is None:
             raise UsageError(f"script not found: {script!r} is neither a file in {cwd} nor a command on PATH")
-        script_path = found
+        script_path = os.path.abspath(found)  # a relative PATH entry finds a relative path; systemd wants it absolute
     wanted = interpreter if interpreter is not None else _interpreter_for(script_path, is_file)
     if wanted == "none":
         if not os.access(script_path, os.X_OK):

@@ -1,7 +1,8 @@
 """Value parsers for the settings table (pmsd.definition.settings).
 
 A parser turns a value from JSON/YAML/TOML/JS or the command line into pmsd's typed value, or raises
-ValueError whose text completes the sentence "<file>: app 'x' key 'k': ...".
+ValueError whose text completes the sentence "<file>: app 'x' key 'k': ..." (a ValueHint also says what to do).
+Values that reach a systemd unit are checked here against what systemd accepts (pmsd.definition.unitvalues).
 """
 
 from __future__ import annotations
@@ -14,15 +15,43 @@ import shlex
 from collections.abc import Mapping
 
 from pmsd.definition.cron import CronError, on_calendar
+from pmsd.definition.unitvalues import argument_problem, text_problem, user_group_problem
 
 U32_MAX = 2**32 - 1
 MS_MAX = 2**63 // 1000 - 1  # durations travel as microseconds in a uint64
+
+
+class ValueHint(ValueError):
+    """A ValueError that also says what to do (the UsageError's hint)."""
+
+    def __init__(self, problem: str, hint: str) -> None:
+        super().__init__(problem)
+        self.hint = hint
 
 
 def parse_str(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"expected a string, got {describe_value(value)}")
     return str(value)
+
+
+def parse_text(value: object) -> str:
+    """A string that can be written into a systemd unit: no control characters (pmsd.definition.unitvalues)."""
+    text = parse_str(value)
+    problem = text_problem(text)
+    if problem is not None:
+        raise ValueHint(problem, "remove it: a unit file holds one setting per line")
+    return text
+
+
+def parse_user_group(value: object) -> str:
+    """User= or Group=: a name systemd's valid_user_group_name() accepts, or a numeric id."""
+    text = parse_str(value)
+    problem = user_group_problem(text)
+    if problem is not None:
+        raise ValueHint(problem, "give an existing user or group name (no control characters, ':' or '/', "
+                        "spaces at its ends or trailing backslash), or a numeric id")
+    return text
 
 
 def parse_bool(value: object) -> bool:
@@ -140,6 +169,9 @@ def parse_patterns(value: object) -> tuple[str, ...]:
 def parse_cron(value: object) -> str:
     """A cron pattern (5 or 6 fields, or @daily and friends), checked now rather than when it fires."""
     text = parse_str(value).strip()
+    problem = text_problem(text)  # the pattern is named in the timer's Description=
+    if problem is not None:
+        raise ValueError(f"invalid cron pattern: {problem}")
     try:
         on_calendar(text)
     except CronError as error:
@@ -189,6 +221,10 @@ def parse_port(value: object) -> str:
             address = ipaddress.ip_address(bare)
         except ValueError:
             raise ValueError(f"{host!r} is not an IP address (systemd's ListenStream= takes no host names)") from None
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+            # Python takes any text after "%" as the zone, and it would reach the socket unit's ListenStream=.
+            raise ValueHint(f"{host!r}: an IPv6 zone (%{address.scope_id}) is not supported",
+                            "give the address without its zone")
         host = f"[{address}]" if address.version == 6 else str(address)
         return f"{host}:{int(port_text)}"
     return str(int(port_text))
@@ -209,12 +245,18 @@ def parse_argv(value: object) -> tuple[str, ...]:
     """Arguments as a list, or one string split the way a shell would (PM2 accepts both)."""
     if isinstance(value, str):
         try:
-            return tuple(shlex.split(value))
+            words = tuple(shlex.split(value))
         except ValueError as error:
             raise ValueError(f"cannot split {value!r} into arguments: {error}") from None
-    if isinstance(value, list):
-        return tuple(parse_str(item) for item in value)
-    raise ValueError(f"expected a string or a list of strings, got {describe_value(value)}")
+    elif isinstance(value, list):
+        words = tuple(parse_str(item) for item in value)
+    else:
+        raise ValueError(f"expected a string or a list of strings, got {describe_value(value)}")
+    for word in words:
+        problem = argument_problem(word)
+        if problem is not None:
+            raise ValueError(problem)
+    return words
 
 
 def parse_env(value: object) -> dict[str, str]:

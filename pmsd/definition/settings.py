@@ -12,7 +12,6 @@ from this table.
 from __future__ import annotations
 
 import os
-import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 from pmsd.definition.parsers import MAX_INSTANCES as MAX_INSTANCES
 from pmsd.definition.parsers import MS_MAX as MS_MAX
 from pmsd.definition.parsers import U32_MAX as U32_MAX
+from pmsd.definition.parsers import ValueHint as ValueHint
 from pmsd.definition.parsers import describe_value as describe_value
 from pmsd.definition.parsers import parse_argv as parse_argv
 from pmsd.definition.parsers import parse_argv_list as parse_argv_list
@@ -41,9 +41,13 @@ from pmsd.definition.parsers import parse_patterns as parse_patterns
 from pmsd.definition.parsers import parse_port as parse_port
 from pmsd.definition.parsers import parse_positive_duration_ms as parse_positive_duration_ms
 from pmsd.definition.parsers import parse_str as parse_str
+from pmsd.definition.parsers import parse_text as parse_text
+from pmsd.definition.parsers import parse_user_group as parse_user_group
 from pmsd.definition.parsers import parse_watch as parse_watch
 from pmsd.definition.parsers import port_number as port_number
 from pmsd.definition.preload import NODE_PRELOAD
+from pmsd.definition.unitvalues import env_file_problem, exec_argv, exec_line, glob_escape, literal
+from pmsd.errors import UsageError
 from pmsd.model.spec import AppSpec, UnitInputs
 
 SYSTEMD_FLOOR = 252  # Debian 12; the oldest manager pmsd supports
@@ -74,28 +78,31 @@ def _usec_text(usec: int) -> str:
     return f"{usec // 1000}ms" if usec % 1_000_000 else f"{usec // 1_000_000}s"
 
 
-def _literal(value: object) -> str:
-    """Unit-file text for a value systemd would otherwise expand "%" specifiers in (systemd.unit(5))."""
-    return str(value).replace("%", "%%")
+# Every value from a definition is checked (pmsd.definition.parsers, pmsd.definition.build) before it gets here;
+# rendering only writes it the way systemd reads it back (pmsd.definition.unitvalues).
+_literal = literal  # "%" doubled: plain values (Description=, WorkingDirectory=, User=, append:PATH)
 
 
 def _exec_text(value: list[tuple[str, list[str], bool]]) -> str:
     path, argv, _ = value[0]
-    # A unit file's ExecStart= names the program, then argv[1:]; argv[0] is the path again unless "@" is used.
-    return " ".join(_quote_unit_word(word) for word in [path, *argv[1:]])
+    # argv is already as systemd takes it ("$" doubled, _exec_start); the line quotes each word.
+    return exec_line(path, argv)
 
 
-_C_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+def check_env_file(path: str) -> None:
+    """An env file lives under pmsd's state directory (PMSD_STATE_DIR, XDG_STATE_HOME), which must be one systemd
+    can name in EnvironmentFile=."""
+    problem = env_file_problem(path)
+    if problem is not None:
+        raise UsageError(f"pmsd's environment file {problem}",
+                         "set PMSD_STATE_DIR (or XDG_STATE_HOME) to a plain absolute path")
 
 
-def _quote_unit_word(word: str) -> str:
-    if word and re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", word):
-        return word.replace("%", "%%")
-    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
-    # Quoted words take C escapes (systemd.syntax(7)), so control characters cannot split the line.
-    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: _C_ESCAPES.get(m.group(0), f"\\x{ord(m.group(0)):02x}"),
-                     escaped)
-    return f'"{escaped}"'
+def _env_files(inputs: UnitInputs) -> list[tuple[str, bool]]:
+    """EnvironmentFile= is a glob (unitvalues): the path is escaped so that it matches only itself."""
+    if inputs.env_file:  # check_scope renders without one
+        check_env_file(inputs.env_file)
+    return [(glob_escape(inputs.env_file), False)]
 
 
 def _start_limit_burst(inputs: UnitInputs) -> int:
@@ -122,7 +129,8 @@ def _exec_start(inputs: UnitInputs) -> list[tuple[str, list[str], bool]]:
         # pmsd's preload gives unmodified Node apps what PM2's cluster mode and IPC channel gave them: listen()
         # on the app's port takes the socket systemd passed, and process.send('ready') notifies systemd.
         argv[1:1] = ["--require", NODE_PRELOAD]
-    return [(inputs.spec.exec_path, argv, False)]
+    # systemd replaces $NAME and ${NAME} in argv when it executes the program (unitvalues); PM2 does not.
+    return [(inputs.spec.exec_path, exec_argv(argv), False)]
 
 
 def is_node(interpreter: str) -> bool:
@@ -192,7 +200,7 @@ SETTINGS: tuple[Setting, ...] = (
             (Directive("Description", "Description", "s", lambda i: f"pmsd app {i.spec.name}", _literal),
              Directive("SyslogIdentifier", "SyslogIdentifier", "s", lambda i: i.spec.name, _literal)),
             flag="--name", short="-n"),
-    Setting("script", parse_str, None, "Script or command to run (a file path, or a program on PATH).",
+    Setting("script", parse_text, None, "Script or command to run (a file path, or a program on PATH).",
             (Directive("ExecStart", "ExecStart", "a(sasb)", _exec_start, _exec_text),
              # Type=exec: the start job finishes once execve() succeeded, so `pmsd start` reports a
              # program that cannot run, and returns only when the app's own code is running. wait_ready
@@ -210,21 +218,20 @@ SETTINGS: tuple[Setting, ...] = (
                        lambda i: LOG_RATE_LIMIT_BURST if i.system else None, str))),
     Setting("args", parse_argv, (), "Arguments passed to the script (a list, or one string).",
             flag="-- <args>"),
-    Setting("interpreter", parse_str, None,
+    Setting("interpreter", parse_text, None,
             "Program that runs the script; 'none' runs it directly. Chosen by extension when unset.",
             aliases=("exec_interpreter",), flag="--interpreter"),
     Setting("interpreter_args", parse_argv, (), "Arguments for the interpreter.",
             aliases=("node_args",), flag="--interpreter-args"),
-    Setting("cwd", parse_str, None, "Working directory; defaults to the ecosystem file's directory or the "
+    Setting("cwd", parse_text, None, "Working directory; defaults to the ecosystem file's directory or the "
             "current directory.",
             (Directive("WorkingDirectory", "WorkingDirectory", "s", lambda i: i.spec.cwd, _literal),),
             flag="--cwd"),
-    Setting("namespace", parse_str, "default", "Namespace the app belongs to.", flag="--namespace"),
+    Setting("namespace", parse_text, "default", "Namespace the app belongs to.", flag="--namespace"),
     Setting("env", parse_env, {}, "Environment variables, layered over the environment `pmsd start` ran in. "
             "Kept in an owner-only file (EnvironmentFile=), never in unit properties, which any local user "
             "can read over D-Bus.",
-            (Directive("EnvironmentFile", "EnvironmentFiles", "a(sb)",
-                       lambda i: [(i.env_file, False)], lambda v: _literal(v[0][0])),)),
+            (Directive("EnvironmentFile", "EnvironmentFiles", "a(sb)", _env_files, lambda v: _literal(v[0][0])),)),
     Setting("autorestart", parse_bool, True, "Restart the app whenever it exits (except stop_exit_codes).",
             (Directive("Restart", "Restart", "s", lambda i: "always" if i.spec.autorestart else "no", str),),
             flag="--no-autorestart", flag_help="Do not restart the app when it exits."),
@@ -253,26 +260,26 @@ SETTINGS: tuple[Setting, ...] = (
             (Directive("TimeoutStopSec", "TimeoutStopUSec", "t", lambda i: i.spec.kill_timeout * 1000,
                        _usec_text),),
             flag="--kill-timeout"),
-    Setting("user", parse_str, None, "User to run the app as (system mode only).",
+    Setting("user", parse_user_group, None, "User to run the app as (system mode only).",
             (Directive("User", "User", "s", lambda i: i.spec.user, _literal, system_only=True),),
             aliases=("uid",)),
-    Setting("group", parse_str, None, "Group to run the app as (system mode only).",
+    Setting("group", parse_user_group, None, "Group to run the app as (system mode only).",
             (Directive("Group", "Group", "s", lambda i: i.spec.group, _literal, system_only=True),),
             aliases=("gid",)),
-    Setting("out_file", parse_str, None, "File the app's stdout is appended to, instead of the journal "
+    Setting("out_file", parse_text, None, "File the app's stdout is appended to, instead of the journal "
             "(relative to cwd). systemd opens it; no process sits between the app and the file.",
             (Directive("StandardOutput", "StandardOutputFileToAppend", "s", lambda i: _stdout_file(i.spec),
                        lambda v: f"append:{_literal(v)}"),
              Directive("StandardOutput", "StandardOutput", "s",
                        lambda i: "null" if i.spec.disable_logs else None, str)),
             aliases=("output", "out_log"), flag="--output", short="-o"),
-    Setting("error_file", parse_str, None, "File the app's stderr is appended to, instead of the journal. "
+    Setting("error_file", parse_text, None, "File the app's stderr is appended to, instead of the journal. "
             "The only way to keep stderr apart: in the journal both streams share one connection.",
             (Directive("StandardError", "StandardErrorFileToAppend", "s", lambda i: _stderr_file(i.spec),
                        lambda v: f"append:{_literal(v)}"),
              Directive("StandardError", "StandardError", "s", lambda i: _stderr_kind(i.spec), str)),
             aliases=("error", "err_file", "err_log"), flag="--error", short="-e"),
-    Setting("log_file", parse_str, None, "One file for stdout and stderr together (used when neither "
+    Setting("log_file", parse_text, None, "One file for stdout and stderr together (used when neither "
             "out_file nor error_file is set: systemd cannot write one stream to two files).",
             aliases=("log",), flag="--log", short="-l"),
     Setting("disable_logs", parse_bool, False, "Discard the app's output (StandardOutput=null).",
@@ -315,7 +322,7 @@ SETTINGS: tuple[Setting, ...] = (
             "socket unit shared by every instance (LISTEN_FDS=1, fd 3). Defaults to env.PORT; Node apps' "
             "listen(PORT) takes it unchanged.",
             (Directive("ListenStream", "Listen", "a(ss)", lambda i: [("Stream", i.spec.port)] if i.spec.port else None,
-                       lambda v: v[0][1], unit_type="socket"),
+                       lambda v: _literal(v[0][1]), unit_type="socket"),
              Directive("Environment", "Environment", "as", _listen_port_env, lambda v: " ".join(v))),
             flag="--port"),
     Setting("wait_ready", parse_bool, False, "The app says when it is ready (Node: process.send('ready'); any "

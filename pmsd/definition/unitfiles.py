@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import sys
 
-from pmsd.definition.settings import _literal
+from pmsd.definition.settings import check_env_file
 from pmsd.definition.units import assignments
+from pmsd.definition.unitvalues import glob_escape, literal
 from pmsd.model.spec import UnitInputs
 from pmsd.systemd.names import escape_name, instance_env_file_name, listener_unit, socket_unit, template_unit
 
@@ -46,18 +47,25 @@ def render_cluster_units(inputs: UnitInputs, version: int) -> dict[str, str]:
     for assignment in assignments(inputs, version):
         if assignment.directive.name in _TEMPLATED:
             continue
-        line = f"{assignment.directive.name}={assignment.text}"
+        line = assignment.line
         (unit_lines if assignment.directive.name in _UNIT_SECTION else service_lines).append(line)
     socket = socket_unit(spec.name) if spec.port else None
-    # The env file name holds the escaped app name, which never contains "%" (escape_name writes it \x25):
-    # only the directory needs specifier escaping, and "%i" stays a specifier.
-    env_file = _literal(os.path.dirname(inputs.env_file)) + "/" + instance_env_file_name(spec.name, "%i")
-    common = {"name": spec.name, "escaped": escape_name(spec.name), "description": _literal(spec.name),
+    common = {"name": spec.name, "escaped": escape_name(spec.name), "description": literal(spec.name),
               "socket": socket, "listener": listener_unit(spec.name), "template": template_unit(spec.name)}
     files = {template_unit(spec.name): environment.get_template("instance.service.j2").render(
-        unit_lines=unit_lines, service_lines=service_lines, env_file=env_file, **common)}
+        unit_lines=unit_lines, service_lines=service_lines, env_file=_instance_env_file(inputs), **common)}
     if socket is not None:
-        socket_lines = [f"{a.directive.name}={a.text}" for a in assignments(inputs, version, unit_type="socket")]
+        socket_lines = [a.line for a in assignments(inputs, version, unit_type="socket")]
         files[socket] = environment.get_template("app.socket.j2").render(socket_lines=socket_lines, **common)
         files[listener_unit(spec.name)] = environment.get_template("listener.service.j2").render(**common)
     return files
+
+
+def _instance_env_file(inputs: UnitInputs) -> str:
+    """The template's EnvironmentFile=, one file per instance. systemd expands it as a glob, where the "\\" of the
+    escaped app name (escape_name writes " " as \\x20) and any "*?[\\" of the state directory would not match
+    themselves: both are glob-escaped (pmsd.definition.unitvalues). The name never holds "%" (escape_name writes
+    \\x25), so only the directory needs specifier escaping, and "%i" stays a specifier."""
+    check_env_file(inputs.env_file)
+    directory = literal(glob_escape(os.path.dirname(inputs.env_file)))
+    return directory + "/" + glob_escape(instance_env_file_name(inputs.spec.name, "%i"))

@@ -1,12 +1,17 @@
 """Turn an app definition into systemd settings, from the settings table: transient D-Bus properties
 for StartTransientUnit, and the equivalent unit-file text (for `pmsd describe`, golden tests, and units
-that cannot be transient)."""
+that cannot be transient).
+
+The values were checked when the definition was built (pmsd.definition.build); every line is checked once more
+as it is rendered (pmsd.definition.unitvalues.line_problem), transient properties included: systemd writes
+those into a unit file too, which a daemon-reload reads back."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from pmsd.definition.settings import SETTINGS, Directive, Setting
+from pmsd.definition.unitvalues import line_problem
 from pmsd.errors import UsageError
 from pmsd.model.spec import AppSpec, UnitInputs
 from pmsd.systemd.properties import UnitProperty
@@ -21,6 +26,17 @@ class Assignment:
     @property
     def text(self) -> str:
         return self.directive.render(self.value)
+
+    @property
+    def line(self) -> str:
+        """The unit-file line, refused if systemd could not read it back as this one line."""
+        self.check()
+        return f"{self.directive.name}={self.text}"
+
+    def check(self) -> None:
+        problem = line_problem(f"{self.directive.name}={self.text}")
+        if problem is not None:
+            raise UsageError(f"{self.setting.key!r} cannot be written into a systemd unit: {problem}")
 
 
 def check_scope(spec: AppSpec, system: bool) -> None:
@@ -59,7 +75,25 @@ def assignments(inputs: UnitInputs, version: int, unit_type: str = "service",
 
 
 def transient_properties(inputs: UnitInputs, version: int) -> list[UnitProperty]:
-    return [UnitProperty(a.directive.dbus_name, a.directive.signature, a.value) for a in assignments(inputs, version)]
+    properties = []
+    for assignment in assignments(inputs, version):
+        # systemd writes every property into the transient unit's file (see the module docstring).
+        assignment.check()
+        properties.append(UnitProperty(assignment.directive.dbus_name, assignment.directive.signature,
+                                       assignment.value))
+    return properties
+
+
+def unit_text_problem(spec: AppSpec) -> tuple[str, str] | None:
+    """(setting key, problem) of the first unit-file line the definition would render that systemd could not read
+    back as that one line, or None. Rendered for the system manager, so that every directive is in."""
+    inputs = UnitInputs(spec, env_file="", system=True)
+    for unit_type in ("service", "socket"):
+        for assignment in assignments(inputs, version=0, unit_type=unit_type, check_version=False):
+            problem = line_problem(f"{assignment.directive.name}={assignment.text}")
+            if problem is not None:
+                return assignment.setting.key, problem
+    return None
 
 
 _UNIT_SECTION = frozenset({"Description", "StartLimitBurst", "StartLimitIntervalSec"})
@@ -70,6 +104,6 @@ def render_unit_file(inputs: UnitInputs, version: int) -> str:
     unit_lines: list[str] = []
     service_lines: list[str] = []
     for assignment in assignments(inputs, version):
-        line = f"{assignment.directive.name}={assignment.text}"
+        line = assignment.line
         (unit_lines if assignment.directive.name in _UNIT_SECTION else service_lines).append(line)
     return "[Unit]\n" + "\n".join(unit_lines) + "\n\n[Service]\n" + "\n".join(service_lines) + "\n"

@@ -63,7 +63,8 @@ def test_specifiers_in_names_and_paths_are_escaped() -> None:
     text = render_cluster_units(UnitInputs(spec, "/state/%h/env/0.env"), SYSTEMD_FLOOR)["pmsd-100\\x25@.service"]
     assert "Description=pmsd app 100%% (instance %i)" in text.splitlines()
     assert "WorkingDirectory=/srv/a%%b" in text.splitlines()
-    assert "EnvironmentFile=/state/%%h/env/pmsd-100\\x25@%i.env" in text.splitlines()
+    # EnvironmentFile= is a glob: the escaped name's backslash is itself escaped, or it would match "x25".
+    assert "EnvironmentFile=/state/%%h/env/pmsd-100\\\\x25@%i.env" in text.splitlines()
 
 
 def test_write_units_reports_only_changed_files(tmp_path: os.PathLike[str]) -> None:
