@@ -16,15 +16,18 @@ from pmsd.api import cluster
 from pmsd.context import Context
 from pmsd.definition.cron import on_calendar
 from pmsd.definition.environment import app_environment, runs_as_another_user
+from pmsd.definition.settings import stderr_file, stdout_file
 from pmsd.definition.units import transient_properties
 from pmsd.definition.unitvalues import exec_argv
-from pmsd.errors import PmsdError
+from pmsd.errors import ExitStatus, PmsdError
+from pmsd.linux.asuser import identity_of, open_as
 from pmsd.model.record import AppRecord, RegistryData, now_ms
 from pmsd.model.spec import AppSpec, UnitInputs
 from pmsd.model.status import exit_detail
 from pmsd.state.envfiles import read_env_file, write_env_file
 from pmsd.systemd.jobs import TimerJob, start_timer, stop_and_collect, stop_and_reset_quietly
 from pmsd.systemd.names import cron_service_unit, cron_timer_unit
+from pmsd.systemd.paths import journalctl_command
 from pmsd.systemd.states import ActiveState
 
 STOP_GRACE_S = 5.0  # on top of kill_timeout, for systemd to reap and collect the unit
@@ -82,10 +85,15 @@ def launch(ctx: Context, record: AppRecord) -> None:
     """Create a fork app's transient unit and wait until the app's program is executing."""
     manager = ctx.manager
     unit = record.unit
-    inputs = UnitInputs(record.spec, ctx.registry.record_env_file(record), system=not ctx.user)
-    properties = transient_properties(inputs, manager.version)
-    stop_and_collect(manager, unit, LEFTOVER_STOP_S)  # make room: an errored unit of an earlier run keeps the name
-    manager.start_transient(unit, properties)
+    log_fds = open_log_files(ctx, record.spec)
+    try:
+        inputs = UnitInputs(record.spec, ctx.registry.record_env_file(record), system=not ctx.user, log_fds=log_fds)
+        properties = transient_properties(inputs, manager.version)
+        stop_and_collect(manager, unit, LEFTOVER_STOP_S)  # make room: an errored unit of an earlier run keeps it
+        manager.start_transient(unit, properties)  # systemd keeps its own copies of the descriptors
+    finally:
+        for fd in log_fds.values():
+            os.close(fd)
     state = manager.wait_until(unit, lambda s: s is None or not s.has_job, START_TIMEOUT_S, "the start job")
     ensure_cron(ctx, record)
     if state is None or state.active_state == ActiveState.FAILED:
@@ -93,8 +101,36 @@ def launch(ctx: Context, record: AppRecord) -> None:
         stop_and_collect(manager, unit, LEFTOVER_STOP_S)
         raise PmsdError(
             f"app {record.name!r} failed to start: {detail}",
-            f"see `journalctl {ctx.scope_flag}-unit {unit}` (or `pmsd logs {record.name}`)",
+            f"see `{journalctl_command(ctx.user, unit)}` (or `pmsd logs {record.name}`)",
         )
+
+
+def open_log_files(ctx: Context, spec: AppSpec) -> dict[str, int]:
+    """The log files of an app that runs as another user, opened (and created, as that user) with that user's
+    rights: systemd would open the paths as root, following a symlink the user put there, and create a file
+    owned by root wherever the path points (systemd.exec(5), StandardOutput=append:). Empty for other apps,
+    whose files systemd opens."""
+    if spec.user is None or not runs_as_another_user(spec.user, not ctx.user, os.getuid()):
+        return {}
+    paths = {stream: path for stream, path in (("out", stdout_file(spec)), ("err", stderr_file(spec))) if path}
+    if not paths:
+        return {}
+    try:
+        identity = identity_of(spec.user, spec.group)
+    except KeyError:
+        raise PmsdError(f"app {spec.name!r}: no user {spec.user!r} or group {spec.group!r} on this system",
+                        "create them, or fix `user`/`group`") from None
+    fds: dict[str, int] = {}
+    try:
+        for stream, path in paths.items():
+            fds[stream] = open_as(identity, path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOCTTY, 0o640)
+    except OSError as error:
+        for fd in fds.values():
+            os.close(fd)
+        raise PmsdError(f"app {spec.name!r}: user {spec.user} cannot write its log file {error.filename}: "
+                        f"{error.strerror}", f"the file and its directory must be writable by {spec.user}",
+                        ExitStatus.PERMISSION) from None
+    return fds
 
 
 def ensure_cron(ctx: Context, record: AppRecord) -> None:

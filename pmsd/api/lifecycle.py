@@ -30,7 +30,7 @@ from pmsd.api.targets import resolve_targets
 from pmsd.context import Context
 from pmsd.definition.build import build_spec
 from pmsd.definition.ecosystem import is_ecosystem_file, load_apps
-from pmsd.definition.units import check_scope
+from pmsd.definition.units import check_log_files, check_scope
 from pmsd.errors import NotFoundError, PmsdError, UsageError
 from pmsd.model.counters import counters_for
 from pmsd.model.record import AppRecord, RegistryData
@@ -97,6 +97,7 @@ def _start(ctx: Context, target: str, options: StartOptions) -> list[Outcome]:
     spec = build_spec(raw, Source(COMMAND_LINE, os.getcwd()), options.env_name, ctx.environ.get("PATH"),
                       ctx.warnings)
     check_scope(spec, system=not ctx.user)
+    check_log_files(spec, not ctx.user, os.getuid())
     ensure_god(ctx)
     with ctx.registry.transaction() as data:
         existing = data.instances_of(spec.name)
@@ -126,6 +127,7 @@ def _ecosystem_specs(ctx: Context, path: str, options: StartOptions) -> list[App
         specs = [spec for spec in specs if spec.name in options.only]
     for spec in specs:
         check_scope(spec, system=not ctx.user)
+        check_log_files(spec, not ctx.user, os.getuid())
     return specs
 
 
@@ -239,7 +241,8 @@ def _reload_record(ctx: Context, record: AppRecord, update_env: bool, rolling: b
 def scale(ctx: Context, target: str, request: str) -> list[Outcome]:
     """`pmsd scale <app> <N|+N|-N>`: start or remove instances; the others are left running. A fork app
     becomes a cluster of instances (its one process is restarted as instance 0)."""
-    _scale_request(ctx.registry.read(), target, request)  # refused before any effect
+    records, wanted = _scale_request(ctx.registry.read(), target, request)  # refused before any effect
+    check_log_files(replace(records[0].spec, instances=wanted), not ctx.user, os.getuid())
     ensure_god(ctx)
     with ctx.registry.transaction() as data:
         records, wanted = _scale_request(data, target, request)

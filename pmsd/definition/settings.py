@@ -152,13 +152,13 @@ def _memory_max(inputs: UnitInputs) -> int | None:
     return inputs.spec.memory_max
 
 
-def _stdout_file(spec: AppSpec) -> str | None:
+def stdout_file(spec: AppSpec) -> str | None:
     if spec.disable_logs:
         return None
     return spec.out_file or (spec.log_file if not spec.error_file else None)
 
 
-def _stderr_file(spec: AppSpec) -> str | None:
+def stderr_file(spec: AppSpec) -> str | None:
     if spec.disable_logs:
         return None
     return spec.error_file or (spec.log_file if not spec.out_file else None)
@@ -169,7 +169,7 @@ def _stderr_kind(spec: AppSpec) -> str | None:
         return "null"
     # StandardError= defaults to "inherit", i.e. wherever stdout goes: when only stdout goes to a file,
     # stderr must be sent to the journal explicitly.
-    if _stdout_file(spec) and not _stderr_file(spec):
+    if stdout_file(spec) and not stderr_file(spec):
         return "journal"
     return None
 
@@ -268,15 +268,23 @@ SETTINGS: tuple[Setting, ...] = (
             aliases=("gid",)),
     Setting("out_file", parse_text, None, "File the app's stdout is appended to, instead of the journal "
             "(relative to cwd). systemd opens it; no process sits between the app and the file.",
-            (Directive("StandardOutput", "StandardOutputFileToAppend", "s", lambda i: _stdout_file(i.spec),
+            (Directive("StandardOutput", "StandardOutputFileToAppend", "s",
+                       lambda i: None if "out" in i.log_fds else stdout_file(i.spec),
                        lambda v: f"append:{_literal(v)}"),
+             # Opened by pmsd as the app's user, for an app that runs as another user: systemd would open the
+             # path itself, as root (systemd.exec(5), StandardOutput=), following whatever the user put there.
+             Directive("StandardOutput", "StandardOutputFileDescriptor", "h", lambda i: i.log_fds.get("out"),
+                       lambda _fd: "fd"),
              Directive("StandardOutput", "StandardOutput", "s",
                        lambda i: "null" if i.spec.disable_logs else None, str)),
             aliases=("output", "out_log"), flag="--output", short="-o"),
     Setting("error_file", parse_text, None, "File the app's stderr is appended to, instead of the journal. "
             "The only way to keep stderr apart: in the journal both streams share one connection.",
-            (Directive("StandardError", "StandardErrorFileToAppend", "s", lambda i: _stderr_file(i.spec),
+            (Directive("StandardError", "StandardErrorFileToAppend", "s",
+                       lambda i: None if "err" in i.log_fds else stderr_file(i.spec),
                        lambda v: f"append:{_literal(v)}"),
+             Directive("StandardError", "StandardErrorFileDescriptor", "h", lambda i: i.log_fds.get("err"),
+                       lambda _fd: "fd"),
              Directive("StandardError", "StandardError", "s", lambda i: _stderr_kind(i.spec), str)),
             aliases=("error", "err_file", "err_log"), flag="--error", short="-e"),
     Setting("log_file", parse_text, None, "One file for stdout and stderr together (used when neither "

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pmsd.definition.settings import SETTINGS, Directive, Setting
+from pmsd.definition.environment import runs_as_another_user
+from pmsd.definition.settings import SETTINGS, Directive, Setting, stderr_file, stdout_file
 from pmsd.definition.unitvalues import line_problem
 from pmsd.errors import UsageError
 from pmsd.model.spec import AppSpec, UnitInputs
@@ -46,6 +47,20 @@ def check_scope(spec: AppSpec, system: bool) -> None:
     if spec.port:
         assignments(UnitInputs(spec, env_file="", system=system), version=0, unit_type="socket",
                     check_version=False)
+
+
+def check_log_files(spec: AppSpec, system: bool, caller_uid: int) -> None:
+    """Cluster instances come from a template unit file, which can take no descriptors: systemd itself would
+    open their log files, as root, in a place the app's user controls. Refused for apps that run as another
+    user; fork apps get files pmsd opened with the user's rights (pmsd.api.launch.open_log_files)."""
+    files = [path for path in (stdout_file(spec), stderr_file(spec)) if path]
+    if spec.clustered and files and runs_as_another_user(spec.user, system, caller_uid):
+        raise UsageError(
+            f"app {spec.name!r}: cluster instances that run as {spec.user} cannot log to {files[0]}: systemd "
+            "would open it as root, in a place that user controls",
+            "leave out_file/error_file/log_file unset (the journal keeps every line: `pmsd logs`), or run the "
+            "app in fork mode",
+        )
 
 
 def assignments(inputs: UnitInputs, version: int, unit_type: str = "service",

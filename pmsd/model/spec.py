@@ -76,6 +76,9 @@ class UnitInputs:
     spec: AppSpec
     env_file: str
     system: bool = False  # for the system manager (some settings only mean something there)
+    # Log files pmsd opened itself, by stream ("out", "err"), handed to systemd as descriptors: those of an
+    # app that runs as another user, opened with that user's rights (pmsd.linux.asuser).
+    log_fds: Mapping[str, int] = field(default_factory=dict)
 
 
 COMMAND_LINE = "command line"

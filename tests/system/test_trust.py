@@ -160,3 +160,69 @@ def test_without_linger_apps_end_with_the_session_and_pmsd_warned(machine: Machi
         == "active"
     machine.pmsd("kill", user="carol", check=False)
     machine.run("loginctl", "disable-linger", "carol")
+
+
+def _start_as_alice(machine: Machine, token: str, **definition: object) -> tuple[str, Any]:
+    machine.add_user("alice", linger=False)
+    name = f"files-{token}"
+    eco = f"/root/eco-{token}.json"
+    write(machine, eco, json.dumps({"apps": [{"name": name, "script": f"{machine.apps}/talker.py", "user": "alice",
+                                              "cwd": "/home/alice", "env": {"LINES": "2", "TAG": token},
+                                              **definition}]}))
+    return name, machine.pmsd("start", eco, system=True, check=False)
+
+
+def test_log_files_of_another_users_app_are_opened_as_that_user(machine: Machine, token: str) -> None:
+    """Item 2: the file is created by alice, and a symlink she swaps in later is not followed as root at the
+    next start: her app cannot write into a root-only file."""
+    machine.run("mkdir", "-p", "/home/alice/logs", user="alice")
+    log = "/home/alice/logs/talker.log"
+    name, started = _start_as_alice(machine, token, out_file=log)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert machine.run("stat", "-c", "%U", log).stdout.strip() == "alice"
+        deadline = time.monotonic() + 10
+        while f"{token} out 1" not in machine.run("cat", log).stdout:
+            assert time.monotonic() < deadline, "the app's lines did not reach its file"
+            time.sleep(0.1)
+        write(machine, "/root/secret", "root only\n")
+        machine.run("chmod", "600", "/root/secret")
+        machine.pmsd("stop", name, system=True)
+        machine.run("sh", "-c", f"rm -f {log} && ln -s /root/secret {log}", user="alice")
+        restarted = machine.pmsd("restart", name, system=True, check=False)
+        assert restarted.returncode == 5, restarted.stderr
+        assert f"user alice cannot write its log file {log}: Permission denied" in restarted.stderr
+        assert machine.run("cat", "/root/secret").stdout == "root only\n"
+    finally:
+        machine.pmsd("delete", name, system=True, check=False)
+        machine.run("rm", "-f", "/root/secret")
+
+
+def test_an_absolute_log_path_the_user_cannot_write_is_refused(machine: Machine, token: str) -> None:
+    name, started = _start_as_alice(machine, token, out_file=f"/etc/pmsd-{token}.log")
+    assert started.returncode == 5, started.stderr
+    assert machine.run("test", "-e", f"/etc/pmsd-{token}.log", check=False).returncode == 1
+    assert name not in [proc["name"] for proc in jlist(machine, system=True)]
+
+
+def test_cluster_instances_of_another_user_cannot_log_to_files(machine: Machine, token: str) -> None:
+    name, started = _start_as_alice(machine, token, instances=2, out_file="/home/alice/out.log")
+    assert started.returncode == 2, started.stderr
+    assert f"app {name!r}: cluster instances that run as alice cannot log to /home/alice/out.log" in started.stderr
+
+
+@pytest.mark.parametrize("key", ["user", "out_file", "cwd"])
+def test_a_newline_cannot_add_a_directive(machine: Machine, token: str, key: str) -> None:
+    """Item 1: the injection that ran `id` as root from a cluster app's definition is refused before anything
+    is created."""
+    injected = {"user": "alice", "out_file": "/home/alice/out.log", "cwd": "/home/alice"}
+    injected[key] += '\nExecStartPre=+/bin/sh -c "id > /tmp/owned"'
+    machine.add_user("alice", linger=False)
+    eco = f"/root/eco-{token}.json"
+    write(machine, eco, json.dumps({"apps": [{"name": f"inj-{token}", "script": f"{machine.apps}/listen_fds.py",
+                                              "instances": 1, "port": 18160, **injected}]}))
+    result = machine.pmsd("start", eco, system=True, check=False)
+    assert result.returncode == 2, result.stderr
+    assert f"key {key!r}" in result.stderr and "control character" in result.stderr, result.stderr
+    assert machine.run("test", "-e", "/tmp/owned", check=False).returncode == 1
+    assert machine.run("ls", "/run/systemd/system").stdout.find(f"inj-{token}") < 0
