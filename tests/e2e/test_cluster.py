@@ -142,6 +142,17 @@ def test_python_app_takes_the_socket_through_listen_fds(pmsd: Pmsd, token: str) 
     assert unit_property(pmsd.env, unit, "TriggeredBy") == f"pmsd-{name}.socket"
 
 
+@pytest.mark.parametrize("label", ["p q", "100%", "é", ".dot"])
+def test_names_that_need_escaping_start_in_cluster_mode(pmsd: Pmsd, token: str, label: str) -> None:
+    """Issue 11 item 5: systemd expands EnvironmentFile= as a glob, which ate the backslash of `\\x20` in the
+    instance's env file name; such apps failed with "failed (resources)"."""
+    name, port = f"{label}-{token}", free_port()
+    pmsd.run("start", PY_APP, "--name", name, "-i", "1", "--port", f"127.0.0.1:{port}",
+             "--interpreter", sys.executable)
+    assert serving_pids(port, 1) == online_pids(pmsd, name, 1)
+    pmsd.run("delete", name)
+
+
 def test_kill_9_one_instance_under_load_the_others_keep_serving(pmsd: Pmsd, token: str) -> None:
     name, port = f"crash-{token}", free_port()
     pmsd.run("start", PY_APP, "--name", name, "-i", "2", "--port", f"127.0.0.1:{port}",

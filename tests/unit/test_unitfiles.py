@@ -77,3 +77,12 @@ def test_write_units_reports_only_changed_files(tmp_path: os.PathLike[str]) -> N
     assert sorted(installed_units(*scope, "web")) == sorted(files)
     remove_units(*scope, installed_units(*scope, "web"))
     assert installed_units(*scope, "web") == []
+
+
+def test_sockets_keeps_the_backslash_of_an_escaped_name() -> None:
+    """Sockets= reads backslash escapes (Requires= and After= do not): `pmsd-p\\x20q.socket` is written with the
+    backslash doubled, or systemd looks for pmsd-px20q.socket (issue 11 item 5)."""
+    spec = make_spec(name="p q", exec_mode="cluster", instances=1, port="127.0.0.1:3000")
+    lines = render_cluster_units(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR)["pmsd-p\\x20q@.service"].splitlines()
+    assert "Sockets=pmsd-p\\\\x20q.socket" in lines
+    assert "Requires=pmsd-p\\x20q.socket" in lines
