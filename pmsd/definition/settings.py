@@ -260,12 +260,15 @@ SETTINGS: tuple[Setting, ...] = (
             (Directive("TimeoutStopSec", "TimeoutStopUSec", "t", lambda i: i.spec.kill_timeout * 1000,
                        _usec_text),),
             flag="--kill-timeout"),
-    Setting("user", parse_user_group, None, "User to run the app as (system mode only).",
+    # PM2's `-u/--user <name>` is spelled --uid here: pmsd's own `--user` is the scope switch (your user
+    # manager), and one word meaning both would silently change which manager a command talks to.
+    Setting("user", parse_user_group, None, "User (name or uid) to run the app as (system mode only). It gets "
+            "that user's HOME, USER, LOGNAME and SHELL, and none of the environment pmsd ran in.",
             (Directive("User", "User", "s", lambda i: i.spec.user, _literal, system_only=True),),
-            aliases=("uid",)),
-    Setting("group", parse_user_group, None, "Group to run the app as (system mode only).",
+            aliases=("uid",), flag="--uid"),
+    Setting("group", parse_user_group, None, "Group (name or gid) to run the app as (system mode only).",
             (Directive("Group", "Group", "s", lambda i: i.spec.group, _literal, system_only=True),),
-            aliases=("gid",)),
+            aliases=("gid",), flag="--gid"),
     Setting("out_file", parse_text, None, "File the app's stdout is appended to, instead of the journal "
             "(relative to cwd). systemd opens it; no process sits between the app and the file.",
             (Directive("StandardOutput", "StandardOutputFileToAppend", "s",
