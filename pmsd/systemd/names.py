@@ -18,7 +18,7 @@ UNIT_PREFIX = "pmsd-"
 GOD_UNIT = "pmsd-god.service"  # pmsd's own daemon; "god" is therefore a reserved app name
 # Cron timers and the services they trigger: "pmsd." can never begin an app's unit name ("pmsd-" does), and
 # unlike "pmsd-cron@<app>" it cannot clash with a cluster app's template unit file (pmsd-<app>@.service).
-CRON_PREFIX = "pmsd.definition.cron-"
+CRON_PREFIX = "pmsd.cron-"
 # A cluster app's socket unit triggers this do-nothing service, so that traffic never starts an instance
 # behind pmsd's back (socket.c starts a socket's Service= when it is polled and sees a connection).
 LISTENER_PREFIX = "pmsd.listen-"

@@ -234,7 +234,7 @@ def test_memory_restart_when_the_whole_unit_exceeds_the_limit(god: Pmsd, events:
 
 def test_cron_restart_fires_and_starts_a_stopped_app(god: Pmsd, events: Events) -> None:
     god.run("start", os.path.join(APPS, "sleeper.py"), "--name", "cr", "--cron-restart", "*/3 * * * * *")
-    assert unit_property(god.env, "pmsd.definition.cron-cr.timer", "ActiveState") == "active"
+    assert unit_property(god.env, "pmsd.cron-cr.timer", "ActiveState") == "active"
     first = god.app("cr")["pid"]
     events.wait(lambda e: e["event"] == "cron restart" and e["app"] == "cr", 15, "cron restart")
     wait_for(lambda: god.app("cr")["pid"] not in (0, first), 15, "a new pid after the cron restart")
@@ -242,7 +242,7 @@ def test_cron_restart_fires_and_starts_a_stopped_app(god: Pmsd, events: Events) 
     assert god.status("cr") == "stopped"
     god.wait_status("cr", "online", timeout=15)  # the cron started it again, as PM2's does
     god.run("delete", "cr")
-    assert unit_property(god.env, "pmsd.definition.cron-cr.timer", "LoadState") in ("not-found", "")
+    assert unit_property(god.env, "pmsd.cron-cr.timer", "LoadState") in ("not-found", "")
 
 
 def test_invalid_cron_pattern_is_refused_and_nothing_is_created(god: Pmsd) -> None:

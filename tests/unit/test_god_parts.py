@@ -185,9 +185,9 @@ def test_watch_values() -> None:
 
 
 def test_cron_units_cannot_clash_with_app_units() -> None:
-    assert cron_timer_unit("my api") == "pmsd.definition.cron-my\\x20api.timer"
-    assert cron_service_unit("web") == "pmsd.definition.cron-web.service"
-    assert app_name_of_cron_unit("pmsd.definition.cron-my\\x20api.timer") == "my api"
+    assert cron_timer_unit("my api") == "pmsd.cron-my\\x20api.timer"
+    assert cron_service_unit("web") == "pmsd.cron-web.service"
+    assert app_name_of_cron_unit("pmsd.cron-my\\x20api.timer") == "my api"
     assert app_name_of_cron_unit("pmsd-web.service") is None
 
 

@@ -99,9 +99,9 @@ def test_properties_changed_of_a_followed_unit_is_a_unit_changed() -> None:
         b"org.freedesktop.systemd1.Service", {b"NRestarts": 3, b"MainPID": 7}, [])
     assert _signal(unit_path("pmsd-my api.service"), b"PropertiesChanged", body) == UnitChanged(
         "pmsd-my api.service", UnitChange(n_restarts=3, main_pid=7))
-    cron = _signal(unit_path("pmsd.definition.cron-web.service"), b"PropertiesChanged",
+    cron = _signal(unit_path("pmsd.cron-web.service"), b"PropertiesChanged",
                    (b"org.freedesktop.systemd1.Unit", {b"ActiveState": b"activating"}, []))
-    assert cron == UnitChanged("pmsd.definition.cron-web.service", UnitChange(active_state=ActiveState.ACTIVATING))
+    assert cron == UnitChanged("pmsd.cron-web.service", UnitChange(active_state=ActiveState.ACTIVATING))
 
 
 @pytest.mark.parametrize("path", [
