@@ -23,7 +23,7 @@ from pmsd.errors import ExitStatus, PmsdError
 from pmsd.linux.asuser import identity_of, open_as
 from pmsd.model.record import AppRecord, RegistryData, now_ms
 from pmsd.model.spec import AppSpec, UnitInputs
-from pmsd.model.status import exit_detail
+from pmsd.model.status import Status, exit_detail, pm2_status
 from pmsd.state.envfiles import read_env_file, write_env_file
 from pmsd.systemd.jobs import TimerJob, start_timer, stop_and_collect, stop_and_reset_quietly
 from pmsd.systemd.names import cron_service_unit, cron_timer_unit
@@ -33,6 +33,7 @@ from pmsd.systemd.states import ActiveState
 STOP_GRACE_S = 5.0  # on top of kill_timeout, for systemd to reap and collect the unit
 LEFTOVER_STOP_S = 90.0  # a unit of an earlier run still stopping when its name is needed again
 START_TIMEOUT_S = 30.0
+RUNNING_STATUSES = frozenset({Status.ONLINE, Status.LAUNCHING})  # a restart of these counts, as in PM2
 
 
 def write_environment(ctx: Context, record: AppRecord, fresh: bool) -> None:
@@ -168,9 +169,13 @@ def remove_cron(ctx: Context, name: str) -> None:
 
 def restart_record(ctx: Context, record: AppRecord, update_env: bool) -> None:
     """Stop the record's unit if it runs and start it again; the stopped unit's NRestarts, plus this restart,
-    move into the record's offset (the new unit counts from 0)."""
+    move into the record's offset (the new unit counts from 0).
+
+    As PM2's God.restartProcessId (lib/God/ActionMethods.js), only a restart of a running app counts (online or
+    launching): an app that is stopped, errored or waiting to restart is just started."""
     state = ctx.manager.service_state(record.unit)
-    record.restart_offset += (state.n_restarts if state is not None else 0) + 1
+    running = pm2_status(state, record.spec.autorestart, record.spec.stop_exit_codes) in RUNNING_STATUSES
+    record.restart_offset += (state.n_restarts if state is not None else 0) + (1 if running else 0)
     write_environment(ctx, record, fresh=update_env)
     stop_and_collect(ctx.manager, record.unit, LEFTOVER_STOP_S)
     launch_many(ctx, [record])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from pmsd.api import cluster
@@ -26,7 +26,7 @@ from pmsd.api.launch import (
     write_environment,
 )
 from pmsd.api.linger import linger_warning
-from pmsd.api.targets import resolve_targets
+from pmsd.api.targets import Target, Targets, parse_targets, resolve_targets, select, target_list
 from pmsd.context import Context
 from pmsd.definition.build import build_spec
 from pmsd.definition.ecosystem import is_ecosystem_file, load_apps
@@ -63,9 +63,18 @@ class Outcome:
 def _is_known_target(data: RegistryData, target: str) -> bool:
     try:
         resolve_targets(data, target)
-    except NotFoundError:
+    except (NotFoundError, UsageError):
         return False
     return target != "all" or bool(data.apps)
+
+
+def _chosen(data: RegistryData, targets: Sequence[Target], verb: str) -> list[AppRecord]:
+    """The apps the targets mean; `all` with nothing registered is refused, as PM2 exits 1 ("No process
+    found")."""
+    records = select(data, targets)
+    if not records:
+        raise NotFoundError(f"no apps to {verb}", "`pmsd ls` lists them; `pmsd start` adds one")
+    return records
 
 
 # ------------------------------------------------------------------------------------------ start
@@ -182,16 +191,43 @@ def _create(ctx: Context, data: RegistryData, spec: AppSpec) -> list[Outcome]:
 # ------------------------------------------------------------------------------------------ restart / reload
 
 
-def restart(ctx: Context, target: str, update_env: bool = False, toggle_watch: bool = False) -> list[Outcome]:
-    """Restart apps; toggle_watch turns file watching on (the app's cwd) or off, as `pm2 restart --watch`."""
-    resolve_targets(ctx.registry.read(), target)  # an unknown target is refused before any effect
+def restart(ctx: Context, target: Targets, update_env: bool = False, toggle_watch: bool = False,
+            env_name: str | None = None, only: Sequence[str] = ()) -> list[Outcome]:
+    """Restart apps; toggle_watch turns file watching on (the app's cwd) or off, as `pm2 restart --watch`.
+
+    An ecosystem file is restarted as PM2 does (`_startJson` with restartProcessId, as `start` of the file):
+    its apps (`only`) get the file's definition (with `env_<env_name>`) and restart; those not registered
+    start. Other targets follow pmsd.api.targets."""
+    texts = target_list(target)
+    files = [text for text in texts if _is_ecosystem_target(text)]
+    others = [text for text in texts if text not in files]
+    options = StartOptions(env_name=env_name, update_env=update_env, only=tuple(only))
+    # Everything is validated before any effect: definitions of the files, then the other targets.
+    declared = [spec for path in files for spec in _ecosystem_specs(ctx, path, options)]
+    parsed = parse_targets(others, only) if others else []
+    if parsed:
+        _chosen(ctx.registry.read(), parsed, "restart")
     ensure_god(ctx)
+    outcomes: list[Outcome] = []
+    done: set[str] = set()
+    for spec in declared:
+        if spec.name in done:
+            continue
+        done.add(spec.name)
+        with ctx.registry.transaction() as data:
+            outcomes += _start_declared(ctx, data, spec)
+    if not parsed:
+        return outcomes
     with ctx.registry.transaction() as data:
-        records = resolve_targets(data, target)
+        records = [record for record in _chosen(data, parsed, "restart") if record.name not in done]
         if toggle_watch:
             for record in records:
                 record.spec = replace(record.spec, watch=() if record.spec.watch else (record.spec.cwd,))
-        return _restart_records(ctx, records, update_env)
+        return outcomes + _restart_records(ctx, records, update_env)
+
+
+def _is_ecosystem_target(text: str) -> bool:
+    return is_ecosystem_file(text) and os.path.isfile(text)
 
 
 def _restart_records(ctx: Context, records: list[AppRecord], update_env: bool) -> list[Outcome]:
@@ -202,15 +238,16 @@ def _restart_records(ctx: Context, records: list[AppRecord], update_env: bool) -
     return outcomes
 
 
-def reload(ctx: Context, target: str, update_env: bool = False) -> list[Outcome]:
+def reload(ctx: Context, target: Targets, update_env: bool = False, only: Sequence[str] = ()) -> list[Outcome]:
     """PM2's reload: cluster apps are replaced one instance at a time, each new instance ready (READY=1, or
     accepting on the shared socket, bounded by listen_timeout) before the next old one stops; other
     instances keep serving meanwhile. Fork-mode apps are restarted, as PM2 does."""
-    resolve_targets(ctx.registry.read(), target)
+    parsed = parse_targets(target, only)
+    _chosen(ctx.registry.read(), parsed, "reload")
     ensure_god(ctx)
     with ctx.registry.transaction() as data:
         outcomes = []
-        records = resolve_targets(data, target)
+        records = _chosen(data, parsed, "reload")
         for name in dict.fromkeys(record.name for record in records):  # each app once, in the targets' order
             group = [record for record in records if record.name == name]
             outcomes += _reload_app(ctx, data, name, group, update_env)
@@ -238,7 +275,7 @@ def _reload_record(ctx: Context, record: AppRecord, update_env: bool, rolling: b
     return Outcome("reloaded", record.pm_id, record.name)
 
 
-def scale(ctx: Context, target: str, request: str) -> list[Outcome]:
+def scale(ctx: Context, target: Targets, request: str) -> list[Outcome]:
     """`pmsd scale <app> <N|+N|-N>`: start or remove instances; the others are left running. A fork app
     becomes a cluster of instances (its one process is restarted as instance 0)."""
     records, wanted = _scale_request(ctx.registry.read(), target, request)  # refused before any effect
@@ -259,11 +296,12 @@ def scale(ctx: Context, target: str, request: str) -> list[Outcome]:
         return outcomes
 
 
-def _scale_request(data: RegistryData, target: str, request: str) -> tuple[list[AppRecord], int]:
+def _scale_request(data: RegistryData, target: Targets, request: str) -> tuple[list[AppRecord], int]:
     """The app's records and the instance count wanted."""
-    names = sorted({record.name for record in resolve_targets(data, target)})
+    names = sorted({record.name for record in _chosen(data, parse_targets(target), "scale")})
     if len(names) != 1:
-        raise UsageError(f"scale takes one app, {target!r} means {len(names)}: {', '.join(names)}")
+        shown = target if isinstance(target, str) else " ".join(target)
+        raise UsageError(f"scale takes one app, {shown!r} means {len(names)}: {', '.join(names)}")
     records = data.instances_of(names[0])
     return records, cluster.parse_scale(len(records), request)
 
@@ -271,12 +309,13 @@ def _scale_request(data: RegistryData, target: str, request: str) -> tuple[list[
 # ------------------------------------------------------------------------------------------ stop / delete / reset
 
 
-def stop(ctx: Context, target: str) -> list[Outcome]:
+def stop(ctx: Context, target: Targets, only: Sequence[str] = ()) -> list[Outcome]:
     """Stop apps. As in PM2, stopping also ends file watching (`restart --watch` turns it back on)."""
-    resolve_targets(ctx.registry.read(), target)
+    parsed = parse_targets(target, only)
+    _chosen(ctx.registry.read(), parsed, "stop")
     with ctx.registry.transaction() as data:
         outcomes = []
-        records = resolve_targets(data, target)
+        records = _chosen(data, parsed, "stop")
         for record in records:
             if record.spec.watch:
                 record.spec = replace(record.spec, watch=())
@@ -291,11 +330,12 @@ def _cluster_names(records: list[AppRecord]) -> list[str]:
     return sorted({record.name for record in records if record.instance is not None})
 
 
-def delete(ctx: Context, target: str) -> list[Outcome]:
-    resolve_targets(ctx.registry.read(), target)
+def delete(ctx: Context, target: Targets, only: Sequence[str] = ()) -> list[Outcome]:
+    parsed = parse_targets(target, only)
+    _chosen(ctx.registry.read(), parsed, "delete")
     with ctx.registry.transaction() as data:
         outcomes = []
-        records = resolve_targets(data, target)
+        records = _chosen(data, parsed, "delete")
         for record in records:
             stop_record(ctx, record)
             forget(ctx, data, record)
@@ -311,12 +351,14 @@ def delete(ctx: Context, target: str) -> list[Outcome]:
         return outcomes
 
 
-def reset(ctx: Context, target: str) -> list[Outcome]:
-    """Zero the restart counters, as `pm2 reset` does."""
-    resolve_targets(ctx.registry.read(), target)
+def reset(ctx: Context, target: Targets) -> list[Outcome]:
+    """Zero the restart counters, as `pm2 reset` does. `reset all` with nothing registered does nothing and
+    succeeds, as PM2's does (it resets the empty list of all ids)."""
+    parsed = parse_targets(target)
+    select(ctx.registry.read(), parsed)
     with ctx.registry.transaction() as data:
         outcomes = []
-        for record in resolve_targets(data, target):
+        for record in select(data, parsed):
             state = ctx.manager.service_state(record.unit)
             counters = counters_for(load_counters(ctx.state_dir), record.pm_id, record.created_at)
             record.restart_offset = -(state.n_restarts if state is not None else 0) - (
@@ -326,8 +368,8 @@ def reset(ctx: Context, target: str) -> list[Outcome]:
         return outcomes
 
 
-def environment(ctx: Context, target: str) -> Mapping[str, str]:
-    records = resolve_targets(ctx.registry.read(), target)
+def environment(ctx: Context, target: Targets) -> Mapping[str, str]:
+    records = _chosen(ctx.registry.read(), parse_targets(target), "show the environment of")
     try:
         return read_env_file(ctx.registry.record_env_file(records[0]))
     except FileNotFoundError:

@@ -1,24 +1,159 @@
-"""PM2's target grammar: which apps `all`, an id, a name or a namespace mean."""
+"""PM2's target grammar: which apps a command's targets mean.
+
+One target is, in the order PM2 7 tries them (lib/API.js `_operate`, lib/Client.js `getProcessIdByName`):
+
+- `all`: every app;
+- `/regex/`: the apps whose name the regular expression matches anywhere (PM2 tests `regex.test(name)`, an
+  unanchored search; pmsd uses Python's `re` syntax);
+- an ecosystem file that exists: the apps it declares (by name, `only` narrowing them) that are registered;
+- a name, or a script path (the apps whose script is that file, resolved from the working directory): PM2
+  looks both up at once. For a number, an app *named* so wins over the id, as in PM2;
+- an id;
+- a namespace, when no name or script matched.
+
+Several targets mean the union, in the order given, each app once. Targets are parsed first (a bad regular
+expression or a broken ecosystem file is a UsageError), then matched against the registry (a target matching
+nothing is a NotFoundError), so a command can refuse bad input before it has any effect.
+"""
 
 from __future__ import annotations
 
-from pmsd.errors import NotFoundError
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from pmsd.definition.ecosystem import is_ecosystem_file, load_apps
+from pmsd.errors import NotFoundError, UsageError
 from pmsd.model.record import AppRecord, RegistryData
 
+LS_HINT = "`pmsd ls` lists ids and names"
+Targets: TypeAlias = str | Sequence[str]
 
-def resolve_targets(data: RegistryData, target: str) -> list[AppRecord]:
-    """PM2's target grammar: all, an id, a name, or a namespace."""
-    if target == "all":
-        return sorted(data.apps, key=lambda a: a.pm_id)
-    if target.isdigit():
-        record = data.by_id(int(target))
+
+@dataclass(frozen=True)
+class Target:
+    """One parsed target. kind: "all", "regex", "ecosystem" or "word" (a name, script path, id or namespace)."""
+
+    text: str
+    kind: str
+    pattern: re.Pattern[str] | None = None
+    names: tuple[str, ...] = ()  # an ecosystem file's apps, after `only`
+    script: str = ""  # a word read as a script path, absolute
+
+
+def target_list(target: Targets) -> tuple[str, ...]:
+    """A str is one target; a sequence is several. No target at all is a usage error."""
+    targets = (target,) if isinstance(target, str) else tuple(target)
+    if not targets:
+        raise UsageError("no target given", "name an app, an id, a namespace, a script, an ecosystem file or `all`")
+    return targets
+
+
+def is_regex(text: str) -> bool:
+    return len(text) >= 2 and text.startswith("/") and text.endswith("/")
+
+
+def parse_targets(target: Targets, only: Sequence[str] = (), cwd: str | None = None) -> list[Target]:
+    """Every target parsed, or a UsageError/NotFoundError naming the first bad one; nothing read but files."""
+    base = cwd if cwd is not None else os.getcwd()
+    return [_parse(text, tuple(only), base) for text in target_list(target)]
+
+
+def _parse(text: str, only: tuple[str, ...], cwd: str) -> Target:
+    if text == "all":
+        return Target(text, "all")
+    if is_regex(text):
+        try:
+            pattern = re.compile(text[1:-1])
+        except re.error as error:
+            raise UsageError(f"invalid regular expression {text}: {error}",
+                             "targets of the form /.../ are Python regular expressions matched against app names"
+                             ) from None
+        return Target(text, "regex", pattern=pattern)
+    path = os.path.join(cwd, text)
+    if is_ecosystem_file(text) and os.path.isfile(path):
+        return Target(text, "ecosystem", names=ecosystem_names(path, only))
+    return Target(text, "word", script=os.path.normpath(os.path.join(cwd, os.path.expanduser(text))))
+
+
+def ecosystem_names(path: str, only: Sequence[str] = ()) -> tuple[str, ...]:
+    """The names of the apps an ecosystem file declares (a missing name is the script's, as PM2 derives it),
+    narrowed to `only`; NotFoundError when `only` names an app the file does not declare."""
+    names: list[str] = []
+    for raw in load_apps(path):
+        name = raw.get("name")
+        if not isinstance(name, str) or not name:
+            script = raw.get("script")
+            base = os.path.basename(script) if isinstance(script, str) else ""
+            name = os.path.splitext(base)[0] or base
+        if name and name not in names:
+            names.append(name)
+    if only:
+        missing = [name for name in only if name not in names]
+        if missing:
+            raise NotFoundError(f"{os.path.relpath(path)} has no app named {', '.join(missing)} (--only)")
+        names = [name for name in names if name in only]
+    return tuple(names)
+
+
+def select(data: RegistryData, targets: Sequence[Target]) -> list[AppRecord]:
+    """The records the parsed targets mean: the union, in the targets' order, each once."""
+    chosen: dict[int, AppRecord] = {}
+    for target in targets:
+        for record in _match(data, target):
+            chosen.setdefault(record.pm_id, record)
+    return list(chosen.values())
+
+
+def _by_id(records: list[AppRecord]) -> list[AppRecord]:
+    return sorted(records, key=lambda a: a.pm_id)
+
+
+def _match(data: RegistryData, target: Target) -> list[AppRecord]:
+    if target.kind == "all":
+        return _by_id(data.apps)  # empty when nothing is registered: each command says what that means
+    if target.kind == "regex":
+        assert target.pattern is not None
+        pattern = target.pattern
+        found = _by_id([a for a in data.apps if pattern.search(a.name)])
+        if not found:
+            raise NotFoundError(f"no app name matches {target.text}", LS_HINT)
+        return found
+    if target.kind == "ecosystem":
+        found = [record for name in target.names for record in data.instances_of(name)]
+        if not found:
+            raise NotFoundError(f"none of the apps of {target.text} is registered "
+                                f"({', '.join(target.names) or 'it declares none'})", LS_HINT)
+        return found
+    return _match_word(data, target)
+
+
+def _match_word(data: RegistryData, target: Target) -> list[AppRecord]:
+    text = target.text
+    # PM2 looks a word up as a name and as a script path at once; for a number, a name wins over the id.
+    found = data.instances_of(text) + _by_id([a for a in data.apps if _same_file(a.spec.script, target.script)])
+    if found:
+        return list({record.pm_id: record for record in found}.values())
+    if text.isdigit():
+        record = data.by_id(int(text))
         if record is None:
-            raise NotFoundError(f"no app with id {target}", "`pmsd ls` lists ids and names")
+            raise NotFoundError(f"no app with id {text}", LS_HINT)
         return [record]
-    instances = data.instances_of(target)
-    if instances:
-        return instances
-    in_namespace = sorted((a for a in data.apps if a.spec.namespace == target), key=lambda a: a.pm_id)
+    in_namespace = _by_id([a for a in data.apps if a.spec.namespace == text])
     if in_namespace:
         return in_namespace
-    raise NotFoundError(f"no app, id or namespace named {target!r}", "`pmsd ls` lists ids and names")
+    raise NotFoundError(f"no app, id or namespace named {text!r}", LS_HINT)
+
+
+def _same_file(script: str, path: str) -> bool:
+    # As PM2 compares pm_exec_path with path.resolve(target): the paths, not the files (no symlink followed),
+    # the way pmsd.definition.interpreter stored the script.
+    return os.path.normpath(script) == path
+
+
+def resolve_targets(data: RegistryData, target: Targets, only: Sequence[str] = (),
+                    cwd: str | None = None) -> list[AppRecord]:
+    """PM2's target grammar (see the module's doc): one target or several, the union of what they mean."""
+    return select(data, parse_targets(target, only, cwd))

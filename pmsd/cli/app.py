@@ -17,7 +17,9 @@ from pmsd.errors import ExitStatus, PmsdError
 app = typer.Typer(
     name="pmsd",
     help="PM2's process manager, with systemd doing the supervising. Apps run as transient units "
-    "`pmsd-<name>.service` of your systemd user manager (or the system manager with --system).",
+    "`pmsd-<name>.service` of your systemd user manager (or the system manager with --system). "
+    "PM2's commands for its own daemon, modules and PM2 Plus (link, install, monit, ...) are accepted "
+    "and say in one line what to use instead.",
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -60,6 +62,9 @@ def main(
 
 
 TARGET_HELP = "An app name, an id, a namespace, or 'all'."
+TARGETS_HELP = "One or more: app names, ids, namespaces, or 'all'."
+SILENT_HELP = "Print nothing but errors and warnings."
+PARALLEL_HELP = "Accepted for PM2's scripts; pmsd acts on apps one at a time."
 
 
 def start(**params: Any) -> None:
@@ -78,11 +83,11 @@ def start(**params: Any) -> None:
         ctx.close()
 
 
-def _start_signature() -> inspect.Signature:
+def _start_signature(target_help: str = START_TARGET_HELP) -> inspect.Signature:
     """Typer reads a command's parameters from its signature: build it from the shared grammar."""
     P = inspect.Parameter
     params = [
-        P("target", P.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Argument(..., help=START_TARGET_HELP)),
+        P("target", P.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Argument(..., help=target_help)),
         P("args", P.POSITIONAL_OR_KEYWORD, annotation=Optional[List[str]],  # noqa: UP006, UP045
           default=typer.Argument(None, help=START_ARGS_HELP)),
     ]
@@ -95,14 +100,45 @@ def _start_signature() -> inspect.Signature:
 start.__signature__ = _start_signature()  # type: ignore[attr-defined]
 app.command(context_settings={"allow_interspersed_args": True})(start)
 
+ECOSYSTEM_HELP = "An ecosystem file (.config.js .json .yaml .yml .toml)."
 
-def _lifecycle(verb: str, target: str, **kwargs: bool | str) -> None:
+
+def _start_or(action: str, doc: str) -> Any:
+    def command(**params: Any) -> None:
+        ctx = _ctx()
+        try:
+            raise typer.Exit(commands.start_or(ctx, action, params))
+        finally:
+            ctx.close()
+
+    command.__doc__ = doc
+    command.__signature__ = _start_signature(ECOSYSTEM_HELP)  # type: ignore[attr-defined]
+    return command
+
+
+app.command("startOrRestart", context_settings={"allow_interspersed_args": True})(_start_or(
+    "restart", "Start the ecosystem file's apps that do not exist, restart (with the file's definition and "
+    "environment) those that do, as PM2's startOrRestart."))
+app.command("startOrReload", context_settings={"allow_interspersed_args": True})(_start_or(
+    "reload", "Start the ecosystem file's apps that do not exist, reload (with the file's environment) those "
+    "that do, as PM2's startOrReload: cluster apps one instance at a time."))
+app.command("startOrGracefulReload", context_settings={"allow_interspersed_args": True})(_start_or(
+    "reload", "Same as startOrReload (PM2 keeps both names)."))
+
+
+def _one_or_many(targets: List[str]) -> str | List[str]:  # noqa: UP006
+    """One target as it is; several as the sequence the API takes."""
+    return targets[0] if len(targets) == 1 else list(targets)
+
+
+def _lifecycle(verb: str, targets: List[str], silent: bool = False, **kwargs: bool | str) -> None:  # noqa: UP006
     from pmsd.api import lifecycle
 
+    commands.set_output(silent=silent)
     ctx = _ctx()
     try:
         try:
-            outcomes = getattr(lifecycle, verb)(ctx, target, **kwargs)
+            outcomes = getattr(lifecycle, verb)(ctx, _one_or_many(targets), **kwargs)
         finally:
             commands.show_warnings(ctx)
         raise typer.Exit(commands.report(ctx, outcomes, verb))
@@ -112,37 +148,42 @@ def _lifecycle(verb: str, target: str, **kwargs: bool | str) -> None:
 
 @app.command()
 def stop(
-    target: str = typer.Argument(..., help=TARGET_HELP),
+    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=TARGETS_HELP),  # noqa: UP006
     watch: bool = typer.Option(False, "--watch", help="Accepted as in PM2: stopping always ends file "
                                "watching."),
+    silent: bool = typer.Option(False, "--silent", "-s", help=SILENT_HELP),
 ) -> None:
     """Stop apps; they stay listed as 'stopped' and `pmsd start` brings them back. As in PM2, file watching
     ends, and a cron_restart timer keeps running and starts the app at its next time."""
-    _lifecycle("stop", target)
+    _lifecycle("stop", targets, silent)
 
 
 @app.command()
 def restart(
-    target: str = typer.Argument(..., help=TARGET_HELP),
-    update_env: bool = typer.Option(False, "--update-env", help="Take the current environment instead of "
-                                    "the one stored at start."),
+    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=TARGETS_HELP),  # noqa: UP006
+    update_env: bool = typer.Option(False, "--update-env", "-a", help="Take the current environment instead "
+                                    "of the one stored at start."),
     watch: bool = typer.Option(False, "--watch", help="Toggle file watching: on (the app's cwd) if off, off "
                                "if on, as PM2 does."),
+    silent: bool = typer.Option(False, "--silent", "-s", help=SILENT_HELP),
+    parallel: Optional[str] = typer.Option(None, "--parallel", help=PARALLEL_HELP),  # noqa: UP045
 ) -> None:
     """Restart apps (stopped ones start again); counts in the ↺ column."""
-    _lifecycle("restart", target, update_env=update_env, toggle_watch=watch)
+    _lifecycle("restart", targets, silent, update_env=update_env, toggle_watch=watch)
 
 
 @app.command()
 def reload(
-    target: str = typer.Argument(..., help=TARGET_HELP),
-    update_env: bool = typer.Option(False, "--update-env", help="Take the current environment instead of "
-                                    "the one stored at start."),
+    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=TARGETS_HELP),  # noqa: UP006
+    update_env: bool = typer.Option(False, "--update-env", "-a", help="Take the current environment instead "
+                                    "of the one stored at start."),
+    silent: bool = typer.Option(False, "--silent", "-s", help=SILENT_HELP),
+    parallel: Optional[str] = typer.Option(None, "--parallel", help=PARALLEL_HELP),  # noqa: UP045
 ) -> None:
     """Zero-downtime restart of cluster apps: one instance at a time, each new one ready (READY=1 with
     wait_ready, else accepting on the shared socket, at most listen_timeout) before the next old one gets
     SIGINT (SIGKILL after kill_timeout); the others keep serving. Fork-mode apps are restarted."""
-    _lifecycle("reload", target, update_env=update_env)
+    _lifecycle("reload", targets, silent, update_env=update_env)
 
 
 @app.command(context_settings={"ignore_unknown_options": True})  # "-1" is a number here, not an option
@@ -152,22 +193,101 @@ def scale(
 ) -> None:
     """Add or remove instances of an app (pmsd-<app>@<n>.service); running instances are left alone.
     Removed instances are the highest-numbered. A fork app becomes a cluster of instances."""
-    _lifecycle("scale", target, request=number)
+    _lifecycle("scale", [target], request=number)
 
 
 @app.command("delete")
-def delete_(target: str = typer.Argument(..., help=TARGET_HELP)) -> None:
+def delete_(
+    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=TARGETS_HELP),  # noqa: UP006
+    silent: bool = typer.Option(False, "--silent", "-s", help=SILENT_HELP),
+) -> None:
     """Stop apps and forget them: unit, registry entry and stored environment are removed."""
-    _lifecycle("delete", target)
+    _lifecycle("delete", targets, silent)
 
 
 app.command("del", hidden=True)(delete_)
 
 
 @app.command()
-def reset(target: str = typer.Argument(..., help=TARGET_HELP)) -> None:
+def reset(
+    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=TARGETS_HELP),  # noqa: UP006
+    silent: bool = typer.Option(False, "--silent", "-s", help=SILENT_HELP),
+) -> None:
     """Reset the restart counters of apps."""
-    _lifecycle("reset", target)
+    _lifecycle("reset", targets, silent)
+
+
+@app.command("sendSignal")
+def send_signal(
+    signal: str = typer.Argument(..., help="SIGUSR2, USR2, or a number."),
+    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=TARGETS_HELP),  # noqa: UP006
+    silent: bool = typer.Option(False, "--silent", "-s", help=SILENT_HELP),
+) -> None:
+    """Send a signal to the main process of apps (systemd's KillUnit), as PM2 signals the process it runs."""
+    commands.set_output(silent=silent)
+    _with_ctx_kw("send_signal", signal=signal, targets=targets)
+
+
+@app.command("ecosystem")
+def ecosystem(mode: Optional[str] = typer.Argument(None, help="'simple': without the comments.")) -> None:  # noqa: UP045
+    """Write a commented starter ecosystem.config.js in the current directory (alias: init); an existing
+    file is never overwritten."""
+    _with_ctx_kw("ecosystem", mode=mode)
+
+
+app.command("init", hidden=True)(ecosystem)
+
+
+@app.command("update")
+def update() -> None:
+    """Restart god (pmsd-god.service) so that it runs the pmsd now installed (alias: updatePM2). Apps are not
+    touched: systemd runs them."""
+    _with_ctx("update")
+
+
+app.command("updatePM2", hidden=True)(update)
+
+
+@app.command("report")
+def report() -> None:
+    """Print what a bug report needs: pmsd and Python versions, scope, systemd's version, god, lingering,
+    journald's rate limits and pmsd's units."""
+    _with_ctx("bug_report")
+
+
+@app.command("examples")
+def examples() -> None:
+    """Print a few common commands."""
+    print("pmsd start app.js --name api -- --port 3000   # a script, with arguments\n"
+          "pmsd start \"npm run dev\"                      # a command, run by the shell\n"
+          "pmsd start ecosystem.config.js --env production\n"
+          "pmsd ls ; pmsd logs api ; pmsd describe api\n"
+          "pmsd restart api ; pmsd stop api ; pmsd delete api\n"
+          "pmsd start app.js -i max --port 3000 ; pmsd reload app\n"
+          "More: README, 'A tour for PM2 users'.")
+
+
+def _elsewhere(name: str) -> Any:
+    def command(ctx: typer.Context) -> None:
+        from pmsd.cli.elsewhere import ELSEWHERE, message
+
+        status = ELSEWHERE[name][1]
+        typer.echo(message(name), err=status != ExitStatus.OK)
+        raise typer.Exit(status)
+
+    command.__doc__ = f"PM2's {name}: not part of pmsd; says what to use instead."
+    return command
+
+
+def _register_elsewhere() -> None:
+    from pmsd.cli.elsewhere import ELSEWHERE
+
+    for name in ELSEWHERE:
+        app.command(name, hidden=True, add_help_option=False,
+                    context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_elsewhere(name))
+
+
+_register_elsewhere()
 
 
 @app.command()
@@ -202,9 +322,13 @@ def _with_ctx(command: str, *args: str | None) -> None:
 
 
 @app.command("ls")
-def ls() -> None:
+def ls(
+    sort: Optional[str] = typer.Option(None, "--sort", help="Sort by name, namespace, pid, id, cpu, memory, "  # noqa: UP045
+                                       "uptime or status, :asc (default) or :desc (memory:desc)."),
+    mini: bool = typer.Option(False, "--mini-list", "-m", help="One block of 'field : value' lines per app."),
+) -> None:
     """List apps in PM2's table (aliases: list, status, l, ps)."""
-    _with_ctx("ls")
+    _with_ctx_kw("ls", sort=sort, mini=mini)
 
 
 for _alias in ("list", "status", "l", "ps"):
@@ -224,9 +348,15 @@ def prettylist() -> None:
 
 
 @app.command()
-def describe(target: str = typer.Argument(..., help=TARGET_HELP)) -> None:
+def describe(targets: List[str] = typer.Argument(..., metavar="TARGET...", help=TARGETS_HELP)) -> None:  # noqa: UP006
     """Show everything about apps, including their systemd unit (aliases: show, info)."""
-    _with_ctx("describe", target)
+    ctx = _ctx()
+    try:
+        for target in targets:
+            status = commands.describe(ctx, target)
+        raise typer.Exit(status)
+    finally:
+        ctx.close()
 
 
 for _alias in ("show", "info", "desc"):

@@ -11,12 +11,29 @@ from pmsd.context import Context
 from pmsd.errors import ExitStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pmsd.api.lifecycle import Outcome
     from pmsd.model.record import AppRecord
+    from pmsd.model.status import ProcessInfo
+
+
+class Output:
+    """How results are shown: PM2's -s (silent), -m (mini list), --no-color, --sort."""
+
+    silent = False
+    mini = False
+    no_colour = False
+    sort: str | None = None
+
+
+def set_output(silent: bool = False, mini_list: bool = False, no_color: bool = False,
+               sort: str | None = None) -> None:
+    Output.silent, Output.mini, Output.no_colour, Output.sort = silent, mini_list, no_color, sort
 
 
 def _colour() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and not Output.no_colour
 
 
 def show_warnings(ctx: Context) -> None:
@@ -25,12 +42,53 @@ def show_warnings(ctx: Context) -> None:
     ctx.warnings.clear()
 
 
-def ls(ctx: Context) -> int:
+# PM2's `ls --sort <field>[:asc|desc]` fields (lib/API/UX/pm2-ls.js), and what each reads here.
+SORT_FIELDS: dict[str, Callable[[ProcessInfo], Any]] = {
+    "name": lambda info: info.name, "namespace": lambda info: info.record.spec.namespace,
+    "pid": lambda info: info.pid, "id": lambda info: info.pm_id, "cpu": lambda info: info.cpu_percent,
+    "memory": lambda info: info.memory_bytes, "uptime": lambda info: info.uptime_since_ms,
+    "status": lambda info: str(info.status),
+}
+
+
+def sort_key(sort: str) -> tuple[Callable[[ProcessInfo], Any], bool]:
+    """`name`, `memory:desc`: the key and whether it is descending."""
+    from pmsd.errors import UsageError
+
+    field_name, _, order = sort.partition(":")
+    key = SORT_FIELDS.get(field_name.lower())
+    if key is None or order.lower() not in ("", "asc", "desc"):
+        raise UsageError(f"--sort {sort!r}: expected <field>[:asc|desc], field one of "
+                         f"{', '.join(SORT_FIELDS)}", "e.g. --sort memory:desc")
+    return key, order.lower() == "desc"
+
+
+def mini_list(infos: Sequence[ProcessInfo], now: int) -> str:
+    """PM2's `ls -m`: one block of `field : value` lines per app, no table."""
+    from pmsd.render.table import COLUMNS, rows
+
+    out = []
+    for info, row in zip(infos, rows(infos, now), strict=True):
+        out.append(f"+--- {info.name}\n")
+        out += [f"{column} : {value}\n" for column, value in zip(COLUMNS, row, strict=True) if column != "name"]
+        out.append(f"unit : {info.unit}\n\n")
+    return "".join(out)
+
+
+def ls(ctx: Context, sort: str | None = None, mini: bool = False) -> int:
     from pmsd.api.query import list_processes
     from pmsd.model.record import now_ms
     from pmsd.render.table import render
 
-    sys.stdout.write(render(list_processes(ctx), now_ms(), _colour()))
+    sort = sort if sort is not None else Output.sort
+    key = sort_key(sort) if sort else None  # a bad --sort is refused before systemd is asked
+    infos = list_processes(ctx)
+    if key is not None:
+        infos = sorted(infos, key=key[0], reverse=key[1])
+    if mini or Output.mini:
+        sys.stdout.write(mini_list(infos, now_ms()))
+    else:
+        sys.stdout.write(render(infos, now_ms(), _colour()))
     return ExitStatus.OK
 
 
@@ -69,6 +127,8 @@ def ids(ctx: Context, name: str) -> int:
 
 def report(ctx: Context, outcomes: Sequence[Outcome], verb: str) -> int:
     show_warnings(ctx)
+    if Output.silent:
+        return ExitStatus.OK
     for outcome in outcomes:
         print(f"[pmsd] {verb} {outcome.name} (id {outcome.pm_id}): {outcome.action}")
     if not outcomes:
@@ -79,8 +139,10 @@ def report(ctx: Context, outcomes: Sequence[Outcome], verb: str) -> int:
 def start(ctx: Context, params: dict[str, Any]) -> int:
     from pmsd.api.lifecycle import StartOptions
     from pmsd.api.lifecycle import start as api_start
-    from pmsd.cli.grammar import start_request
+    from pmsd.cli.grammar import output_request, start_request
 
+    shown = output_request(params)
+    set_output(shown["silent"], shown["mini_list"], shown["no_color"])
     target, options = start_request(params)
     try:
         outcomes = api_start(ctx, target, StartOptions(**options))
@@ -257,4 +319,78 @@ def events(ctx: Context, target: str | None, as_json: bool) -> int:
         pass
     finally:
         client.close()
+    return ExitStatus.OK
+
+
+def start_or(ctx: Context, action: str, params: dict[str, Any]) -> int:
+    """startOrRestart / startOrReload / startOrGracefulReload <ecosystem file>."""
+    from pmsd.api.lifecycle import StartOptions
+    from pmsd.api.start_or import start_or as api_start_or
+    from pmsd.cli.grammar import output_request, start_request
+
+    shown = output_request(params)
+    set_output(shown["silent"], shown["mini_list"], shown["no_color"])
+    path, options = start_request(params)
+    try:
+        outcomes = api_start_or(ctx, path, action, StartOptions(**options))
+    finally:
+        show_warnings(ctx)
+    return report(ctx, outcomes, "start")
+
+
+def send_signal(ctx: Context, signal: str, targets: Sequence[str]) -> int:
+    from pmsd.api.signals import parse_signal, send_signal, signal_name
+
+    number = parse_signal(signal)  # a bad signal is refused before systemd is asked
+    failed = False
+    for done in send_signal(ctx, number, list(targets)):
+        if done.problem:
+            failed = True
+            print(f"[pmsd][ERROR] {signal_name(number)} not sent to {done.name} (id {done.pm_id}): {done.problem}",
+                  file=sys.stderr)
+        elif not Output.silent:
+            print(f"[pmsd] {signal_name(number)} sent to the main process of {done.name} (id {done.pm_id})")
+    return ExitStatus.ERROR if failed else ExitStatus.OK
+
+
+def ecosystem(ctx: Context, mode: str | None) -> int:
+    from pmsd.api.ecosystem_init import write_starter
+
+    path = write_starter(os.getcwd(), mode)
+    print(f"[pmsd] wrote {path}; start it with `pmsd start {os.path.basename(path)}`")
+    return ExitStatus.OK
+
+
+def update(ctx: Context) -> int:
+    """Restart god so that it runs the pmsd now installed; apps are not touched (systemd runs them)."""
+    from pmsd.api.client import GodClient
+    from pmsd.api.god import god_disabled, start_and_wait, stop_god
+
+    if god_disabled(ctx):
+        print("[pmsd] PMSD_NO_GOD is set: there is no god to update; apps are run by systemd and need nothing")
+        return ExitStatus.OK
+    was_running = stop_god(ctx)
+    start_and_wait(ctx)
+    client = GodClient(ctx)
+    try:
+        reply = client.ping()
+    finally:
+        client.close()
+    print(f"[pmsd] god {'restarted' if was_running else 'started'}: pid {reply['pid']}, pmsd {reply['version']}; "
+          "apps were not touched")
+    return ExitStatus.OK
+
+
+def bug_report(ctx: Context) -> int:
+    from pmsd.api.report import collect
+
+    report = collect(ctx)
+    print("pmsd report: paste this into your issue (it holds no environment values)")
+    for title, items in report.sections:
+        print(f"\n--- {title}")
+        if not items:
+            print("(none)")
+        width = max((len(label) for label, _ in items), default=0)
+        for label, value in items:
+            print(f"{label.ljust(width)} : {value}")
     return ExitStatus.OK

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pmsd.context import Context
 
 LS_ALIASES = ("ls", "list", "status", "l", "ps")
+LS_FLAGS = ("--mini-list", "-m")
+LS_VALUE_OPTIONS = ("--sort",)
 LOGS_FLAGS = ("--nostream", "--raw", "--json", "--out", "--err")
 LOGS_VALUE_OPTIONS = ("--lines", "--timestamp", "--highlight")
 PM2_TIMESTAMP = "YYYY-MM-DDTHH:mm:ss"
@@ -94,6 +96,27 @@ def _start(ctx: Context, rest: list[str]) -> int | None:
     return None if params is None else commands.start(ctx, params)
 
 
+def _ls(ctx: Context, rest: list[str]) -> int | None:
+    from pmsd.cli import commands
+
+    sort: str | None = None
+    mini = False
+    index = 0
+    while index < len(rest):
+        name, has_value, inline = rest[index].partition("=")
+        if rest[index] in LS_FLAGS:
+            mini = True
+        elif name in LS_VALUE_OPTIONS and has_value:
+            sort = inline
+        elif name in LS_VALUE_OPTIONS and index + 1 < len(rest):
+            index += 1
+            sort = rest[index]
+        else:
+            return None
+        index += 1
+    return commands.ls(ctx, sort=sort, mini=mini)
+
+
 def _table() -> dict[str, Callable[[Context, list[str]], int | None]]:
     from pmsd.cli import commands
 
@@ -108,7 +131,7 @@ def _table() -> dict[str, Callable[[Context, list[str]], int | None]]:
         "log": _logs,
     }
     for alias in LS_ALIASES:
-        table[alias] = no_options(commands.ls)
+        table[alias] = _ls
     return table
 
 

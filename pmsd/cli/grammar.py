@@ -1,15 +1,20 @@
 """`pmsd start`'s flags, declared once: the settings table's flags plus the few that are not app options.
 
 The typer command's parameters and the fast-path parser are both built from `start_flags()`, so the two
-cannot disagree about what `pmsd start` accepts.
+cannot disagree about what `pmsd start` accepts. PM2's flags whose value may be left out (`--watch [paths]`,
+`-l [path]`, `--filter-env [envs]`) or that take several (`--stop-exit-codes <codes...>`) are rewritten by
+`normalize_start_argv` into one `--flag=value` word first, for both parsers.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pmsd.definition.settings import SETTINGS, parse_bool
+from pmsd.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -20,29 +25,74 @@ class Flag:
     help: str
     app_option: bool  # an override of the app definition (a settings-table row)
     default: Any = None  # the option's default, to turn a switch into the value it asks for
+    optional: str | None = None  # the value when the flag is given without one
+    variadic: bool = False  # takes every following value that `_VARIADIC_VALUE` matches
+    repeat: bool = False  # given again, adds to its values (joined with ",") instead of replacing them
+    flag_parse: Callable[[str], Any] | None = None  # the flag's value into the option's
+    unsupported: str | None = None  # PM2's key for a flag pmsd accepts but does not honour (a warning says so)
+    ignored: bool = False  # PM2 instrumentation (PM2 Plus, pmx, vizion, tracing): accepted, no meaning here
 
 
-START_TARGET_HELP = ("A script, an ecosystem file (.json .yaml .yml .toml .config.js), or an existing "
-                     "name/id/namespace/'all' to restart.")
+START_TARGET_HELP = ("A script, a command in quotes (\"npm run dev\", run by the shell), an ecosystem file "
+                     "(.json .yaml .yml .toml .config.js), or an existing name/id/namespace/'all' to restart.")
 START_ARGS_HELP = "Arguments for the script, after `--`."
+IGNORED_HELP = "Ignored: PM2 instrumentation (PM2 Plus, pmx, vizion, tracing) has no meaning in pmsd."
 
 _EXTRA = (
     Flag("node_args", ("--node-args",), False, "Alias of --interpreter-args.", False),
     Flag("env", ("--env",), False, "Use env_<ENV> from the ecosystem file.", False),
     Flag("force", ("--force", "-f"), True, "Start another copy of a running script.", False),
-    Flag("update_env", ("--update-env",), True, "When restarting, take the current environment instead of "
-         "the stored one.", False),
+    Flag("update_env", ("--update-env", "-a"), True, "When restarting, take the current environment instead "
+         "of the stored one.", False),
     Flag("only", ("--only",), False, "Ecosystem files: only these apps (a,b).", False),
+    Flag("execute_command", ("--execute-command", "-x"), True, "Fork mode (exec_mode fork), as PM2's -x.", False),
+    Flag("silent", ("--silent", "-s"), True, "Print nothing but errors and warnings.", False),
+    Flag("mini_list", ("--mini-list", "-m"), True, "Afterwards, list apps as `pmsd ls -m` does.", False),
+    Flag("no_color", ("--no-color",), True, "No colours (as NO_COLOR=1).", False),
+    Flag("parallel", ("--parallel",), False, "Accepted for PM2's scripts; pmsd acts on apps one at a time.",
+         False),
+    # PM2 options with a meaning pmsd does not give them (yet): accepted, and the start warns they are ignored.
+    Flag("filter_env", ("--filter-env",), False, "Not honoured (a warning says so): PM2 leaves out the "
+         "variables of the shell environment whose names contain these strings.", False, optional="true",
+         repeat=True, unsupported="filter_env"),
+    Flag("treekill", ("--no-treekill",), True, "Not honoured (a warning says so): systemd stops every process "
+         "of the app's unit.", False, unsupported="treekill"),
+    Flag("shutdown_with_message", ("--shutdown-with-message",), True, "Not honoured (a warning says so): "
+         "there is no IPC channel; apps are stopped with SIGINT.", False, unsupported="shutdown_with_message"),
+    Flag("pid_file", ("--pid", "-p"), False, "Not honoured (a warning says so): `pmsd pid <app>` prints the "
+         "main pid.", False, unsupported="pid_file"),
+    Flag("ext", ("--ext",), False, "Not honoured (a warning says so): every file change under a watched path "
+         "restarts the app.", False, unsupported="ext"),
+    Flag("attach", ("--attach",), True, "Not honoured (a warning says so): run `pmsd logs <app>`.", False,
+         unsupported="attach"),
 )
+_IGNORED = ("--no-vizion", "--no-pmx", "--no-automation", "--trace", "--disable-trace", "--v8",
+            "--event-loop-inspector", "--deep-monitoring", "--source-map-support", "--disable-source-map-support")
+IGNORED_FLAGS = tuple(Flag("ignored_" + name[2:].replace("-", "_"), (name,), True, IGNORED_HELP, False,
+                           ignored=True) for name in _IGNORED)
+OUTPUT_KEYS = ("silent", "mini_list", "no_color")
+_VARIADIC_VALUE = re.compile(r"^\d+(,\d+)*,?$")
 
 
 def start_flags() -> tuple[Flag, ...]:
     table = tuple(
-        Flag(s.key, (s.flag,) + ((s.short,) if s.short else ()), s.parse is parse_bool or s.switch,
-             s.flag_help or s.help, True, s.default)
+        Flag(s.key, (s.flag, *s.more_flags) + ((s.short,) if s.short else ()), s.parse is parse_bool or s.switch,
+             s.flag_help or s.help, True, s.default, optional=s.optional, variadic=s.variadic,
+             repeat=s.optional is not None and s.key == "watch", flag_parse=s.flag_parse)
         for s in SETTINGS if s.flag and s.flag.startswith("--") and " " not in s.flag
     )
-    return table + _EXTRA
+    return table + _EXTRA + IGNORED_FLAGS
+
+
+def _flag_value(flag: Flag, value: str) -> object:
+    if flag.flag_parse is not None:
+        try:
+            return flag.flag_parse(value)
+        except ValueError as error:
+            raise UsageError(f"{flag.names[0]}: {error}", getattr(error, "hint", None)) from None
+    if flag.dest == "watch" and value.lower() not in ("true", "false"):
+        return [path for path in value.split(",") if path]
+    return value
 
 
 def start_request(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -50,12 +100,21 @@ def start_request(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     overrides: dict[str, object] = {}
     for flag in start_flags():
         value = params.get(flag.dest)
-        if not flag.app_option or value is None or value is False:
+        if value is None or value is False:
             continue
+        if flag.unsupported:
+            # Not a setting: the definition's builder names it among PM2 options it does not honour.
+            overrides[flag.unsupported] = True if flag.switch else value
+        if not flag.app_option:
+            continue
+        if flag.dest == "log_file" and value == "":
+            continue  # `-l` alone asks for PM2's default log file: the journal keeps the lines
         # A switch says what the user asked for: --no-autorestart sets autorestart to false.
-        overrides[flag.dest] = (not flag.default) if flag.switch else value
+        overrides[flag.dest] = (not flag.default) if flag.switch else _flag_value(flag, value)
     if params.get("node_args") is not None and "interpreter_args" not in overrides:
         overrides["interpreter_args"] = params["node_args"]
+    if params.get("execute_command") and "exec_mode" not in overrides:
+        overrides["exec_mode"] = "fork"
     if params.get("args"):
         overrides["args"] = list(params["args"])
     only = params.get("only") or ""
@@ -65,8 +124,76 @@ def start_request(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return str(params["target"]), options
 
 
+def output_request(params: dict[str, Any]) -> dict[str, bool]:
+    """How the command's result is shown: -s, -m, --no-color."""
+    return {key: bool(params.get(key)) for key in OUTPUT_KEYS}
+
+
+def normalize_start_argv(argv: list[str], flags: tuple[Flag, ...] | None = None) -> list[str]:
+    """Give PM2's optional-value and variadic flags one `--flag=value` word each, so that both parsers read
+    them alike. An optional value is taken from the next word only after the script (target) was given and
+    when it is not an option: `pmsd start app.js --watch src` watches src, `pmsd start --watch app.js` starts
+    app.js and watches its cwd. Repeated flags (--watch a --watch b) join their values with ","."""
+    by_name = {name: flag for flag in (flags or start_flags()) for name in flag.names}
+    out: list[str] = []
+    merged: dict[str, int] = {}  # dest -> index in out of its first (joined) word
+    seen_target = False
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--":
+            out.extend(argv[index:])
+            break
+        name, has_value, inline = word.partition("=")
+        flag = by_name.get(name) if word.startswith("-") and word != "-" else None
+        if flag is None:
+            seen_target = seen_target or not word.startswith("-") or word == "-"
+            out.append(word)
+        elif flag.switch:
+            out.append(word)
+        elif flag.variadic and not has_value:
+            values = []
+            while index + 1 < len(argv) and _VARIADIC_VALUE.match(argv[index + 1]):
+                index += 1
+                values.append(argv[index].rstrip(","))
+            out.append(f"{flag.names[0]}={','.join(values)}" if values else word)
+        elif flag.optional is not None:
+            if not has_value:
+                following = argv[index + 1] if index + 1 < len(argv) else None
+                taken = seen_target and following is not None and (
+                    not following.startswith("-") or following == "-")
+                inline = following if taken and following is not None else flag.optional
+                index += 1 if taken else 0
+            _add_optional(out, merged, flag, inline)
+        else:
+            out.append(word)
+            if not has_value and index + 1 < len(argv):  # the value is the next word, whatever it looks like
+                index += 1
+                out.append(argv[index])
+        index += 1
+    return out
+
+
+def _add_optional(out: list[str], merged: dict[str, int], flag: Flag, value: str) -> None:
+    """`--flag=value` (the long name: click reads `-l=x` as the value "=x"), or the value joined to an earlier
+    occurrence of a repeatable flag."""
+    if flag.repeat and flag.dest in merged:
+        out[merged[flag.dest]] = _joined(out[merged[flag.dest]], value, flag.optional or "")
+        return
+    merged[flag.dest] = len(out)
+    out.append(f"{flag.names[0]}={value}")
+
+
+def _joined(word: str, value: str, bare: str) -> str:
+    """`--watch=a` and another value: `--watch=a,b` (a bare flag adds nothing to given paths)."""
+    name, _, current = word.partition("=")
+    values = [part for part in (current, value) if part and part != bare]
+    return f"{name}={','.join(values) if values else bare}"
+
+
 def parse_start(argv: list[str]) -> dict[str, Any] | None:
-    """Parse `start` arguments; None when anything is not plainly understood (typer then explains)."""
+    """Parse `start` arguments (already normalized); None when anything is not plainly understood (typer then
+    explains)."""
     by_name = {name: flag for flag in start_flags() for name in flag.names}
     params: dict[str, Any] = {"args": []}
     positionals: list[str] = []

@@ -11,6 +11,9 @@ import sys
 
 from pmsd.errors import ExitStatus, PmsdError
 
+# Commands that take `pmsd start`'s flags (pmsd.cli.grammar), PM2's optional-value ones included.
+START_COMMANDS = ("start", "startOrRestart", "startOrReload", "startOrGracefulReload")
+
 
 def report_error(error: PmsdError) -> int:
     colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
@@ -28,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if args and args[0] in ("logs", "log"):
             args = normalize_logs_argv(args)
+        command = next((index for index, word in enumerate(args) if not word.startswith("-")), None)
+        if command is not None and args[command] in START_COMMANDS:  # after global options (--user, --system)
+            from pmsd.cli.grammar import normalize_start_argv
+
+            args = [*args[: command + 1], *normalize_start_argv(args[command + 1 :])]
         status = try_fast_path(args)
         if status is not None:
             return status

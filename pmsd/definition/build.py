@@ -15,6 +15,8 @@ are checked once computed, all before anything is created.
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -58,6 +60,7 @@ def build_spec(
         raise app.fail("script", "missing", "every app needs a script (a file or a command on PATH)")
     env = _environment(values, raw, env_name, app)
     cwd = _working_directory(values, app)
+    values = _command_string(values, cwd, env.get("PATH", path_env))
     program = _program(values, cwd, env.get("PATH", path_env), app)
     name = _name(values, program.script, app)
     namespace = _namespace(values, app)
@@ -157,6 +160,22 @@ def _normalized(path: str) -> str:
     """os.path.normpath, and one leading slash where POSIX lets it keep two (systemd simplifies "//" to "/")."""
     path = os.path.normpath(path)
     return "/" + path.lstrip("/") if path.startswith("//") else path
+
+
+def _command_string(values: dict[str, Any], cwd: str, path_env: str | None) -> dict[str, Any]:
+    """PM2 runs a script with a space in it (`pm2 start "npm run dev"`) as `bash -c "<script>"` (sh when there
+    is no bash), and names the app after the whole command. So does pmsd, when the script is not a file (a
+    path with a space in it is run as a file); arguments after `--` are appended to the command, quoted, where
+    PM2 drops them."""
+    script: str = values["script"].strip()
+    if " " not in script or values.get("interpreter") not in (None, "none"):
+        return values
+    if os.path.exists(os.path.join(cwd, os.path.expanduser(values["script"]))):
+        return values
+    shell = "bash" if shutil.which("bash", path=path_env) else "sh"
+    command = " ".join([script, *(shlex.quote(arg) for arg in values.get("args", ()))])
+    return {**values, "script": shell, "interpreter": "none", "args": ("-c", command),
+            "name": values.get("name") or script}
 
 
 def _program(values: Mapping[str, Any], cwd: str, path_env: str | None, app: _App) -> Program:

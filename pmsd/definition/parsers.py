@@ -88,6 +88,23 @@ def parse_duration_ms(value: object) -> int:
     return number
 
 
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*$")
+
+
+def parse_seconds_ms(value: object) -> int:
+    """PM2's `--watch-delay` flag: a bare number is seconds (4, 0.5), as PM2 reads it; with a unit ("500ms",
+    "2s", "1m") it is that duration. Milliseconds, rounded."""
+    if isinstance(value, str) and _SECONDS.match(value):
+        number = round(float(value) * 1000)
+        if number > MS_MAX:
+            raise ValueError(f"expected a duration up to {MS_MAX // 1000} s, got {value.strip()} s")
+        return number
+    try:
+        return parse_duration_ms(value)
+    except ValueError:
+        raise ValueError(f"expected seconds (4, 0.5) or a duration like '500ms', '2s', got {value!r}") from None
+
+
 def parse_positive_duration_ms(value: object) -> int:
     number = parse_duration_ms(value)
     if number == 0:

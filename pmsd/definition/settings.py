@@ -40,6 +40,7 @@ from pmsd.definition.parsers import parse_memory_bytes as parse_memory_bytes
 from pmsd.definition.parsers import parse_patterns as parse_patterns
 from pmsd.definition.parsers import parse_port as parse_port
 from pmsd.definition.parsers import parse_positive_duration_ms as parse_positive_duration_ms
+from pmsd.definition.parsers import parse_seconds_ms as parse_seconds_ms
 from pmsd.definition.parsers import parse_str as parse_str
 from pmsd.definition.parsers import parse_text as parse_text
 from pmsd.definition.parsers import parse_user_group as parse_user_group
@@ -187,7 +188,11 @@ class Setting:
     flag: str | None = None  # the `pmsd start` flag, when PM2 has one
     short: str | None = None  # its one-letter form, as PM2 spells it
     flag_help: str | None = None  # help for the flag when it reads differently from the option (negations)
-    switch: bool = False  # the flag takes no value even though the option is not a boolean (--watch)
+    switch: bool = False  # the flag takes no value even though the option is not a boolean
+    more_flags: tuple[str, ...] = ()  # further spellings of the flag (PM2's --cron beside --cron-restart)
+    optional: str | None = None  # the flag's value may be left out (PM2's `--watch [paths]`): this one then
+    variadic: bool = False  # the flag takes every following value (PM2's `--stop-exit-codes <codes...>`)
+    flag_parse: Callable[[str], Any] | None = None  # the flag's value, when PM2 reads it unlike the option
     by_god: bool = False  # enforced by the god daemon (pmsd-god.service), not by a systemd directive
 
 
@@ -255,11 +260,12 @@ SETTINGS: tuple[Setting, ...] = (
             (Directive("RestartPreventExitStatus", "RestartPreventExitStatus", "(aiai)",
                        lambda i: (list(i.spec.stop_exit_codes), []) if i.spec.stop_exit_codes else None,
                        lambda v: " ".join(str(code) for code in v[0])),),
-            flag="--stop-exit-codes"),
+            flag="--stop-exit-codes", variadic=True,
+            flag_help="Exit codes after which the app is not restarted (one or more: 0 3, or 0,3)."),
     Setting("kill_timeout", parse_positive_duration_ms, 1600, "Milliseconds between SIGINT and SIGKILL on stop.",
             (Directive("TimeoutStopSec", "TimeoutStopUSec", "t", lambda i: i.spec.kill_timeout * 1000,
                        _usec_text),),
-            flag="--kill-timeout"),
+            flag="--kill-timeout", short="-k"),
     # PM2's `-u/--user <name>` is spelled --uid here: pmsd's own `--user` is the scope switch (your user
     # manager), and one word meaning both would silently change which manager a command talks to.
     Setting("user", parse_user_group, None, "User (name or uid) to run the app as (system mode only). It gets "
@@ -292,7 +298,9 @@ SETTINGS: tuple[Setting, ...] = (
             aliases=("error", "err_file", "err_log"), flag="--error", short="-e"),
     Setting("log_file", parse_text, None, "One file for stdout and stderr together (used when neither "
             "out_file nor error_file is set: systemd cannot write one stream to two files).",
-            aliases=("log",), flag="--log", short="-l"),
+            aliases=("log",), flag="--log", short="-l", optional="",
+            flag_help="One file for stdout and stderr together; without a path (PM2's default file) the "
+            "lines stay in the journal."),
     Setting("disable_logs", parse_bool, False, "Discard the app's output (StandardOutput=null).",
             flag="--disable-logs"),
     Setting("merge_logs", parse_bool, False, "Cluster instances share log files (no -<id> suffix); "
@@ -315,14 +323,19 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--memory-max"),
     Setting("cron_restart", parse_cron, None, "Restart the app on a cron pattern (5 or 6 fields, or "
             "@hourly/@daily/...), through a systemd timer unit that fires whether god runs or not; a stopped "
-            "app is started.", aliases=("cron",), flag="--cron-restart", short="-c"),
+            "app is started.", aliases=("cron",), flag="--cron-restart", short="-c", more_flags=("--cron",)),
     Setting("watch", parse_watch, (), "Restart the app when files change: true (its cwd) or paths relative "
-            "to cwd, watched recursively by god.", flag="--watch", switch=True,
-            flag_help="Restart the app when files in its cwd change (toggles on restart).", by_god=True),
+            "to cwd, watched recursively by god.", flag="--watch", optional="true",
+            flag_help="Restart the app when files change: in its cwd, or in the paths given (--watch src, "
+            "repeatable; a path is read after the script only, so `--watch app.js` starts app.js).",
+            by_god=True),
     Setting("ignore_watch", parse_patterns, (), "Globs or regular expressions of paths not to watch; they "
             "replace the default (dot-files and node_modules), as in PM2.", flag="--ignore-watch", by_god=True),
     Setting("watch_delay", parse_duration_ms, 0, "Wait this long (ms, or '2s') after the last change before "
-            "restarting; changes closer than 100 ms always restart once.", flag="--watch-delay", by_god=True),
+            "restarting; changes closer than 100 ms always restart once.", flag="--watch-delay", by_god=True,
+            flag_parse=parse_seconds_ms,
+            flag_help="Wait this long after the last change before restarting: seconds, as PM2 reads the flag "
+            "(4, 0.5), or with a unit (500ms, 2s). The ecosystem key watch_delay is in ms."),
     Setting("instances", parse_instances, 1, "Cluster mode: run this many instances (pmsd-<app>@<n>.service "
             "from one template unit); 'max' or 0 for one per CPU, -N for all CPUs but N.",
             flag="--instances", short="-i"),
@@ -361,5 +374,5 @@ ALIASES: dict[str, str] = {alias: s.key for s in SETTINGS for alias in s.aliases
 # PM2 options pmsd knows but does not honour (yet): named in a warning rather than called "unknown".
 NOT_YET_HONOURED = frozenset({
     "shutdown_with_message", "source_map_support", "vizion", "post_update", "force", "treekill", "pmx",
-    "automation", "filter_env", "append_env_to_name", "max_memory", "version",
+    "automation", "filter_env", "append_env_to_name", "max_memory", "version", "pid_file", "ext", "attach",
 })

@@ -7,6 +7,7 @@ import shlex
 
 from pmsd.model.status import ProcessInfo
 from pmsd.render.formats import memory, uptime
+from pmsd.render.jlist import log_paths
 from pmsd.systemd.names import cron_timer_unit
 from pmsd.systemd.paths import scope_flag
 
@@ -16,10 +17,12 @@ def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes
     scope = scope_flag(user)
     created = datetime.datetime.fromtimestamp(info.record.created_at / 1000).isoformat(sep=" ",
                                                                                         timespec="seconds")
+    out_log, err_log, _ = log_paths(spec)
     rows = [
         ("status", str(info.status)),
         ("name", spec.name),
         ("namespace", spec.namespace),
+        ("version", "N/A"),
         ("id", str(info.pm_id)),
         ("pid", str(info.pid)),
         ("restarts", str(info.restart_time)),
@@ -29,10 +32,13 @@ def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes
         ("cpu", f"{info.cpu_percent:g}% (average since start)"),
         ("script path", spec.script),
         ("script args", shlex.join(spec.args)),
+        ("error log path", err_log or "- (the journal: pmsd logs)"),
+        ("out log path", out_log or "- (the journal: pmsd logs)"),
         ("interpreter", spec.interpreter),
         ("interpreter args", shlex.join(spec.interpreter_args)),
         ("exec cwd", spec.cwd),
         ("exec mode", f"{spec.exec_mode}_mode"),
+        ("node env", spec.env.get("NODE_ENV", "N/A")),
         *_cluster_rows(info),
         ("autorestart", str(spec.autorestart).lower()),
         ("restart delay", f"{spec.restart_delay} ms"),

@@ -3,16 +3,71 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 from collections.abc import Sequence
 from typing import Any
 
+from pmsd.model.spec import AppSpec
 from pmsd.model.status import ProcessInfo
+
+
+def log_paths(spec: AppSpec) -> tuple[str | None, str | None, str | None]:
+    """PM2's (pm_out_log_path, pm_err_log_path, pm_log_path): the files the streams really go to.
+
+    Same rules as pmsd.definition.settings.stdout_file/stderr_file (not imported: its parsers cost the
+    `jlist` fast path ~5 ms of start-up): log_file takes both streams when neither out_file nor error_file
+    is set. A stream that goes to the journal has no file, so its path is null, never PM2's default
+    ~/.pm2/logs/<name>-out.log (which would not exist). disable_logs is /dev/null, as PM2 writes it.
+    """
+    if spec.disable_logs:
+        return "/dev/null", "/dev/null", None
+    out = spec.out_file or (spec.log_file if not spec.error_file else None)
+    err = spec.error_file or (spec.log_file if not spec.out_file else None)
+    combined = spec.log_file if spec.log_file and not (spec.out_file or spec.error_file) else None
+    return out, err, combined
+
+
+def _username(spec: AppSpec, user: bool) -> str:
+    """Who the app runs as: its User=, else the user manager's owner (the caller), else root."""
+    if spec.user:
+        return spec.user
+    if not user:
+        return "root"
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def _logs_and_more(spec: AppSpec) -> dict[str, Any]:
+    """The rest of PM2's pm2_env keys that mean something in pmsd."""
+    out_log, err_log, combined_log = log_paths(spec)
+    return {
+        "version": "N/A",  # PM2 reads package.json's version for Node apps; pmsd reads no app file
+        "pm_out_log_path": out_log,
+        "pm_err_log_path": err_log,
+        "pm_log_path": combined_log,
+        "merge_logs": True,  # instances of one app share its files: pmsd never adds PM2's -<id> suffix
+        "disable_logs": spec.disable_logs,
+        "log_date_format": spec.log_date_format,
+        "log_type": spec.log_type,
+        "increment_var": spec.increment_var,
+        "treekill": True,  # systemd stops the whole cgroup (KillMode=control-group)
+        "env": dict(spec.env),  # the definition's env (env_<name> applied); everything: `pmsd env <id>`
+        # PM2's custom metrics and actions (pmx/@pm2/io): pmsd has none, and says so with PM2's empty values
+        "axm_monitor": {},
+        "axm_actions": [],
+        "axm_options": {},
+        "axm_dynamic": {},
+    }
 
 
 def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
     spec = info.record.spec
     interpreter = "none" if spec.interpreter == "none" else spec.interpreter.rsplit("/", 1)[-1]
+    instance = info.record.instance or 0
     pm2_env: dict[str, Any] = {
         "name": spec.name,
         "namespace": spec.namespace,
@@ -24,7 +79,7 @@ def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
         "created_at": info.record.created_at,
         "exec_mode": f"{spec.exec_mode}_mode",
         "instances": spec.instances if spec.clustered else 1,
-        "NODE_APP_INSTANCE": info.record.instance or 0,
+        "NODE_APP_INSTANCE": instance,
         "instance_var": spec.instance_var,
         "wait_ready": spec.wait_ready,
         "listen_timeout": spec.listen_timeout,
@@ -50,13 +105,16 @@ def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
         "watch": list(spec.watch) or False,
         "ignore_watch": list(spec.ignore_watch),
         "watch_delay": spec.watch_delay,
-        "username": spec.user,
+        "username": _username(spec, user),
         "unique_id": info.invocation_id or None,
+        **_logs_and_more(spec),
         # pmsd's own
         "unit_name": info.unit,
         "invocation_id": info.invocation_id or None,
         "scope": "user" if user else "system",
     }
+    if spec.instance_var != "NODE_APP_INSTANCE":
+        pm2_env.setdefault(spec.instance_var, instance)  # PM2 also writes the instance under instance_var
     return {
         "pid": info.pid,
         "name": spec.name,

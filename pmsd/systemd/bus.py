@@ -126,6 +126,11 @@ class Manager:
         self._call(MANAGER_PATH, MANAGER, b"RestartUnit", apply_signature(b"ss", [unit.encode(), b"replace"]),
                    unit)
 
+    def kill_unit(self, unit: str, signal: int, whom: str = "main") -> None:
+        """KillUnit: send `signal` to the unit's main process ("main"), or to every process of it ("all")."""
+        self._call(MANAGER_PATH, MANAGER, b"KillUnit",
+                   apply_signature(b"ssi", [unit.encode(), whom.encode(), signal]), unit)
+
     def reload(self) -> None:
         """daemon-reload: needed when a unit file pmsd wrote changed (a new file is found without it)."""
         self._call(MANAGER_PATH, MANAGER, b"Reload", [], "")

@@ -45,3 +45,30 @@ def test_timestamp_takes_an_optional_pattern() -> None:
         "logs", "--timestamp", fast.PM2_TIMESTAMP, "api"]
     assert fast.normalize_logs_argv(["logs", "--timestamp", "HH:mm", "api"]) == [
         "logs", "--timestamp", "HH:mm", "api"]
+
+
+def test_ls_fast_parser_knows_every_typer_option() -> None:
+    assert set(fast.LS_FLAGS) | set(fast.LS_VALUE_OPTIONS) == _options_of("ls")
+
+
+def test_start_or_commands_take_starts_flags() -> None:
+    for command in ("startOrRestart", "startOrReload", "startOrGracefulReload"):
+        assert _options_of(command) == _options_of("start")
+
+
+def test_every_pm2_start_flag_is_known() -> None:
+    """PM2 7.0.4's `start` options (lib/binaries/CLI.js), less those of other commands (startup: -u --hp
+    --wait-ip --service-name; -w --write; --no-daemon; --sort; -v; container mode) and --ignore-watch's
+    spelling, which pmsd has as is."""
+    pm2 = {"-s", "--silent", "--ext", "-n", "--name", "-m", "--mini-list", "--interpreter", "--interpreter-args",
+           "--node-args", "-o", "--output", "-e", "--error", "-l", "--log", "--filter-env", "--log-type",
+           "--log-date-format", "--time", "--disable-logs", "--env", "-a", "--update-env", "-f", "--force", "-i",
+           "--instances", "--parallel", "--shutdown-with-message", "-p", "--pid", "-k", "--kill-timeout",
+           "--listen-timeout", "--max-memory-restart", "--restart-delay", "--exp-backoff-restart-delay", "-x",
+           "--execute-command", "--max-restarts", "--uid", "--gid", "--namespace", "--cwd", "-c", "--cron",
+           "--cron-restart", "--source-map-support", "--only", "--disable-source-map-support", "--wait-ready",
+           "--merge-logs", "--watch", "--ignore-watch", "--watch-delay", "--no-color", "--no-vizion",
+           "--no-autostart", "--no-autorestart", "--stop-exit-codes", "--no-treekill", "--no-pmx",
+           "--no-automation", "--trace", "--disable-trace", "--attach", "--v8", "--event-loop-inspector",
+           "--deep-monitoring"}
+    assert pm2 <= _options_of("start")

@@ -90,7 +90,7 @@ FLAG_VALUES = [
     pytest.param("--cron-restart", "@weekly2",
                  "invalid cron pattern '@weekly2': unknown nickname '@weekly2' (known: @yearly, @annually, @monthly, "
                  "@weekly, @daily, @midnight, @hourly)", id="cron-nickname"),
-    pytest.param("--watch-delay", "soon", "expected milliseconds or a duration like '2s', '1m', got 'soon'",
+    pytest.param("--watch-delay", "soon", "expected seconds (4, 0.5) or a duration like '500ms', '2s', got 'soon'",
                  id="watch-delay"),
     pytest.param("--max-memory-restart", "lots", "expected bytes or a size like '300K', '150M', '1G', got 'lots'",
                  id="max-memory-restart-word"),
@@ -386,11 +386,24 @@ def test_unknown_target(env: Env, capsys: pytest.CaptureFixture[str], argv: list
     assert not (env.state / "registry.json").exists()  # refused before any effect
 
 
-@pytest.mark.parametrize("verb", ["stop", "restart", "delete", "reset"])
+@pytest.mark.parametrize("verb", ["stop", "restart", "reload", "delete"])
 def test_all_with_nothing_registered(env: Env, capsys: pytest.CaptureFixture[str], verb: str) -> None:
-    result = run(capsys, verb, "all")
+    # PM2's _operate (lib/API.js): `all` with no process prints "No process found" and exits non-zero.
+    assert_error(run(capsys, verb, "all"), env, NOT_FOUND, f"no apps to {verb}",
+                 "`pmsd ls` lists them; `pmsd start` adds one")
+    assert not (env.state / "registry.json").exists()
+
+
+def test_reset_all_with_nothing_registered(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    # PM2's reset of `all` resets the empty list of ids and succeeds.
+    result = run(capsys, "reset", "all")
     assert (result.status, result.err) == (ExitStatus.OK, "")
     assert result.out.startswith("[pmsd] nothing to do\n")
+
+
+def test_describe_all_with_nothing_registered(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    # PM2's describe of nothing prints "... doesn't exist" and exits non-zero.
+    assert_error(run(capsys, "describe", "all"), env, NOT_FOUND, "no apps are registered", "`pmsd start` adds one")
 
 
 REGISTERED = [
@@ -471,7 +484,7 @@ GRAMMAR = [
     pytest.param(["start", "tool", "--bogus"], ("No such option", "--bogus"), id="unknown-start-option"),
     pytest.param(["stop", "x", "--bogus"], ("No such option", "--bogus"), id="unknown-stop-option"),
     pytest.param(["start"], ("Missing argument 'TARGET'",), id="start-without-target"),
-    pytest.param(["stop"], ("Missing argument 'TARGET'",), id="stop-without-target"),
+    pytest.param(["stop"], ("Missing argument 'TARGET...'",), id="stop-without-target"),
     pytest.param(["scale", "web"], ("Missing argument 'NUMBER'",), id="scale-without-number"),
     pytest.param(["--user", "--system", "ls"], ("--user and --system exclude each other",), id="user-and-system"),
     pytest.param(["start", "tool", "--max-restarts"], ("--max-restarts", "requires an argument"),

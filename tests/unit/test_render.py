@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -9,7 +12,7 @@ from typing import Any
 import pytest
 
 from pmsd.model.status import ProcessInfo, Status
-from pmsd.render import formats, jlist, table
+from pmsd.render import describe, formats, jlist, table
 from tests.unit.helpers import display_width, make_record
 
 NOW_MS = 1_700_000_100_000
@@ -140,6 +143,97 @@ def test_render_json_keeps_unicode_and_is_one_line() -> None:
 
 def test_render_json_empty() -> None:
     assert json.loads(jlist.render_json([], user=True)) == []
+
+
+# PM2 7's pm2_env keys (`pm2 jlist` of a fork app started with --interpreter python3) that have a meaning in
+# pmsd; PM2's own machinery (vizion, pmx, automation, kill_retry_time, pm_pid_path, windowsHide, filter_env) has none.
+PM2_KEYS = (
+    "name", "namespace", "pm_id", "status", "restart_time", "unstable_restarts", "pm_uptime", "created_at",
+    "exec_mode", "instances", "NODE_APP_INSTANCE", "instance_var", "pm_exec_path", "pm_cwd", "exec_interpreter",
+    "node_args", "args", "exit_code", "autorestart", "autostart", "max_restarts", "min_uptime", "kill_timeout",
+    "watch", "username", "unique_id", "version", "pm_out_log_path", "pm_err_log_path", "merge_logs", "treekill",
+    "env", "axm_monitor", "axm_actions", "axm_options", "axm_dynamic",
+)
+
+
+def test_render_json_has_every_pm2_key_with_a_meaning() -> None:
+    [entry] = json.loads(jlist.render_json([_info()], user=True))
+    assert set(entry) >= {"pid", "name", "pm_id", "monit", "pm2_env"}
+    assert [key for key in PM2_KEYS if key not in entry["pm2_env"]] == []
+
+
+def test_render_json_definition_values() -> None:
+    info = _info(args=("--port", "1"), interpreter_args=("--max-old-space-size=64",), autorestart=False,
+                 max_restarts=5, min_uptime=2500, kill_timeout=3000, env={"NODE_ENV": "production"},
+                 watch=("/srv/app",), namespace="jobs")
+    env = json.loads(jlist.render_json([info], user=True))[0]["pm2_env"]
+    assert env["args"] == ["--port", "1"]
+    assert env["node_args"] == env["interpreter_args"] == ["--max-old-space-size=64"]
+    assert (env["autorestart"], env["max_restarts"], env["min_uptime"], env["kill_timeout"]) == (False, 5, 2500, 3000)
+    assert env["env"] == {"NODE_ENV": "production"}
+    assert env["watch"] == ["/srv/app"]
+    assert env["namespace"] == "jobs"
+    assert env["version"] == "N/A"
+    assert env["treekill"] is True and env["merge_logs"] is True
+    assert (env["axm_monitor"], env["axm_actions"]) == ({}, [])
+
+
+def test_render_json_unwatched_app_has_watch_false() -> None:
+    env = json.loads(jlist.render_json([_info()], user=True))[0]["pm2_env"]
+    assert env["watch"] is False
+    assert env["NODE_APP_INSTANCE"] == 0
+
+
+@pytest.mark.parametrize(("spec", "paths"), [
+    pytest.param({}, (None, None, None), id="journal"),
+    pytest.param({"out_file": "/l/o.log"}, ("/l/o.log", None, None), id="out-only"),
+    pytest.param({"out_file": "/l/o.log", "error_file": "/l/e.log"}, ("/l/o.log", "/l/e.log", None), id="both"),
+    pytest.param({"log_file": "/l/all.log"}, ("/l/all.log", "/l/all.log", "/l/all.log"), id="log-file"),
+    pytest.param({"log_file": "/l/all.log", "error_file": "/l/e.log"}, (None, "/l/e.log", None),
+                 id="log-file-ignored-next-to-error-file"),
+    pytest.param({"disable_logs": True, "out_file": "/l/o.log"}, ("/dev/null", "/dev/null", None), id="disabled"),
+])
+def test_render_json_log_paths(spec: dict[str, Any], paths: tuple[str | None, ...]) -> None:
+    env = json.loads(jlist.render_json([_info(**spec)], user=True))[0]["pm2_env"]
+    assert (env["pm_out_log_path"], env["pm_err_log_path"], env["pm_log_path"]) == paths
+
+
+def test_render_json_cluster_instance() -> None:
+    base = _info(exec_mode="cluster", instances=4, instance_var="WORKER", pm_id=7)
+    info = dataclasses.replace(base, record=dataclasses.replace(base.record, instance=2))
+    env = json.loads(jlist.render_json([info], user=True))[0]["pm2_env"]
+    assert (env["exec_mode"], env["instances"], env["pm_id"]) == ("cluster_mode", 4, 7)
+    assert env["NODE_APP_INSTANCE"] == 2 and env["WORKER"] == 2 and env["instance_var"] == "WORKER"
+
+
+def test_render_json_username() -> None:
+    assert json.loads(jlist.render_json([_info(user="www-data")], user=False))[0]["pm2_env"]["username"] == "www-data"
+    assert json.loads(jlist.render_json([_info()], user=False))[0]["pm2_env"]["username"] == "root"
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert json.loads(jlist.render_json([_info()], user=True))[0]["pm2_env"]["username"] == me
+
+
+# ------------------------------------------------------------------------------------------ describe
+
+
+def _describe_rows(info: ProcessInfo) -> dict[str, str]:
+    text = describe.render(info, NOW_MS, True, "[Service]\nExecStart=/bin/true\n", ["journal"])
+    rows = {}
+    for line in text.splitlines()[1:]:
+        if line.startswith("  ") and not line.startswith("   "):
+            key, _, value = line.strip().partition("  ")
+            rows[key] = value.strip()
+    return rows
+
+
+def test_describe_has_pm2s_rows() -> None:
+    rows = _describe_rows(_info(out_file="/l/o.log", env={"NODE_ENV": "production"}))
+    assert rows["status"] == "online" and rows["name"] == "api" and rows["version"] == "N/A"
+    assert rows["out log path"] == "/l/o.log"
+    assert rows["error log path"].startswith("- (the journal")
+    assert rows["node env"] == "production"
+    assert rows["exec mode"] == "fork_mode"
+    assert rows["restarts"] == "3" and rows["unstable restarts"] == "2"
 
 
 # ------------------------------------------------------------------------------------------ prettylist
