@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pmsd.api.lifecycle import Outcome
+    from pmsd.model.protocol import PingResult
     from pmsd.model.record import AppRecord
     from pmsd.model.status import ProcessInfo
 
@@ -268,16 +269,21 @@ def reload_logs(ctx: Context) -> int:
     return ExitStatus.OK
 
 
-def ping(ctx: Context) -> int:
+def _ping_god(ctx: Context) -> PingResult:
+    """Start god if needed, wait for its socket, and ask it who it is."""
     from pmsd.api.client import GodClient
     from pmsd.api.god import start_and_wait
 
     start_and_wait(ctx)
     client = GodClient(ctx)
     try:
-        reply = client.ping()
+        return client.ping()
     finally:
         client.close()
+
+
+def ping(ctx: Context) -> int:
+    reply = _ping_god(ctx)
     # PM2 prints `{ msg: 'pong' }`; the rest says which god answered.
     print("{ msg: 'pong' }")
     print(f"[pmsd] god pid {reply['pid']}, pmsd {reply['version']}, systemd {reply['systemd']}, "
@@ -363,19 +369,13 @@ def ecosystem(ctx: Context, mode: str | None) -> int:
 
 def update(ctx: Context) -> int:
     """Restart god so that it runs the pmsd now installed; apps are not touched (systemd runs them)."""
-    from pmsd.api.client import GodClient
-    from pmsd.api.god import god_disabled, start_and_wait, stop_god
+    from pmsd.api.god import god_disabled, stop_god
 
     if god_disabled(ctx):
         print("[pmsd] PMSD_NO_GOD is set: there is no god to update; apps are run by systemd and need nothing")
         return ExitStatus.OK
     was_running = stop_god(ctx)
-    start_and_wait(ctx)
-    client = GodClient(ctx)
-    try:
-        reply = client.ping()
-    finally:
-        client.close()
+    reply = _ping_god(ctx)
     print(f"[pmsd] god {'restarted' if was_running else 'started'}: pid {reply['pid']}, pmsd {reply['version']}; "
           "apps were not touched")
     return ExitStatus.OK
