@@ -24,7 +24,9 @@ def test_apps_started_before_a_failing_one_stay_listed(pmsd: Pmsd, token: str) -
     os.chmod(broken, stat.S_IRWXU)
     names = [f"one-{token}", f"two-{token}", f"three-{token}"]
     apps = [{"name": names[0], "script": SLEEPER}, {"name": names[1], "script": SLEEPER},
-            {"name": names[2], "script": broken, "interpreter": "none"}]
+            # autorestart off: its failure is final (with it, systemd may already be restarting the unit when
+            # the start job ends, and the app is then reported started and errors later, as under PM2).
+            {"name": names[2], "script": broken, "interpreter": "none", "autorestart": False}]
     with open(os.path.join(pmsd.cwd, "ecosystem.json"), "w") as handle:
         json.dump({"apps": apps}, handle)
 
