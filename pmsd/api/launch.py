@@ -44,7 +44,7 @@ def write_environment(ctx: Context, record: AppRecord, fresh: bool) -> None:
     if fresh or not os.path.exists(env_file):
         caller = {} if runs_as_another_user(spec.user, not ctx.user, os.getuid()) else ctx.environ
         env = app_environment(caller, spec.env, record.pm_id, record.name, spec.namespace, record.instance,
-                              spec.instance_var, spec.increment_var)
+                              spec.instance_var, spec.increment_var, spec.filter_env)
     else:
         env = {**read_env_file(env_file), **spec.env}
     write_env_file(env_file, env)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pmsd.api import cluster
 from pmsd.api.god import ensure_god
 from pmsd.api.launch import (
+    RUNNING_STATUSES,
     forget,
     launch_many,
     new_records,
@@ -26,17 +27,29 @@ from pmsd.api.launch import (
     write_environment,
 )
 from pmsd.api.linger import linger_warning
-from pmsd.api.targets import Target, Targets, parse_targets, resolve_targets, select, target_list
+from pmsd.api.targets import (
+    STDIN,
+    STDIN_LABEL,
+    Target,
+    Targets,
+    parse_targets,
+    read_stdin_apps,
+    resolve_targets,
+    select,
+    target_list,
+)
 from pmsd.context import Context
 from pmsd.definition.build import build_spec
 from pmsd.definition.ecosystem import is_ecosystem_file, load_apps
+from pmsd.definition.settings import ALIASES, SETTINGS_BY_KEY
 from pmsd.definition.units import check_log_files, check_scope
 from pmsd.errors import NotFoundError, PmsdError, UsageError
 from pmsd.model.counters import counters_for
 from pmsd.model.record import AppRecord, RegistryData
 from pmsd.model.spec import COMMAND_LINE, AppSpec, Source
+from pmsd.model.status import pm2_status
 from pmsd.state.counters import load_counters
-from pmsd.state.envfiles import read_env_file
+from pmsd.state.envfiles import read_env_file, write_env_file
 from pmsd.systemd.states import UP_STATES, ActiveState
 
 
@@ -91,8 +104,10 @@ def start(ctx: Context, target: str, options: StartOptions | None = None) -> lis
 
 
 def _start(ctx: Context, target: str, options: StartOptions) -> list[Outcome]:
-    if is_ecosystem_file(target) and os.path.exists(target):
-        specs = _ecosystem_specs(ctx, target, options)
+    if target == STDIN or (is_ecosystem_file(target) and os.path.exists(target)):
+        # `pmsd start -`: the definition on stdin, started as an ecosystem file's (PM2's `_startJson` of a pipe)
+        specs = _stdin_specs(ctx, read_stdin_apps(), options) if target == STDIN else _ecosystem_specs(
+            ctx, target, options)
         ensure_god(ctx)
         outcomes: list[Outcome] = []
         # One registry transaction per app: when app 3 fails to start, apps 1 and 2 run and stay listed.
@@ -123,8 +138,18 @@ def _ecosystem_specs(ctx: Context, path: str, options: StartOptions) -> list[App
     """Every app of the file, validated, before anything is created: a broken app never leaves its siblings
     half-started."""
     source = Source(os.path.relpath(path), os.path.dirname(os.path.abspath(path)))
-    specs = [build_spec({**raw, **options.overrides}, source, options.env_name, ctx.environ.get("PATH"),
-                        ctx.warnings) for raw in load_apps(path)]
+    return _declared_specs(ctx, load_apps(path), source, options)
+
+
+def _stdin_specs(ctx: Context, apps: Sequence[Mapping[str, object]], options: StartOptions) -> list[AppSpec]:
+    """The apps of the definition read from stdin, validated; relative paths start at the current directory."""
+    return _declared_specs(ctx, apps, Source(STDIN_LABEL, os.getcwd()), options)
+
+
+def _declared_specs(ctx: Context, apps: Sequence[Mapping[str, object]], source: Source,
+                    options: StartOptions) -> list[AppSpec]:
+    specs = [build_spec(_overlaid(raw, options.overrides), source, options.env_name, ctx.environ.get("PATH"),
+                        ctx.warnings) for raw in apps]
     names = [spec.name for spec in specs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -191,39 +216,156 @@ def _create(ctx: Context, data: RegistryData, spec: AppSpec) -> list[Outcome]:
 # ------------------------------------------------------------------------------------------ restart / reload
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What restart or reload was asked to act on, validated: the apps ecosystem files declare, the other
+    targets (`-` among them), and the definitions read from stdin by name."""
+
+    declared: list[AppSpec]
+    parsed: list[Target]
+    piped: dict[str, AppSpec]
+
+
 def restart(ctx: Context, target: Targets, update_env: bool = False, toggle_watch: bool = False,
-            env_name: str | None = None, only: Sequence[str] = ()) -> list[Outcome]:
+            env_name: str | None = None, only: Sequence[str] = (),
+            overrides: Mapping[str, object] | None = None) -> list[Outcome]:
     """Restart apps; toggle_watch turns file watching on (the app's cwd) or off, as `pm2 restart --watch`.
 
     An ecosystem file is restarted as PM2 does (`_startJson` with restartProcessId, as `start` of the file):
     its apps (`only`) get the file's definition (with `env_<env_name>`) and restart; those not registered
-    start. Other targets follow pmsd.api.targets."""
-    texts = target_list(target)
-    files = [text for text in texts if _is_ecosystem_target(text)]
-    others = [text for text in texts if text not in files]
-    options = StartOptions(env_name=env_name, update_env=update_env, only=tuple(only))
-    # Everything is validated before any effect: definitions of the files, then the other targets.
-    declared = [spec for path in files for spec in _ecosystem_specs(ctx, path, options)]
-    parsed = parse_targets(others, only) if others else []
-    if parsed:
-        _chosen(ctx.registry.read(), parsed, "restart")
+    start. `-` means the apps of the definition on stdin that are registered: they take its `env` (PM2's
+    `actionFromJson`). Other targets follow pmsd.api.targets; `env_name` needs a file or `-`, as in PM2.
+
+    `overrides` (PM2 option keys, as `pmsd start`'s flags give them) change the definition of the apps the
+    targets mean, as PM2's restart flags do: the stored definition is rebuilt with them and validated before
+    anything happens. A value "null" removes the option (PM2's `--node-args=null`). A new `name` renames
+    the one app the targets mean: its unit stops and one of the new name starts."""
+    overrides = dict(overrides or {})
+    plan = _plan(ctx, target, "restart", env_name, only, overrides)
     ensure_god(ctx)
     outcomes: list[Outcome] = []
     done: set[str] = set()
-    for spec in declared:
+    for spec in plan.declared:
         if spec.name in done:
             continue
         done.add(spec.name)
         with ctx.registry.transaction() as data:
             outcomes += _start_declared(ctx, data, spec)
-    if not parsed:
+    if not plan.parsed:
         return outcomes
     with ctx.registry.transaction() as data:
-        records = [record for record in _chosen(data, parsed, "restart") if record.name not in done]
-        if toggle_watch:
-            for record in records:
-                record.spec = replace(record.spec, watch=() if record.spec.watch else (record.spec.cwd,))
-        return outcomes + _restart_records(ctx, records, update_env)
+        records = [record for record in _chosen(data, plan.parsed, "restart") if record.name not in done]
+        for name, spec in _respecified(ctx, data, records, overrides, plan.piped, []).items():
+            group = [record for record in records if record.name == name]
+            if toggle_watch:
+                spec = replace(spec, watch=() if spec.watch else (spec.cwd,))
+            if spec.name != name:
+                outcomes.append(_rename(ctx, group[0], spec, update_env, "restarted"))
+                continue
+            for record in data.instances_of(name):
+                record.spec = spec
+            outcomes += _restart_records(ctx, group, update_env)
+        return outcomes
+
+
+def _plan(ctx: Context, target: Targets, verb: str, env_name: str | None, only: Sequence[str],
+          overrides: Mapping[str, object]) -> _Plan:
+    """Every target read and every definition built and checked, with no effect yet."""
+    texts = target_list(target)
+    files = [text for text in texts if _is_ecosystem_target(text)]
+    others = [text for text in texts if text not in files]
+    words = [text for text in others if text != STDIN]
+    if env_name is not None and words:
+        # PM2 refuses it too ("Using --env [env] without passing the ecosystem.config.js does not work").
+        raise UsageError(f"--env {env_name}: env_{env_name} is read from an ecosystem file, and {words[0]!r} is "
+                         "not one", "give the ecosystem file (or `-`, with the definition on stdin) as the target")
+    options = StartOptions(overrides=dict(overrides), env_name=env_name, only=tuple(only))
+    declared = [spec for path in files for spec in _ecosystem_specs(ctx, path, options)]
+    piped: dict[str, AppSpec] = {}
+    stdin_apps = read_stdin_apps() if STDIN in others else None
+    if stdin_apps is not None:
+        piped = {spec.name: spec for spec in _stdin_specs(ctx, stdin_apps, StartOptions(env_name=env_name))}
+    parsed = parse_targets(others, only, stdin=stdin_apps) if others else []
+    if parsed:
+        data = ctx.registry.read()
+        _respecified(ctx, data, _chosen(data, parsed, verb), overrides, piped, ctx.warnings)
+    return _Plan(declared, parsed, piped)
+
+
+def _respecified(ctx: Context, data: RegistryData, records: list[AppRecord], overrides: Mapping[str, object],
+                 piped: Mapping[str, AppSpec], warn: list[str]) -> dict[str, AppSpec]:
+    """Each chosen app's definition (by its current name, in the targets' order) with `overrides` applied and
+    the `env` of its definition on stdin, validated; a UsageError when a rename cannot be done."""
+    names = list(dict.fromkeys(record.name for record in records))
+    if "name" in overrides and len(names) > 1:
+        # PM2 would give every one of them the name; in pmsd a name is a unit name, unique.
+        raise UsageError(f"--name renames one app, and the targets mean {len(names)}: {', '.join(names)}",
+                         "name one app (its name or id)")
+    specs: dict[str, AppSpec] = {}
+    for name in names:
+        current = data.instances_of(name)
+        spec = current[0].spec
+        if name in piped:
+            spec = replace(spec, env=dict(piped[name].env))
+        if overrides:
+            spec = _rebuilt(ctx, spec, overrides, warn)
+        if spec.name != name:
+            _check_rename(data, current, spec.name)
+        specs[name] = spec
+    return specs
+
+
+def _rebuilt(ctx: Context, spec: AppSpec, overrides: Mapping[str, object], warn: list[str]) -> AppSpec:
+    """The definition rebuilt from its stored values (AppSpec fields that are settings) and the overrides."""
+    raw = {key: list(value) if isinstance(value, tuple) else value for key, value in spec.to_json().items()
+           if key in SETTINGS_BY_KEY and value is not None}
+    rebuilt = build_spec(_overlaid(raw, overrides), Source(COMMAND_LINE, os.getcwd()), None,
+                         ctx.environ.get("PATH"), warn)
+    check_scope(rebuilt, system=not ctx.user)
+    check_log_files(rebuilt, not ctx.user, os.getuid())
+    return rebuilt
+
+
+def _overlaid(raw: Mapping[str, object], overrides: Mapping[str, object]) -> dict[str, object]:
+    """raw with the overrides on top; an override "null" removes the option (under any of its names), as PM2
+    drops an attribute given as null on restart."""
+    out = dict(raw)
+    for key, value in overrides.items():
+        if value == "null":
+            setting = ALIASES.get(key, key)
+            for known in [known for known in out if ALIASES.get(known, known) == setting]:
+                del out[known]
+        else:
+            out[key] = value
+    return out
+
+
+def _check_rename(data: RegistryData, records: list[AppRecord], new_name: str) -> None:
+    owner = data.by_name(new_name)
+    if owner is not None:
+        raise UsageError(f"--name {new_name}: an app of that name exists (id {owner.pm_id})",
+                         "app names are unique in pmsd: pick another name, or delete that app first")
+    if records[0].instance is not None:
+        raise UsageError(f"--name: app {records[0].name!r} runs as instances, which restart cannot rename",
+                         f"`pmsd delete {records[0].name}` and start it again with --name {new_name}")
+
+
+def _rename(ctx: Context, record: AppRecord, spec: AppSpec, update_env: bool, action: str) -> Outcome:
+    """A fork app under a new name: its unit (named after the app) stops, and the new one starts. A rename of a
+    running app counts as its restart, as PM2's does."""
+    state = ctx.manager.service_state(record.unit)
+    running = pm2_status(state, record.spec.autorestart, record.spec.stop_exit_codes) in RUNNING_STATUSES
+    stop_record(ctx, record)
+    remove_cron(ctx, record.name)
+    record.spec = spec
+    record.restart_offset += 1 if running else 0
+    write_environment(ctx, record, fresh=update_env)
+    env_file = ctx.registry.record_env_file(record)
+    with contextlib.suppress(FileNotFoundError):
+        # the stored environment holds PM2's `name` variable: the app sees its new name, as in PM2
+        write_env_file(env_file, {**read_env_file(env_file), "name": spec.name})
+    launch_many(ctx, [record])
+    return Outcome(action, record.pm_id, spec.name)
 
 
 def _is_ecosystem_target(text: str) -> bool:
@@ -238,18 +380,43 @@ def _restart_records(ctx: Context, records: list[AppRecord], update_env: bool) -
     return outcomes
 
 
-def reload(ctx: Context, target: Targets, update_env: bool = False, only: Sequence[str] = ()) -> list[Outcome]:
+def reload(ctx: Context, target: Targets, update_env: bool = False, only: Sequence[str] = (),
+           env_name: str | None = None, overrides: Mapping[str, object] | None = None) -> list[Outcome]:
     """PM2's reload: cluster apps are replaced one instance at a time, each new instance ready (READY=1, or
     accepting on the shared socket, bounded by listen_timeout) before the next old one stops; other
-    instances keep serving meanwhile. Fork-mode apps are restarted, as PM2 does."""
-    parsed = parse_targets(target, only)
-    _chosen(ctx.registry.read(), parsed, "reload")
+    instances keep serving meanwhile. Fork-mode apps are restarted, as PM2 does.
+
+    An ecosystem file is reloaded as PM2's `_startJson` with reloadProcessId does: its apps that exist take
+    the file's `env` (with `env_<env_name>`) and the current environment, and reload; the others start.
+    `overrides` and `-` are read as restart reads them."""
+    overrides = dict(overrides or {})
+    plan = _plan(ctx, target, "reload", env_name, only, overrides)
     ensure_god(ctx)
+    outcomes: list[Outcome] = []
+    done: set[str] = set()
+    for spec in plan.declared:
+        if spec.name in done:
+            continue
+        done.add(spec.name)
+        with ctx.registry.transaction() as data:
+            existing = data.instances_of(spec.name)
+            if not existing:
+                outcomes += _create(ctx, data, spec)
+                continue
+            for record in existing:
+                record.spec = replace(record.spec, env=dict(spec.env))
+            outcomes += _reload_app(ctx, data, spec.name, existing, update_env=True)
+    if not plan.parsed:
+        return outcomes
     with ctx.registry.transaction() as data:
-        outcomes = []
-        records = _chosen(data, parsed, "reload")
-        for name in dict.fromkeys(record.name for record in records):  # each app once, in the targets' order
-            group = [record for record in records if record.name == name]
+        records = [record for record in _chosen(data, plan.parsed, "reload") if record.name not in done]
+        for name, spec in _respecified(ctx, data, records, overrides, plan.piped, []).items():
+            group = [record for record in records if record.name == name]  # each app once, in the targets' order
+            if spec.name != name:
+                outcomes.append(_rename(ctx, group[0], spec, update_env, "reloaded"))
+                continue
+            for record in data.instances_of(name):
+                record.spec = spec
             outcomes += _reload_app(ctx, data, name, group, update_env)
         return outcomes
 

@@ -3,13 +3,13 @@ are started; those that do are restarted or reloaded with the file's environment
 
 As PM2 (API._startJson), an existing app takes the file's `env` (and `env_<name>` with --env) and the current
 environment, as `--update-env` does; its other options stay as they were (a restart through `pmsd start
-<file>` redefines the whole app, which is what startOrRestart does here too).
+<file>` redefines the whole app, which is what startOrRestart does here too). startOrReload is
+`pmsd.api.lifecycle.reload` of the file.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 from pmsd.api import lifecycle
 from pmsd.api.lifecycle import Outcome, StartOptions
@@ -32,22 +32,14 @@ def start_or(ctx: Context, path: str, action: str, options: StartOptions | None 
                          "file; to start one script, use `pmsd start`")
     if not os.path.isfile(path):
         raise NotFoundError(f"ecosystem file not found: {path}")
-    specs = _specs(ctx, path, options)
-    data = ctx.registry.read()
-    existing = [spec for spec in specs if data.instances_of(spec.name)]
-    fresh = tuple(spec.name for spec in specs if not data.instances_of(spec.name))
+    _specs(ctx, path, options)  # the file and --only checked before anything happens
     if action == "restart":
         # `pmsd start <file>` already restarts declared apps that exist, with the file's definition.
         return lifecycle.start(ctx, path, options)
-    outcomes: list[Outcome] = []
-    if fresh:
-        outcomes += lifecycle.start(ctx, path, replace(options, only=fresh))
-    for spec in existing:
-        with ctx.registry.transaction() as current:
-            for record in current.instances_of(spec.name):
-                record.spec = replace(record.spec, env=dict(spec.env))
-        outcomes += lifecycle.reload(ctx, spec.name, update_env=True)
-    return outcomes
+    # `pmsd reload <file>` is PM2's `_startJson` with reloadProcessId: new apps start, existing ones take the
+    # file's env and reload.
+    return lifecycle.reload(ctx, path, update_env=options.update_env, only=options.only,
+                            env_name=options.env_name, overrides=options.overrides)
 
 
 def _specs(ctx: Context, path: str, options: StartOptions) -> list[AppSpec]:

@@ -9,7 +9,9 @@ One target is, in the order PM2 7 tries them (lib/API.js `_operate`, lib/Client.
 - a name, or a script path (the apps whose script is that file, resolved from the working directory): PM2
   looks both up at once. For a number, an app *named* so wins over the id, as in PM2;
 - an id;
-- a namespace, when no name or script matched.
+- a namespace, when no name or script matched;
+- `-`: the apps of a JSON definition read from stdin (`{apps: [...]}`, one app, or a list), as an ecosystem
+  file's (PM2's `stop -`, `restart -`, `delete -`; `start -` is pmsd.api.lifecycle's).
 
 Several targets mean the union, in the order given, each app once. Targets are parsed first (a bad regular
 expression or a broken ecosystem file is a UsageError), then matched against the registry (a target matching
@@ -18,18 +20,24 @@ nothing is a NotFoundError), so a command can refuse bad input before it has any
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TextIO, TypeAlias
 
+from pmsd.definition import ecosystem
 from pmsd.definition.ecosystem import is_ecosystem_file, load_apps
 from pmsd.errors import NotFoundError, UsageError
 from pmsd.model.record import AppRecord, RegistryData
 
 LS_HINT = "`pmsd ls` lists ids and names"
 Targets: TypeAlias = str | Sequence[str]
+STDIN = "-"  # the target that means "the definition on stdin"
+STDIN_LABEL = "stdin"  # how errors and Source name it
+STDIN_HINT = "pipe a JSON app definition, e.g. `cat apps.json | pmsd start -`"
 
 
 @dataclass(frozen=True)
@@ -55,13 +63,52 @@ def is_regex(text: str) -> bool:
     return len(text) >= 2 and text.startswith("/") and text.endswith("/")
 
 
-def parse_targets(target: Targets, only: Sequence[str] = (), cwd: str | None = None) -> list[Target]:
-    """Every target parsed, or a UsageError/NotFoundError naming the first bad one; nothing read but files."""
+def read_stdin_apps(stream: TextIO | None = None) -> list[Mapping[str, object]]:
+    """The raw apps of the JSON definition on stdin (`{apps: [...]}`, one app, or a list), read to its end;
+    a UsageError (exit status 2) when stdin is a terminal, unreadable, empty, not JSON (with line:column) or
+    declares no apps. PM2 evaluates piped text as a JavaScript object literal; pmsd reads JSON."""
+    stream = sys.stdin if stream is None else stream
+    if stream is None or stream.closed:
+        raise UsageError("`-` reads an app definition from stdin, which is closed", STDIN_HINT)
+    try:
+        if stream.isatty():
+            raise UsageError("`-` reads an app definition from stdin, which is a terminal", STDIN_HINT)
+        text = stream.read()
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read the app definition from stdin: {error}", STDIN_HINT) from None
+    if not text.strip():
+        raise UsageError("stdin is empty: `-` reads an app definition from it", STDIN_HINT)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{STDIN_LABEL}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}",
+                         STDIN_HINT) from None
+    try:
+        return apps_of(document, STDIN_LABEL)
+    except UsageError as error:
+        raise UsageError(error.message, error.hint or STDIN_HINT) from None
+
+
+def apps_of(document: object, label: str) -> list[Mapping[str, object]]:
+    """The raw apps of a parsed ecosystem document, as pmsd.definition.ecosystem reads a file's (the one place
+    outside it that reads a document's shape)."""
+    return ecosystem._apps_of(document, label)  # a file's shape is a document's shape
+
+
+def parse_targets(target: Targets, only: Sequence[str] = (), cwd: str | None = None,
+                  stdin: Sequence[Mapping[str, object]] | None = None) -> list[Target]:
+    """Every target parsed, or a UsageError/NotFoundError naming the first bad one; nothing read but files (and
+    stdin, once, for `-`; `stdin` gives those apps instead)."""
     base = cwd if cwd is not None else os.getcwd()
-    return [_parse(text, tuple(only), base) for text in target_list(target)]
+    texts = target_list(target)
+    if STDIN in texts and stdin is None:
+        stdin = read_stdin_apps()
+    return [_parse(text, tuple(only), base, stdin or ()) for text in texts]
 
 
-def _parse(text: str, only: tuple[str, ...], cwd: str) -> Target:
+def _parse(text: str, only: tuple[str, ...], cwd: str, stdin: Sequence[Mapping[str, object]]) -> Target:
+    if text == STDIN:
+        return Target(text, "ecosystem", names=names_of(stdin, STDIN_LABEL, only))
     if text == "all":
         return Target(text, "all")
     if is_regex(text):
@@ -81,8 +128,13 @@ def _parse(text: str, only: tuple[str, ...], cwd: str) -> Target:
 def ecosystem_names(path: str, only: Sequence[str] = ()) -> tuple[str, ...]:
     """The names of the apps an ecosystem file declares (a missing name is the script's, as PM2 derives it),
     narrowed to `only`; NotFoundError when `only` names an app the file does not declare."""
+    return names_of(load_apps(path), os.path.relpath(path), only)
+
+
+def names_of(apps: Sequence[Mapping[str, object]], label: str, only: Sequence[str] = ()) -> tuple[str, ...]:
+    """ecosystem_names for apps already read (from a file or stdin, `label`)."""
     names: list[str] = []
-    for raw in load_apps(path):
+    for raw in apps:
         name = raw.get("name")
         if not isinstance(name, str) or not name:
             script = raw.get("script")
@@ -93,7 +145,7 @@ def ecosystem_names(path: str, only: Sequence[str] = ()) -> tuple[str, ...]:
     if only:
         missing = [name for name in only if name not in names]
         if missing:
-            raise NotFoundError(f"{os.path.relpath(path)} has no app named {', '.join(missing)} (--only)")
+            raise NotFoundError(f"{label} has no app named {', '.join(missing)} (--only)")
         names = [name for name in names if name in only]
     return tuple(names)
 
@@ -124,7 +176,8 @@ def _match(data: RegistryData, target: Target) -> list[AppRecord]:
     if target.kind == "ecosystem":
         found = [record for name in target.names for record in data.instances_of(name)]
         if not found:
-            raise NotFoundError(f"none of the apps of {target.text} is registered "
+            where = STDIN_LABEL if target.text == STDIN else target.text
+            raise NotFoundError(f"none of the apps of {where} is registered "
                                 f"({', '.join(target.names) or 'it declares none'})", LS_HINT)
         return found
     return _match_word(data, target)

@@ -63,6 +63,11 @@ def main(
 
 TARGET_HELP = "An app name, an id, a namespace, or 'all'."
 TARGETS_HELP = "One or more: app names, ids, namespaces, or 'all'."
+STDIN_TARGETS_HELP = TARGETS_HELP[:-1] + "; ecosystem files; or '-' for a JSON definition on stdin."
+NAME_HELP = "Rename the app (one app; a fork app: its unit stops and one of the new name starts)."
+NODE_ARGS_HELP = "Replace the interpreter's arguments ('null' removes them), as PM2's restart flag does."
+ENV_HELP = "Apply env_<ENV> of the ecosystem file (or stdin) given as the target."
+ONLY_HELP = "Ecosystem files: only these apps (a,b)."
 SILENT_HELP = "Print nothing but errors and warnings."
 PARALLEL_HELP = "Accepted for PM2's scripts; pmsd acts on apps one at a time."
 
@@ -131,7 +136,21 @@ def _one_or_many(targets: List[str]) -> str | List[str]:  # noqa: UP006
     return targets[0] if len(targets) == 1 else list(targets)
 
 
-def _lifecycle(verb: str, targets: List[str], silent: bool = False, **kwargs: bool | str) -> None:  # noqa: UP006
+def _definition_overrides(name: str | None, node_args: str | None, interpreter_args: str | None) -> dict[str, str]:
+    """restart/reload flags that change an app's definition, as PM2 option keys (pmsd.api.lifecycle)."""
+    overrides = {}
+    if name is not None:
+        overrides["name"] = name
+    if interpreter_args is not None or node_args is not None:
+        overrides["interpreter_args"] = interpreter_args if interpreter_args is not None else str(node_args)
+    return overrides
+
+
+def _only(only: str | None) -> tuple[str, ...]:
+    return tuple(part for part in (only or "").split(",") if part)
+
+
+def _lifecycle(verb: str, targets: List[str], silent: bool = False, **kwargs: object) -> None:  # noqa: UP006
     from pmsd.api import lifecycle
 
     commands.set_output(silent=silent)
@@ -148,7 +167,7 @@ def _lifecycle(verb: str, targets: List[str], silent: bool = False, **kwargs: bo
 
 @app.command()
 def stop(
-    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=TARGETS_HELP),  # noqa: UP006
+    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=STDIN_TARGETS_HELP),  # noqa: UP006
     watch: bool = typer.Option(False, "--watch", help="Accepted as in PM2: stopping always ends file "
                                "watching."),
     silent: bool = typer.Option(False, "--silent", "-s", help=SILENT_HELP),
@@ -160,30 +179,45 @@ def stop(
 
 @app.command()
 def restart(
-    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=TARGETS_HELP),  # noqa: UP006
+    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=STDIN_TARGETS_HELP),  # noqa: UP006
     update_env: bool = typer.Option(False, "--update-env", "-a", help="Take the current environment instead "
                                     "of the one stored at start."),
     watch: bool = typer.Option(False, "--watch", help="Toggle file watching: on (the app's cwd) if off, off "
                                "if on, as PM2 does."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help=NAME_HELP),  # noqa: UP045
+    node_args: Optional[str] = typer.Option(None, "--node-args", help=NODE_ARGS_HELP),  # noqa: UP045
+    interpreter_args: Optional[str] = typer.Option(None, "--interpreter-args", help=NODE_ARGS_HELP),  # noqa: UP045
+    env: Optional[str] = typer.Option(None, "--env", help=ENV_HELP),  # noqa: UP045
+    only: Optional[str] = typer.Option(None, "--only", help=ONLY_HELP),  # noqa: UP045
     silent: bool = typer.Option(False, "--silent", "-s", help=SILENT_HELP),
     parallel: Optional[str] = typer.Option(None, "--parallel", help=PARALLEL_HELP),  # noqa: UP045
 ) -> None:
-    """Restart apps (stopped ones start again); counts in the ↺ column."""
-    _lifecycle("restart", targets, silent, update_env=update_env, toggle_watch=watch)
+    """Restart apps (stopped ones start again); counts in the ↺ column. --name, --node-args change the
+    definition first, as in PM2; an ecosystem file restarts its apps with its definition and starts the
+    missing ones; `-` restarts the apps of the JSON definition on stdin with its env."""
+    _lifecycle("restart", targets, silent, update_env=update_env, toggle_watch=watch, env_name=env,
+               only=_only(only), overrides=_definition_overrides(name, node_args, interpreter_args))
 
 
 @app.command()
 def reload(
-    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=TARGETS_HELP),  # noqa: UP006
+    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=STDIN_TARGETS_HELP),  # noqa: UP006
     update_env: bool = typer.Option(False, "--update-env", "-a", help="Take the current environment instead "
                                     "of the one stored at start."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help=NAME_HELP),  # noqa: UP045
+    node_args: Optional[str] = typer.Option(None, "--node-args", help=NODE_ARGS_HELP),  # noqa: UP045
+    interpreter_args: Optional[str] = typer.Option(None, "--interpreter-args", help=NODE_ARGS_HELP),  # noqa: UP045
+    env: Optional[str] = typer.Option(None, "--env", help=ENV_HELP),  # noqa: UP045
+    only: Optional[str] = typer.Option(None, "--only", help=ONLY_HELP),  # noqa: UP045
     silent: bool = typer.Option(False, "--silent", "-s", help=SILENT_HELP),
     parallel: Optional[str] = typer.Option(None, "--parallel", help=PARALLEL_HELP),  # noqa: UP045
 ) -> None:
     """Zero-downtime restart of cluster apps: one instance at a time, each new one ready (READY=1 with
     wait_ready, else accepting on the shared socket, at most listen_timeout) before the next old one gets
-    SIGINT (SIGKILL after kill_timeout); the others keep serving. Fork-mode apps are restarted."""
-    _lifecycle("reload", targets, silent, update_env=update_env)
+    SIGINT (SIGKILL after kill_timeout); the others keep serving. Fork-mode apps are restarted. An
+    ecosystem file reloads its apps with its env and starts the missing ones, as PM2 does."""
+    _lifecycle("reload", targets, silent, update_env=update_env, env_name=env, only=_only(only),
+               overrides=_definition_overrides(name, node_args, interpreter_args))
 
 
 @app.command(context_settings={"ignore_unknown_options": True})  # "-1" is a number here, not an option
@@ -198,7 +232,7 @@ def scale(
 
 @app.command("delete")
 def delete_(
-    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=TARGETS_HELP),  # noqa: UP006
+    targets: List[str] = typer.Argument(..., metavar="TARGET...", help=STDIN_TARGETS_HELP),  # noqa: UP006
     silent: bool = typer.Option(False, "--silent", "-s", help=SILENT_HELP),
 ) -> None:
     """Stop apps and forget them: unit, registry entry and stored environment are removed."""

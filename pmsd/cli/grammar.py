@@ -51,12 +51,12 @@ _EXTRA = (
     Flag("no_color", ("--no-color",), True, "No colours (as NO_COLOR=1).", False),
     Flag("parallel", ("--parallel",), False, "Accepted for PM2's scripts; pmsd acts on apps one at a time.",
          False),
+    Flag("filter_env", ("--filter-env",), False, "Leave out the environment pmsd start ran in: alone, all of it; "
+         "with names (repeatable, or A,B), its variables whose names contain them.", True, default=False,
+         optional="true", repeat=True),
+    Flag("treekill", ("--no-treekill",), True, "Send the stop signal to the app's main process only "
+         "(KillMode=mixed); what is left once it exits is killed.", True, default=True),
     # PM2 options with a meaning pmsd does not give them (yet): accepted, and the start warns they are ignored.
-    Flag("filter_env", ("--filter-env",), False, "Not honoured (a warning says so): PM2 leaves out the "
-         "variables of the shell environment whose names contain these strings.", False, optional="true",
-         repeat=True, unsupported="filter_env"),
-    Flag("treekill", ("--no-treekill",), True, "Not honoured (a warning says so): systemd stops every process "
-         "of the app's unit.", False, unsupported="treekill"),
     Flag("shutdown_with_message", ("--shutdown-with-message",), True, "Not honoured (a warning says so): "
          "there is no IPC channel; apps are stopped with SIGINT.", False, unsupported="shutdown_with_message"),
     Flag("pid_file", ("--pid", "-p"), False, "Not honoured (a warning says so): `pmsd pid <app>` prints the "

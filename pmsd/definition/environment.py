@@ -1,7 +1,8 @@
 """The environment an app runs with, as PM2 composes it.
 
 PM2 gives an app the environment `pm2 start` ran in, overlaid by `env` and `env_<name>`, plus the variables it
-exposes to every app (pm_id, name, namespace, NODE_APP_INSTANCE). pmsd.state.envfiles stores the result.
+exposes to every app (pm_id, name, namespace, NODE_APP_INSTANCE); `filter_env` leaves out all or part of the
+caller's environment first. pmsd.state.envfiles stores the result.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ _PER_EXECUTION = frozenset({
 def app_environment(
     caller: Mapping[str, str], definition: Mapping[str, str], pm_id: int, name: str, namespace: str,
     instance: int | None = None, instance_var: str = "NODE_APP_INSTANCE", increment_var: str | None = None,
+    filter_env: bool | tuple[str, ...] = False,
 ) -> dict[str, str]:
     # Names systemd would refuse to load from an EnvironmentFile (bash function exports, ...) cannot reach
     # the app anyway; leave them out rather than let systemd log a warning at every start.
-    env = {k: v for k, v in caller.items() if k not in _PER_EXECUTION and is_valid_env_name(k)}
+    env = {k: v for k, v in filter_caller(caller, filter_env).items()
+           if k not in _PER_EXECUTION and is_valid_env_name(k)}
     env.update(definition)
     # What PM2 exposes to every app; NODE_APP_INSTANCE is 0 for a single instance.
     env.update({"pm_id": str(pm_id), "name": name, "namespace": namespace})
@@ -44,6 +47,17 @@ def app_environment(
         with contextlib.suppress(ValueError):
             env[increment_var] = str(int(env.get(increment_var, "0")) + instance)
     return env
+
+
+def filter_caller(caller: Mapping[str, str], filter_env: bool | tuple[str, ...]) -> dict[str, str]:
+    """PM2's filter_env (lib/Common.js): True leaves out the whole caller environment, strings its variables
+    whose names contain one of them. Only the caller's environment is filtered: the definition's env and PM2's
+    own variables are added afterwards."""
+    if filter_env is True:
+        return {}
+    if not filter_env:
+        return dict(caller)
+    return {k: v for k, v in caller.items() if not any(part in k for part in filter_env)}
 
 
 _VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

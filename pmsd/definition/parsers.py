@@ -183,6 +183,28 @@ def parse_patterns(value: object) -> tuple[str, ...]:
     raise ValueError(f"expected a pattern or a list of patterns, got {describe_value(value)}")
 
 
+def parse_filter_env(value: object) -> bool | tuple[str, ...]:
+    """PM2's filter_env: true (leave out the whole environment `pmsd start` ran in), false, or strings that
+    leave out the caller's variables whose names contain them: a list, or one string (from the command line
+    "A,B"; a variable name holds no comma). No strings is false, as in PM2 (an empty list filters nothing)."""
+    if isinstance(value, bool):
+        return value
+    items: list[object]
+    if isinstance(value, str):
+        if value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        items = [item.strip() for item in value.split(",")]
+        items = [item for item in items if item]
+    elif isinstance(value, list):
+        items = list(value)
+    else:
+        raise ValueError(f"expected true/false, a string or a list of strings, got {describe_value(value)}")
+    strings = tuple(parse_str(item) for item in items)
+    if any(not item for item in strings):
+        raise ValueHint("an empty string would match every variable", "use filter_env: true to leave them all out")
+    return tuple(dict.fromkeys(strings)) or False
+
+
 def parse_cron(value: object) -> str:
     """A cron pattern (5 or 6 fields, or @daily and friends), checked now rather than when it fires."""
     text = parse_str(value).strip()

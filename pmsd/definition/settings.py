@@ -34,6 +34,7 @@ from pmsd.definition.parsers import parse_env as parse_env
 from pmsd.definition.parsers import parse_env_name as parse_env_name
 from pmsd.definition.parsers import parse_exec_mode as parse_exec_mode
 from pmsd.definition.parsers import parse_exit_codes as parse_exit_codes
+from pmsd.definition.parsers import parse_filter_env as parse_filter_env
 from pmsd.definition.parsers import parse_instances as parse_instances
 from pmsd.definition.parsers import parse_log_type as parse_log_type
 from pmsd.definition.parsers import parse_memory_bytes as parse_memory_bytes
@@ -237,6 +238,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Kept in an owner-only file (EnvironmentFile=), never in unit properties, which any local user "
             "can read over D-Bus.",
             (Directive("EnvironmentFile", "EnvironmentFiles", "a(sb)", _env_files, lambda v: _literal(v[0][0])),)),
+    # PM2 (lib/Common.js, prepareAppConf) drops the caller's variables whose names contain one of the strings;
+    # the definition's env and PM2's own variables (pm_id, name, namespace, NODE_APP_INSTANCE) are added after.
+    Setting("filter_env", parse_filter_env, False, "Leave out the environment `pmsd start` ran in: true drops "
+            "all of it, strings (a list, or 'A,B') drop its variables whose names contain one of them. The "
+            "definition's env and PM2's own variables are kept. An app run as another user never gets it anyway."),
     Setting("autorestart", parse_bool, True, "Restart the app whenever it exits (except stop_exit_codes).",
             (Directive("Restart", "Restart", "s", lambda i: "always" if i.spec.autorestart else "no", str),),
             flag="--no-autorestart", flag_help="Do not restart the app when it exits."),
@@ -266,6 +272,16 @@ SETTINGS: tuple[Setting, ...] = (
             (Directive("TimeoutStopSec", "TimeoutStopUSec", "t", lambda i: i.spec.kill_timeout * 1000,
                        _usec_text),),
             flag="--kill-timeout", short="-k"),
+    # PM2 (lib/God/Methods.js, killProcess) signals the whole process tree (lib/TreeKill.js) unless treekill is
+    # false, when only the main pid is signalled. systemd's default, KillMode=control-group, signals every
+    # process of the unit. false is KillMode=mixed: SIGINT to the main process alone (it may stop its children
+    # itself), then, once it has exited, SIGKILL to whatever is left. Not KillMode=process, whose survivors
+    # would keep the stopped transient unit loaded (a unit whose cgroup holds processes is never
+    # garbage-collected), so its name could not be taken by the app's next start (systemd.kill(5)).
+    Setting("treekill", parse_bool, True, "Send the stop signal to every process of the app (true), or only "
+            "to its main process (false; KillMode=mixed): what is left once it has exited is killed, since a "
+            "stopped app's processes cannot outlive its unit.",
+            (Directive("KillMode", "KillMode", "s", lambda i: None if i.spec.treekill else "mixed", str),)),
     # PM2's `-u/--user <name>` is spelled --uid here: pmsd's own `--user` is the scope switch (your user
     # manager), and one word meaning both would silently change which manager a command talks to.
     Setting("user", parse_user_group, None, "User (name or uid) to run the app as (system mode only). It gets "
@@ -373,6 +389,6 @@ ALIASES: dict[str, str] = {alias: s.key for s in SETTINGS for alias in s.aliases
 
 # PM2 options pmsd knows but does not honour (yet): named in a warning rather than called "unknown".
 NOT_YET_HONOURED = frozenset({
-    "shutdown_with_message", "source_map_support", "vizion", "post_update", "force", "treekill", "pmx",
-    "automation", "filter_env", "append_env_to_name", "max_memory", "version", "pid_file", "ext", "attach",
+    "shutdown_with_message", "source_map_support", "vizion", "post_update", "force", "pmx", "automation",
+    "append_env_to_name", "max_memory", "version", "pid_file", "ext", "attach",
 })

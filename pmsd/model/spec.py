@@ -20,6 +20,9 @@ class AppSpec:
     interpreter_args: tuple[str, ...] = ()
     namespace: str = "default"
     env: dict[str, str] = field(default_factory=dict)  # definition's env, with env_<name> applied
+    # PM2's filter_env: True leaves out the whole environment `pmsd start` ran in; strings leave out its
+    # variables whose names contain one of them. False: the caller's environment is kept.
+    filter_env: bool | tuple[str, ...] = False
     autorestart: bool = True
     autostart: bool = True
     restart_delay: int = 0
@@ -27,6 +30,7 @@ class AppSpec:
     min_uptime: int = 1000
     stop_exit_codes: tuple[int, ...] = ()
     kill_timeout: int = 1600
+    treekill: bool = True  # False: the stop signal goes to the main process only (KillMode=mixed)
     user: str | None = None
     group: str | None = None
     time: bool = False
@@ -66,6 +70,8 @@ class AppSpec:
         for key in ("argv", "args", "interpreter_args", "stop_exit_codes", "watch", "ignore_watch"):
             if key in known:
                 known[key] = tuple(known[key])
+        if isinstance(known.get("filter_env"), list):
+            known["filter_env"] = tuple(known["filter_env"])
         return cls(**known)
 
 

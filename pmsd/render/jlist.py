@@ -54,7 +54,7 @@ def _logs_and_more(spec: AppSpec) -> dict[str, Any]:
         "log_date_format": spec.log_date_format,
         "log_type": spec.log_type,
         "increment_var": spec.increment_var,
-        "treekill": True,  # systemd stops the whole cgroup (KillMode=control-group)
+        "treekill": spec.treekill,  # true: the whole cgroup is stopped; false: KillMode=mixed
         "env": dict(spec.env),  # the definition's env (env_<name> applied); everything: `pmsd env <id>`
         # PM2's custom metrics and actions (pmx/@pm2/io): pmsd has none, and says so with PM2's empty values
         "axm_monitor": {},

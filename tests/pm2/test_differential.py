@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -335,3 +336,136 @@ def test_instances(pm2: Manager, pmsd: Manager, token: str) -> None:
     (pm2_listed, pm2_apps, pm2_mode), (pmsd_listed, pmsd_apps, pmsd_mode) = differential(pm2, pmsd, scenario)
     assert (pmsd_listed, pmsd_apps) == (pm2_listed, pm2_apps)
     assert pm2_mode == {"fork_mode"} and pmsd_mode == {"cluster_mode"}
+
+
+# ------------------------------------------------------------------------------------------ issue 12: the rest
+
+SIGNAL_APP = """\
+import os, signal, sys, time
+
+def seen(signum, _frame):
+    with open(os.path.join(os.environ["MARKER_DIR"], f"signals-{os.getpid()}.txt"), "a") as handle:
+        handle.write(signal.Signals(signum).name + "\\n")
+
+signal.signal(signal.SIGUSR1, seen)
+signal.signal(signal.SIGUSR2, seen)
+print("listening", flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+
+def _signals_seen(m: Manager, pid: int) -> list[str]:
+    path = os.path.join(m.marker_dir, f"signals-{pid}.txt")
+    with open(path) as handle:
+        return handle.read().split()
+
+
+def test_send_signal_reaches_the_app(pm2: Manager, pmsd: Manager, token: str) -> None:
+    def scenario(m: Manager) -> Any:
+        script = os.path.join(m.cwd, f"g{token}.py")
+        with open(script, "w") as handle:
+            handle.write(SIGNAL_APP)
+        m.ok("start", script, *PY)
+        pid = int(m.wait_status(f"g{token}", "online")["pid"])
+        # the handlers are installed before the app prints; wait for its line in /proc's view of its state
+        wait_for(lambda: _handles_usr2(pid), 15, f"{m.kind}: the app to install its handlers")
+        codes = [m.run("sendSignal", "SIGUSR2", f"g{token}").returncode,
+                 m.run("sendSignal", "SIGUSR1", f"g{token}").returncode]
+        seen = wait_for(lambda: (lambda s: s if len(s) == 2 else None)(
+            _signals_seen(m, pid) if os.path.exists(os.path.join(m.marker_dir, f"signals-{pid}.txt")) else []),
+            15, f"{m.kind}: the app to see two signals")
+        proc = m.app(f"g{token}")
+        return codes, seen, proc["pm2_env"]["status"], proc["pid"] == pid, proc["pm2_env"]["restart_time"]
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0] == ([0, 0], ["SIGUSR2", "SIGUSR1"], "online", True, 0)
+    assert_same(seen)
+
+
+def _handles_usr2(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as handle:
+        caught = next(line for line in handle if line.startswith("SigCgt:")).split()[1]
+    return bool(int(caught, 16) & (1 << (12 - 1)))
+
+
+def test_start_or_restart_twice(pm2: Manager, pmsd: Manager, token: str) -> None:
+    def scenario(m: Manager) -> Any:
+        apps = [{"name": f"{stem}{token}", "script": m.script(f"{stem}{token}"), "interpreter": "python3"}
+                for stem in ("o", "u")]
+        path = _write_ecosystem(m, apps)
+        seen = []
+        for runs in (2, 4):
+            code = m.run("startOrRestart", path).returncode
+            m.wait_all("online", 2)
+            m.wait_markers(runs)
+            seen.append((code, summary(m)))
+        return seen
+
+    seen = differential(pm2, pmsd, scenario)
+    assert [[restarts for *_, restarts in listed] for _, listed in seen[0]] == [[0, 0], [1, 1]]
+    assert_same(seen)
+
+
+def _command_scenario(command: str) -> Callable[[Manager], Any]:
+    def scenario(m: Manager) -> Any:
+        code = m.run("start", command).returncode
+        name = wait_for(lambda: next((p["name"] for p in m.jlist() if p["pm2_env"]["status"] == "online"), None),
+                        15, f"{m.kind}: the command to run")
+        proc = m.app(name)
+        with open(f"/proc/{proc['pid']}/cmdline", "rb") as handle:
+            argv = handle.read().rstrip(b"\0").split(b"\0")
+        return code, summary(m), argv[-2:]
+
+    return scenario
+
+
+def test_a_command_string(pm2: Manager, pmsd: Manager, token: str) -> None:
+    command = f"sh -c 'sleep 1000' x{token}"
+    seen = differential(pm2, pmsd, _command_scenario(command))
+    # both run it through bash -c (which execs sh, whose $0 is the token), named after the command
+    assert seen[0] == (0, [(command, 0, "online", 0)], [b"sleep 1000", f"x{token}".encode()])
+    assert_same(seen)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: PM2 names a command string as it names a script, without its "
+                   "'extension': `python3 -c 'x.y()'` becomes \"python3 -c 'x\"; pmsd keeps the whole command")
+def test_a_command_string_with_a_dot(pm2: Manager, pmsd: Manager, token: str) -> None:
+    command = f"sh -c 'sleep 1000.5' x{token}"
+    assert_same(differential(pm2, pmsd, _command_scenario(command)))
+
+
+def test_restart_with_a_new_name(pm2: Manager, pmsd: Manager, token: str) -> None:
+    def scenario(m: Manager) -> Any:
+        m.ok("start", m.script(f"h{token}"), *PY)
+        m.wait_status(f"h{token}", "online")
+        m.wait_markers(1)
+        code = m.run("restart", "0", "--name", f"z{token}").returncode
+        proc = m.wait_status(f"z{token}", "online")
+        m.wait_markers(2)
+        latest = m.markers()[-1]
+        return code, summary(m), proc["pid"] == latest["pid"], latest["env"].get("name")
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0] == (0, [(f"z{token}", 0, "online", 1)], True, f"z{token}")
+    assert_same(seen)
+
+
+def _piped(m: Manager, text: str, *args: str) -> int:
+    m.calls.append(" ".join(args) + " < stdin")
+    return subprocess.run([*m.cli, *args], input=text, capture_output=True, text=True, cwd=m.cwd, env=m.env,
+                          timeout=60).returncode
+
+
+def test_start_from_stdin(pm2: Manager, pmsd: Manager, token: str) -> None:
+    def scenario(m: Manager) -> Any:
+        apps = [{"name": f"{stem}{token}", "script": m.script(f"{stem}{token}"), "interpreter": "python3",
+                 "env": {"FROM_STDIN": stem}} for stem in ("b", "c")]
+        code = _piped(m, json.dumps({"apps": apps}), "start", "-")
+        m.wait_all("online", 2)
+        records = m.wait_markers(2)
+        return code, summary(m), sorted(r["env"].get("FROM_STDIN") for r in records)
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0] == (0, [(f"b{token}", 0, "online", 0), (f"c{token}", 1, "online", 0)], ["b", "c"])
+    assert_same(seen)

@@ -154,8 +154,8 @@ def test_flags_pmsd_does_not_honour_are_accepted_with_a_warning(
     result = run(capsys, *prefix, "start", "tool", "--no-treekill", "--shutdown-with-message", "--filter-env",
                  "-p", "app.pid", "--trace", "--no-pmx", "-s", "--port", "3000")
     assert result.status == USAGE
-    assert "PM2 options not supported by this pmsd version, ignored: filter_env, pid_file, " \
-           "shutdown_with_message, treekill" in result.err
+    assert "PM2 options not supported by this pmsd version, ignored: pid_file, shutdown_with_message" in result.err
+    assert "filter_env" not in result.err and "treekill" not in result.err  # both honoured now
     assert "--port: a shared port needs cluster mode" in result.err
     assert NO_SYSTEMD not in result.err
 
@@ -299,20 +299,20 @@ def test_start_or_reload_starts_new_apps_and_reloads_existing_ones_with_the_file
     seed(env, make_record(0, name="old", env={"A": "1"}))
     calls: list[tuple[str, object]] = []
 
-    def fake_start(ctx: Context, target: str, options: StartOptions | None = None) -> list[Outcome]:
-        calls.append(("start", options.only if options else None))
-        return [Outcome("started", 1, "new")]
+    def fake_create(ctx: Context, data: object, spec: Any) -> list[Outcome]:
+        calls.append(("start", spec.name))
+        return [Outcome("started", 1, spec.name)]
 
-    def fake_reload(ctx: Context, target: object, update_env: bool = False, **_: Any) -> list[Outcome]:
-        calls.append(("reload", (target, update_env)))
-        return [Outcome("reloaded", 0, "old")]
+    def fake_reload_app(ctx: Context, data: object, name: str, group: list[Any], update_env: bool) -> list[Outcome]:
+        calls.append(("reload", (name, update_env)))
+        return [Outcome("reloaded", 0, name)]
 
-    monkeypatch.setattr(pmsd.api.lifecycle, "start", fake_start)
-    monkeypatch.setattr(pmsd.api.lifecycle, "reload", fake_reload)
+    monkeypatch.setattr(pmsd.api.lifecycle, "_create", fake_create)
+    monkeypatch.setattr(pmsd.api.lifecycle, "_reload_app", fake_reload_app)
     ctx = Context(user=True)
     outcomes = start_or(ctx, "eco.json", "reload")
-    assert calls == [("start", ("new",)), ("reload", ("old", True))]
-    assert [o.action for o in outcomes] == ["started", "reloaded"]
+    assert calls == [("reload", ("old", True)), ("start", "new")]
+    assert [o.action for o in outcomes] == ["reloaded", "started"]
     assert Registry(str(env.state)).read().by_name("old").spec.env == {"A": "2"}  # type: ignore[union-attr]
 
 

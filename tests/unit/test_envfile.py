@@ -150,3 +150,34 @@ def test_write_env_file_leaves_no_temporary_file_on_failure(tmp_path: Path) -> N
         write_env_file(str(path), {"A": "\udcff"})  # a lone surrogate cannot be written as UTF-8
     assert read_env_file(str(path)) == {"A": "old"}
     assert os.listdir(path.parent) == ["1.env"]
+
+
+# --------------------------------------------------------------------------------------------- filter_env
+
+FILTERED_CALLER = {"HOME": "/home/me", "PATH": "/usr/bin", "AWS_SECRET_KEY": "s3cr3t", "MY_AWS_REGION": "eu",
+                   "DB_TOKEN": "t", "LANG": "C.UTF-8"}
+
+
+def test_filter_env_true_drops_the_whole_caller_environment() -> None:
+    env = app_environment(FILTERED_CALLER, {"OWN": "1", "PATH": "/opt/bin"}, 4, "api", "jobs", filter_env=True)
+    assert env == {"OWN": "1", "PATH": "/opt/bin", "pm_id": "4", "name": "api", "namespace": "jobs",
+                   "NODE_APP_INSTANCE": "0"}
+
+
+def test_filter_env_strings_drop_caller_variables_whose_names_contain_them() -> None:
+    # PM2 (lib/Common.js) keeps a variable only if its name contains none of the strings.
+    env = app_environment(FILTERED_CALLER, {}, 0, "api", "default", filter_env=("AWS_", "TOKEN"))
+    assert "AWS_SECRET_KEY" not in env and "MY_AWS_REGION" not in env and "DB_TOKEN" not in env
+    assert env["HOME"] == "/home/me" and env["LANG"] == "C.UTF-8"
+
+
+def test_filter_env_never_touches_the_definition_or_pm2_variables() -> None:
+    env = app_environment(FILTERED_CALLER, {"AWS_PROFILE": "prod"}, 2, "aws_sync", "default", instance=1,
+                          instance_var="AWS_INSTANCE", filter_env=("AWS_", "name", "pm_"))
+    assert env["AWS_PROFILE"] == "prod" and env["AWS_INSTANCE"] == "1"
+    assert (env["pm_id"], env["name"]) == ("2", "aws_sync")
+    assert "AWS_SECRET_KEY" not in env
+
+
+def test_filter_env_false_keeps_the_caller_environment() -> None:
+    assert app_environment(FILTERED_CALLER, {}, 0, "api", "default", filter_env=False)["AWS_SECRET_KEY"] == "s3cr3t"

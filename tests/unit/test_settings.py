@@ -20,11 +20,44 @@ from pmsd.definition.settings import (
     parse_duration_ms,
     parse_env,
     parse_exit_codes,
+    parse_filter_env,
     parse_positive_duration_ms,
     parse_str,
 )
 from pmsd.model.spec import AppSpec
 from tests.unit.helpers import is_single_complete_type
+
+# ------------------------------------------------------------------------------------------- parse_filter_env
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (True, True), (False, False), ("true", True), ("False", False), (" TRUE ", True),
+    ("AWS_", ("AWS_",)), ("AWS_,SECRET", ("AWS_", "SECRET")), (" AWS_ , SECRET ,", ("AWS_", "SECRET")),
+    (["AWS_", "SECRET"], ("AWS_", "SECRET")), (["A", "A"], ("A",)), ([], False), ("", False), (",", False),
+    (["true"], ("true",)),  # in a list, a string is a string
+])
+def test_parse_filter_env(value: object, expected: object) -> None:
+    assert parse_filter_env(value) == expected
+
+
+@pytest.mark.parametrize("value", [3, None, {"A": 1}, [True], [["A"]], [None]])
+def test_parse_filter_env_rejects_other_types(value: object) -> None:
+    with pytest.raises(ValueError, match="expected"):
+        parse_filter_env(value)
+
+
+def test_parse_filter_env_refuses_an_empty_string_that_would_match_everything() -> None:
+    with pytest.raises(ValueError, match="empty string would match every variable"):
+        parse_filter_env(["AWS_", ""])
+
+
+def test_filter_env_and_treekill_are_settings_not_warnings() -> None:
+    assert {"filter_env", "treekill"} <= set(SETTINGS_BY_KEY)
+    assert not {"filter_env", "treekill"} & NOT_YET_HONOURED
+    assert SETTINGS_BY_KEY["treekill"].default is True and SETTINGS_BY_KEY["filter_env"].default is False
+    assert [(d.name, d.dbus_name, d.signature) for d in SETTINGS_BY_KEY["treekill"].directives] == [
+        ("KillMode", "KillMode", "s")]
+
 
 # ------------------------------------------------------------------------------------------- parse_bool
 

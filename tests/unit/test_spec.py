@@ -15,7 +15,7 @@ from pmsd.definition.build import COMPUTED_FIELDS, PASSTHROUGH_KEYS, build_spec
 from pmsd.definition.settings import SETTINGS_BY_KEY
 from pmsd.errors import ExitStatus, UsageError
 from pmsd.model.spec import AppSpec, Source
-from tests.unit.helpers import SYSTEM_PATH
+from tests.unit.helpers import SYSTEM_PATH, make_spec
 
 
 def _build(raw: dict[str, object], source: Source, warn: list[str] | None = None,
@@ -197,6 +197,29 @@ def test_pm2_keys_not_yet_supported_get_their_own_warning(source: Source) -> Non
     assert not any("source_map_support" in w for w in warn if "unknown" in w)
 
 
+def test_filter_env_and_treekill_are_honoured_without_a_warning(source: Source) -> None:
+    warn: list[str] = []
+    spec = _build({"name": "api", "script": "main.py", "filter_env": True, "treekill": False}, source, warn)
+    assert warn == []
+    assert (spec.filter_env, spec.treekill) == (True, False)
+
+
+def test_filter_env_and_treekill_as_the_command_line_passes_them(source: Source) -> None:
+    # `--filter-env` alone, `--filter-env A --filter-env B` (joined with ","), `--no-treekill`.
+    assert _build({"script": "main.py", "filter_env": "true"}, source).filter_env is True
+    assert _build({"script": "main.py", "filter_env": "AWS_,SECRET"}, source).filter_env == ("AWS_", "SECRET")
+    assert _build({"script": "main.py", "treekill": False}, source).treekill is False
+
+
+def test_filter_env_and_treekill_survive_the_registry() -> None:
+    spec = make_spec(filter_env=("AWS_", "TOKEN"), treekill=False)
+    assert AppSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    spec = make_spec(filter_env=True)
+    assert AppSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    old = {k: v for k, v in make_spec().to_json().items() if k not in ("filter_env", "treekill")}
+    assert (AppSpec.from_json(old).filter_env, AppSpec.from_json(old).treekill) == (False, True)
+
+
 def test_known_keys_and_env_overlays_do_not_warn(source: Source) -> None:
     warn: list[str] = []
     _build({"name": "api", "script": "main.py", "env_production": {"A": "1"}, "node_args": "-u",
@@ -266,7 +289,7 @@ PASSTHROUGH_SAMPLE: dict[str, object] = {
     "log_date_format": "YYYY-MM-DD", "log_type": "json", "exp_backoff_restart_delay": 100,
     "max_memory_restart": "150M", "memory_max": "1G", "cron_restart": "@daily", "ignore_watch": ["tmp"],
     "watch_delay": 500, "instances": 3, "wait_ready": True, "listen_timeout": 5000, "instance_var": "ID",
-    "increment_var": "N",
+    "increment_var": "N", "filter_env": ["SECRET_"], "treekill": False,
 }
 
 

@@ -484,7 +484,7 @@ UNUSUAL: dict[str, list[str]] = {
 # Settings whose value is text (or a list of texts): every one is fed HOSTILE values below.
 STRING_KEYS = ("name", "script", "args", "interpreter", "interpreter_args", "cwd", "namespace", "user", "group",
                "out_file", "error_file", "log_file", "log_date_format", "log_type", "cron_restart", "watch",
-               "ignore_watch", "exec_mode", "port", "instance_var", "increment_var", "env")
+               "ignore_watch", "exec_mode", "port", "instance_var", "increment_var", "env", "filter_env")
 EXAMPLES = int(os.environ.get("PMSD_HYPOTHESIS_EXAMPLES", "40"))
 
 

@@ -63,6 +63,8 @@ GOLDEN_SPECS: dict[str, tuple[AppSpec, bool]] = {
     # memory limit.
     "backoff-memory": (make_spec(name="backoff", exp_backoff_restart_delay=100, memory_max=512 * 1024**2,
                                  max_memory_restart=256 * 1024**2), False),
+    # PM2's treekill: false: the stop signal goes to the main process only (KillMode=mixed).
+    "no-treekill": (make_spec(name="spawner", treekill=False), False),
     # A Node cluster app with a shared port that says when it is ready (rendered as a template: test_unitfiles).
     "cluster-node": (CLUSTER_NODE_SPEC, False),
 }
@@ -310,3 +312,13 @@ def test_percent_in_name_is_escaped_in_the_unit_file() -> None:
 def test_replace_keeps_spec_frozen() -> None:
     spec = make_spec()
     assert replace(spec, name="x").name == "x" and spec.name == "main"
+
+
+def test_treekill_false_is_kill_mode_mixed_and_the_default_leaves_systemds_control_group() -> None:
+    def kill_mode(spec: AppSpec) -> list[object]:
+        return [p.value for p in transient_properties(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR)
+                if p.name == "KillMode"]
+    assert kill_mode(make_spec()) == []  # systemd's default: KillMode=control-group
+    assert kill_mode(make_spec(treekill=False)) == ["mixed"]
+    assert "KillMode=mixed\n" in render_unit_file(UnitInputs(make_spec(treekill=False), ENV_FILE), SYSTEMD_FLOOR)
+    assert "KillMode" not in render_unit_file(UnitInputs(make_spec(), ENV_FILE), SYSTEMD_FLOOR)
