@@ -130,6 +130,14 @@ def _start(ctx: Context, target: str, options: StartOptions) -> list[Outcome]:
         return _create(ctx, data, spec)
 
 
+def _each_once(specs: Sequence[AppSpec]) -> list[AppSpec]:
+    """The first definition of each app name, in order."""
+    first: dict[str, AppSpec] = {}
+    for spec in specs:
+        first.setdefault(spec.name, spec)
+    return list(first.values())
+
+
 def _looks_like_script(target: str) -> bool:
     return os.sep in target or os.path.isfile(target)
 
@@ -244,11 +252,9 @@ def restart(ctx: Context, target: Targets, update_env: bool = False, toggle_watc
     plan = _plan(ctx, target, "restart", env_name, only, overrides)
     ensure_god(ctx)
     outcomes: list[Outcome] = []
-    done: set[str] = set()
-    for spec in plan.declared:
-        if spec.name in done:
-            continue
-        done.add(spec.name)
+    declared = _each_once(plan.declared)
+    done = {spec.name for spec in declared}  # apps the definition gave: not restarted a second time below
+    for spec in declared:
         with ctx.registry.transaction() as data:
             outcomes += _start_declared(ctx, data, spec)
     if not plan.parsed:
@@ -393,11 +399,9 @@ def reload(ctx: Context, target: Targets, update_env: bool = False, only: Sequen
     plan = _plan(ctx, target, "reload", env_name, only, overrides)
     ensure_god(ctx)
     outcomes: list[Outcome] = []
-    done: set[str] = set()
-    for spec in plan.declared:
-        if spec.name in done:
-            continue
-        done.add(spec.name)
+    declared = _each_once(plan.declared)
+    done = {spec.name for spec in declared}  # apps the definition gave: not restarted a second time below
+    for spec in declared:
         with ctx.registry.transaction() as data:
             existing = data.instances_of(spec.name)
             if not existing:
