@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 # pystemd is an sdist on PyPI: it builds against libsystemd. dbus-user-session gives the user manager a bus.
 debs=(systemd dbus-user-session libsystemd-dev pkg-config gcc)
+# The tests build venvs of Debian's own python3 (god from a venv; the system instance's pmsd).
+[ "${1:-}" = "--test" ] && debs+=(python3-venv)
 missing=()
 for deb in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing+=("$deb")
