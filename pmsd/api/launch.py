@@ -16,13 +16,12 @@ from pmsd.api import cluster
 from pmsd.context import Context
 from pmsd.definition.cron import on_calendar
 from pmsd.definition.environment import app_environment, runs_as_another_user
-from pmsd.definition.settings import stderr_file, stdout_file
 from pmsd.definition.units import transient_properties
 from pmsd.definition.unitvalues import exec_argv
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.linux.asuser import identity_of, open_as
 from pmsd.model.record import AppRecord, RegistryData, now_ms
-from pmsd.model.spec import AppSpec, UnitInputs
+from pmsd.model.spec import AppSpec, UnitInputs, stderr_file, stdout_file
 from pmsd.model.status import Status, exit_detail, pm2_status
 from pmsd.state.envfiles import read_env_file, write_env_file
 from pmsd.systemd.jobs import TimerJob, start_timer, stop_and_collect, stop_and_reset_quietly

@@ -50,7 +50,7 @@ from pmsd.definition.parsers import port_number as port_number
 from pmsd.definition.preload import NODE_PRELOAD
 from pmsd.definition.unitvalues import env_file_problem, exec_argv, exec_line, glob_escape, literal
 from pmsd.errors import UsageError
-from pmsd.model.spec import AppSpec, UnitInputs
+from pmsd.model.spec import AppSpec, UnitInputs, stderr_file, stdout_file
 
 SYSTEMD_FLOOR = 252  # Debian 12; the oldest manager pmsd supports
 LOG_RATE_LIMIT_INTERVAL_USEC = 30_000_000
@@ -152,18 +152,6 @@ def _restart_usec(inputs: UnitInputs) -> int:
 
 def _memory_max(inputs: UnitInputs) -> int | None:
     return inputs.spec.memory_max
-
-
-def stdout_file(spec: AppSpec) -> str | None:
-    if spec.disable_logs:
-        return None
-    return spec.out_file or (spec.log_file if not spec.error_file else None)
-
-
-def stderr_file(spec: AppSpec) -> str | None:
-    if spec.disable_logs:
-        return None
-    return spec.error_file or (spec.log_file if not spec.out_file else None)
 
 
 def _stderr_kind(spec: AppSpec) -> str | None:

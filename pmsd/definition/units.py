@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pmsd.definition.environment import runs_as_another_user
-from pmsd.definition.settings import SETTINGS, Directive, Setting, stderr_file, stdout_file
+from pmsd.definition.settings import SETTINGS, Directive, Setting
 from pmsd.definition.unitvalues import line_problem
 from pmsd.errors import UsageError
-from pmsd.model.spec import AppSpec, UnitInputs
+from pmsd.model.spec import AppSpec, UnitInputs, stderr_file, stdout_file
 from pmsd.systemd.properties import UnitProperty
 
 

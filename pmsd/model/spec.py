@@ -87,6 +87,21 @@ class UnitInputs:
     log_fds: Mapping[str, int] = field(default_factory=dict)
 
 
+def stdout_file(spec: AppSpec) -> str | None:
+    """The file the app's stdout goes to, None for the journal: out_file, else log_file when error_file is unset
+    (systemd cannot write one stream to two files)."""
+    if spec.disable_logs:
+        return None
+    return spec.out_file or (spec.log_file if not spec.error_file else None)
+
+
+def stderr_file(spec: AppSpec) -> str | None:
+    """The file the app's stderr goes to, None for the journal (the mirror of stdout_file)."""
+    if spec.disable_logs:
+        return None
+    return spec.error_file or (spec.log_file if not spec.out_file else None)
+
+
 COMMAND_LINE = "command line"
 
 

@@ -9,22 +9,20 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pmsd.model.spec import AppSpec
+from pmsd.model.spec import AppSpec, stderr_file, stdout_file
 from pmsd.model.status import ProcessInfo
 
 
 def log_paths(spec: AppSpec) -> tuple[str | None, str | None, str | None]:
     """PM2's (pm_out_log_path, pm_err_log_path, pm_log_path): the files the streams really go to.
 
-    Same rules as pmsd.definition.settings.stdout_file/stderr_file (not imported: its parsers cost the
-    `jlist` fast path ~5 ms of start-up): log_file takes both streams when neither out_file nor error_file
-    is set. A stream that goes to the journal has no file, so its path is null, never PM2's default
+    The files are pmsd.model.spec.stdout_file/stderr_file: log_file takes both streams when neither out_file
+    nor error_file is set. A stream that goes to the journal has no file, so its path is null, never PM2's default
     ~/.pm2/logs/<name>-out.log (which would not exist). disable_logs is /dev/null, as PM2 writes it.
     """
     if spec.disable_logs:
         return "/dev/null", "/dev/null", None
-    out = spec.out_file or (spec.log_file if not spec.error_file else None)
-    err = spec.error_file or (spec.log_file if not spec.out_file else None)
+    out, err = stdout_file(spec), stderr_file(spec)
     combined = spec.log_file if spec.log_file and not (spec.out_file or spec.error_file) else None
     return out, err, combined
 
