@@ -80,10 +80,11 @@ def _start(ctx: Context) -> bool:
     manager = ctx.manager
     if packaged_unit(ctx) is None and _install_runtime_unit(ctx):
         manager.reload()
-    state = manager.service_state(GOD_UNIT)
-    if state is not None and state.active_state == ActiveState.ACTIVE:
+    # One ListUnitsByPatterns call: this runs on every start and restart, and god is usually up.
+    active = next((unit.active_state for unit in manager.list_units([GOD_UNIT])), ActiveState.INACTIVE)
+    if active == ActiveState.ACTIVE:
         return False
-    if state is not None and state.active_state == ActiveState.FAILED:
+    if active == ActiveState.FAILED:
         manager.reset_failed(GOD_UNIT)  # a god that gave up earlier (start limit) may start again now
     try:
         manager.start_unit(GOD_UNIT)
