@@ -16,16 +16,17 @@ import time
 from collections.abc import Iterator, Sequence
 
 from pmsd.context import Context
-from pmsd.definition.settings import MAX_INSTANCES
+from pmsd.definition.settings import MAX_INSTANCES, is_node
 from pmsd.definition.unitfiles import render_cluster_units
 from pmsd.errors import PmsdError, UsageError
 from pmsd.linux.readiness import wait_cgroup_accepting
 from pmsd.model.record import AppRecord
 from pmsd.model.spec import AppSpec, UnitInputs
 from pmsd.model.status import exit_detail
+from pmsd.state.ports import forget_found_ports, parse_status_ports, read_found_ports, write_found_ports
 from pmsd.state.unitfiles import installed_units, remove_units, write_units
 from pmsd.systemd.bus import Manager
-from pmsd.systemd.jobs import stop_and_reset, stop_and_wait
+from pmsd.systemd.jobs import stop_and_collect, stop_and_reset, stop_and_wait
 from pmsd.systemd.names import (
     UNIT_PREFIX,
     escape_name,
@@ -38,12 +39,34 @@ from pmsd.systemd.paths import journalctl_command
 from pmsd.systemd.states import RUNNING_STATES, UP_STATES, ActiveState, ServiceState, UnitListing
 
 START_TIMEOUT_S = 30.0
+# After the first port a probed instance reports, how long to wait for more (an app that listens on several
+# ports usually does so in the same tick of its start-up).
+MORE_PORTS_S = 0.3
+PROBE_POLL_S = 0.02
+
+
+def discovers_ports(spec: AppSpec) -> bool:
+    """A Node cluster app with no declared `port`: the preload reports the ports its code listens on, and
+    pmsd hands systemd's socket for them to every instance (pmsd.state.ports)."""
+    return spec.exec_mode == "cluster" and not spec.port and is_node(spec.interpreter)
+
+
+def unit_inputs(ctx: Context, spec: AppSpec) -> UnitInputs:
+    """What the app's template and socket are rendered from: its definition and the ports found for it."""
+    found = None if spec.port else read_found_ports(ctx.state_dir, spec.name)
+    return UnitInputs(spec, ctx.registry.instance_env_file(spec.name, "%i"), system=not ctx.user,
+                      found_ports=found or (), discover_ports=discovers_ports(spec))
+
+
+def listen_addresses(ctx: Context, spec: AppSpec) -> tuple[str, ...]:
+    """The addresses the app's socket unit listens on: the declared port, else the ports found."""
+    return unit_inputs(ctx, spec).listen
 
 
 def install_units(ctx: Context, spec: AppSpec) -> None:
     """Write the app's unit files; reload the manager only if a loaded unit now differs from its file."""
     manager = ctx.manager
-    inputs = UnitInputs(spec, ctx.registry.instance_env_file(spec.name, "%i"), system=not ctx.user)
+    inputs = unit_inputs(ctx, spec)
     changed = write_units(ctx.user, ctx.environ, render_cluster_units(inputs, manager.version))
     if not changed:
         return
@@ -67,20 +90,81 @@ def launch(ctx: Context, records: Sequence[AppRecord]) -> None:
     """Start instances together (their start jobs run in parallel) and wait until each is started: exec'd,
     or READY=1 for wait_ready apps (bounded by listen_timeout, systemd's TimeoutStartSec=)."""
     manager = ctx.manager
-    install_units(ctx, records[0].spec)
+    spec = records[0].spec
+    if discovers_ports(spec) and read_found_ports(ctx.state_dir, spec.name) is None:
+        probe_ports(ctx, records[0])
+    else:
+        _learn_reported_ports(ctx, spec)
+    install_units(ctx, spec)
     for record in records:
         manager.start_unit(record.unit)
     for record in records:
+        _check_started(ctx, record)
+
+
+def _check_started(ctx: Context, record: AppRecord) -> ServiceState:
+    """Wait for the instance's start job; PmsdError with systemd's reason when it did not start."""
+    manager = ctx.manager
+    state = _wait_started(manager, record.unit, record.spec, "the start job")
+    if state is not None and state.active_state == ActiveState.INACTIVE and state.result == "success":
+        # The job ended without starting the unit or failing it: seen once while another client ran
+        # daemon-reload. Starting again is harmless (a running unit ignores it) and tells us for sure.
+        manager.start_unit(record.unit)
         state = _wait_started(manager, record.unit, record.spec, "the start job")
-        if state is not None and state.active_state == ActiveState.INACTIVE and state.result == "success":
-            # The job ended without starting the unit or failing it: seen once while another client ran
-            # daemon-reload. Starting again is harmless (a running unit ignores it) and tells us for sure.
-            manager.start_unit(record.unit)
-            state = _wait_started(manager, record.unit, record.spec, "the start job")
-        if state is None or state.active_state not in UP_STATES:
-            raise PmsdError(f"app {record.name!r} instance {record.instance} (id {record.pm_id}) failed to start: "
-                            f"{_failure(manager, record, state)}",
-                            f"see `{journalctl_command(ctx.user, record.unit)}` (or `pmsd logs {record.pm_id}`)")
+    if state is None or state.active_state not in UP_STATES:
+        raise PmsdError(f"app {record.name!r} instance {record.instance} (id {record.pm_id}) failed to start: "
+                        f"{_failure(ctx, record, state)}",
+                        f"see `{journalctl_command(ctx.user, record.unit)}` (or `pmsd logs {record.pm_id}`)")
+    return state
+
+
+def probe_ports(ctx: Context, record: AppRecord) -> tuple[int, ...]:
+    """The first run of a Node cluster app whose port is written in its code: find the ports it listens on.
+
+    One instance runs alone, with no socket: the preload turns each listen(port) into a listen on an ephemeral
+    port, which nobody connects to, and reports the port in the unit's StatusText (`pmsd-ports: 8000`). The
+    ports are recorded; if there are any, the instance stops, so that every instance, this one too, starts on
+    systemd's socket for them. Nothing ever listened on the app's port before that socket did, so no connection
+    is refused while this settles. An app that reports no port within listen_timeout is a worker: it keeps
+    running, and the recorded empty set means it is not probed again."""
+    manager = ctx.manager
+    install_units(ctx, record.spec)
+    manager.start_unit(record.unit)
+    _check_started(ctx, record)
+    ports = _reported_ports(manager, record.unit, time.monotonic() + record.spec.listen_timeout / 1000)
+    write_found_ports(ctx.state_dir, record.name, ports)
+    if ports:
+        stop_and_collect(manager, record.unit, record.spec.kill_timeout / 1000 + 5)
+    return ports
+
+
+def _reported_ports(manager: Manager, unit: str, deadline: float) -> tuple[int, ...]:
+    """The ports the instance reports (StatusText) by the deadline, or MORE_PORTS_S after the first report;
+    () if it reports none, or stops running."""
+    ports: tuple[int, ...] = ()
+    while time.monotonic() < deadline:
+        ports = parse_status_ports(str(manager.service_property(unit, "StatusText", "s")))
+        if ports:
+            deadline = min(deadline, time.monotonic() + MORE_PORTS_S)
+        else:
+            state = manager.service_state(unit)
+            if state is None or state.active_state not in UP_STATES:
+                return ()
+        time.sleep(PROBE_POLL_S)
+    return ports
+
+
+def _learn_reported_ports(ctx: Context, spec: AppSpec) -> None:
+    """Ports the running instances reported since the app's ports were recorded (its code changed, or it
+    listens on a port later): add them to the record. systemd's socket can only take them when it is started
+    again, that is once no instance runs (`pmsd stop` then `start`, or `pmsd restart`)."""
+    if not discovers_ports(spec):
+        return
+    found = read_found_ports(ctx.state_dir, spec.name) or ()
+    reported = {port for unit in instance_units(ctx.manager, spec.name) if unit.active_state in UP_STATES
+                for port in parse_status_ports(str(ctx.manager.service_property(unit.name, "StatusText", "s")))}
+    if not reported <= set(found):
+        write_found_ports(ctx.state_dir, spec.name, tuple(reported | set(found)))
 
 
 def _wait_started(manager: Manager, unit: str, spec: AppSpec, what: str) -> ServiceState | None:
@@ -89,11 +173,13 @@ def _wait_started(manager: Manager, unit: str, spec: AppSpec, what: str) -> Serv
     return manager.wait_until(unit, lambda s: s is None or not s.has_job, timeout, what)
 
 
-def _failure(manager: Manager, record: AppRecord, state: ServiceState | None) -> str:
-    if record.spec.port:
+def _failure(ctx: Context, record: AppRecord, state: ServiceState | None) -> str:
+    manager = ctx.manager
+    addresses = listen_addresses(ctx, record.spec)
+    if addresses:
         socket = manager.unit_summary(socket_unit(record.name))
         if socket is None or socket[0] != ActiveState.ACTIVE:
-            return (f"systemd could not listen on {record.spec.port} ({socket_unit(record.name)} is "
+            return (f"systemd could not listen on {', '.join(addresses)} ({socket_unit(record.name)} is "
                     f"{socket[0] if socket else 'not loaded'}): is the port in use?")
     if state is None:
         return "the unit vanished"
@@ -115,6 +201,7 @@ def release_if_idle(ctx: Context, name: str) -> None:
 
 def remove_app_units(ctx: Context, name: str) -> None:
     """The app is gone: stop its socket and delete its unit files."""
+    forget_found_ports(ctx.state_dir, name)
     units = installed_units(ctx.user, ctx.environ, name)
     if not units:
         return
@@ -137,7 +224,7 @@ def wait_ready(ctx: Context, record: AppRecord, unit: str | None = None) -> bool
     on after listen_timeout when no 'listening' comes; so does pmsd (False is returned).
     """
     spec = record.spec
-    if spec.wait_ready or not spec.port:
+    if spec.wait_ready or not listen_addresses(ctx, spec):
         return True
     state = ctx.manager.service_state(unit or record.unit)
     if state is None or not state.control_group:

@@ -203,10 +203,14 @@ def redefine(ctx: Context, data: RegistryData, records: list[AppRecord], spec: A
         record.spec = spec
     if not spec.clustered:
         return records
-    for record in records[spec.instances:]:
+    # As PM2's scale: fewer instances remove the oldest ones (lowest ids) first; more instances take the lowest
+    # free instance numbers (NODE_APP_INSTANCE), which may be ones just freed.
+    oldest_first = sorted(records, key=lambda record: record.pm_id)
+    removed = oldest_first[: max(0, len(records) - spec.instances)]
+    for record in removed:
         stop_record(ctx, record)
         forget(ctx, data, record)
-    kept = records[: spec.instances]
+    kept = [record for record in records if record not in removed]
     return kept + add_instances(ctx, data, kept, spec, spec.instances - len(kept))
 
 

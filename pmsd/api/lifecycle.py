@@ -430,7 +430,7 @@ def _reload_app(ctx: Context, data: RegistryData, name: str, group: list[AppReco
     rolling = group[0].instance is not None and group[0].spec.exec_mode == "cluster"
     # PM2 starts a new worker before it stops an old one, so capacity never drops. Likewise one extra
     # instance, started first and stopped last, serves on the shared socket while each is replaced.
-    serving = rolling and bool(group[0].spec.port) and any(
+    serving = rolling and bool(cluster.listen_addresses(ctx, group[0].spec)) and any(
         unit.active_state == ActiveState.ACTIVE for unit in cluster.instance_units(ctx.manager, name))
     last = data.instances_of(name)[-1]  # in instance order: the stand-in is numbered after it
     with cluster.stand_in(ctx, last) if serving else contextlib.nullcontext():
@@ -441,7 +441,8 @@ def _reload_record(ctx: Context, record: AppRecord, update_env: bool, rolling: b
     restart_record(ctx, record, update_env)
     if rolling and not cluster.wait_ready(ctx, record):
         ctx.warnings.append(f"app {record.name!r} instance {record.instance} (id {record.pm_id}) was not seen "
-                            f"accepting on {record.spec.port} within listen_timeout "
+                            f"accepting on {', '.join(cluster.listen_addresses(ctx, record.spec))} within "
+                            "listen_timeout "
                             f"({record.spec.listen_timeout} ms); reload went on, as PM2 does")
     return Outcome("reloaded", record.pm_id, record.name)
 

@@ -226,7 +226,8 @@ def scale(
     number: str = typer.Argument(..., help="Instances wanted: N, or +N / -N relative to now."),
 ) -> None:
     """Add or remove instances of an app (pmsd-<app>@<n>.service); running instances are left alone.
-    Removed instances are the highest-numbered. A fork app becomes a cluster of instances."""
+    As PM2's scale, the oldest instances (lowest ids) are removed first, and new ones take the lowest free
+    instance numbers (NODE_APP_INSTANCE). A fork app becomes a cluster of instances."""
     _lifecycle("scale", [target], request=number)
 
 

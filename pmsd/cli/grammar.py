@@ -56,14 +56,12 @@ _EXTRA = (
          optional="true", repeat=True),
     Flag("treekill", ("--no-treekill",), True, "Send the stop signal to the app's main process only "
          "(KillMode=mixed); what is left once it exits is killed.", True, default=True),
-    # PM2 options with a meaning pmsd does not give them (yet): accepted, and the start warns they are ignored.
-    Flag("shutdown_with_message", ("--shutdown-with-message",), True, "Not honoured (a warning says so): "
-         "there is no IPC channel; apps are stopped with SIGINT.", False, unsupported="shutdown_with_message"),
-    Flag("pid_file", ("--pid", "-p"), False, "Not honoured (a warning says so): `pmsd pid <app>` prints the "
-         "main pid.", False, unsupported="pid_file"),
-    Flag("ext", ("--ext",), False, "Not honoured (a warning says so): every file change under a watched path "
-         "restarts the app.", False, unsupported="ext"),
-    Flag("attach", ("--attach",), True, "Not honoured (a warning says so): run `pmsd logs <app>`.", False,
+    # PM2 flags with no effect under pmsd: accepted, and the start warns why (settings.NO_EFFECT).
+    Flag("pid_file", ("--pid", "-p"), False, "No effect (a warning says so): systemd tracks the main pid; "
+         "`pmsd pid <app>` prints it.", False, unsupported="pid_file"),
+    Flag("ext", ("--ext",), False, "No effect (a warning says so): every file change under a watched path "
+         "restarts the app; ignore_watch leaves paths out.", False, unsupported="ext"),
+    Flag("attach", ("--attach",), True, "No effect (a warning says so): follow the logs with `pmsd logs <app>`.", False,
          unsupported="attach"),
 )
 _IGNORED = ("--no-vizion", "--no-pmx", "--no-automation", "--trace", "--disable-trace", "--v8",

@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from pmsd.definition.ecosystem import DEPLOY_ENV
 from pmsd.definition.interpreter import Program, resolve_program
 from pmsd.definition.parsers import parse_port, port_number
-from pmsd.definition.settings import ALIASES, NOT_YET_HONOURED, SETTINGS, SETTINGS_BY_KEY
+from pmsd.definition.settings import ALIASES, NO_EFFECT, NO_EFFECT_ALIASES, SETTINGS, SETTINGS_BY_KEY, is_node
 from pmsd.definition.units import unit_text_problem
 from pmsd.definition.unitvalues import (
     argument_problem,
@@ -33,7 +34,7 @@ from pmsd.definition.unitvalues import (
     unicode_problem,
 )
 from pmsd.errors import UsageError
-from pmsd.model.spec import AppSpec, Source
+from pmsd.model.spec import DISCARD, AppSpec, Source
 from pmsd.systemd.names import check_app_name
 
 # AppSpec fields that a step of build_spec computes (from the parsed values, the file system and each other)
@@ -62,14 +63,17 @@ def build_spec(
     cwd = _working_directory(values, app)
     values = _command_string(values, cwd, env.get("PATH", path_env))
     program = _program(values, cwd, env.get("PATH", path_env), app)
-    name = _name(values, program.script, app)
+    name = _name(values, program.script, env_name, app)
     namespace = _namespace(values, app)
-    exec_mode = _exec_mode(values)
+    exec_mode = _exec_mode(values, program.interpreter, env)
     port = _shared_port(values, exec_mode, env, app)
     if port is not None:  # the instances find the shared port in PORT, unless env sets it already
         env.setdefault("PORT", str(port_number(port)))
+    elif "port" in values and not _overlay_sets(raw, env_name, "PORT"):
+        # PM2 (lib/Common.js, prepareAppConf) only sets PORT for a fork app's `port`; env_<name> may set another.
+        env["PORT"] = str(port_number(values["port"]))
     watch = _watch_paths(values, cwd)
-    out_file, error_file, log_file = (_log_path(values, key, cwd, app) for key in LOG_KEYS)
+    out_file, error_file, log_file = (_log_path(values, key, cwd, app, warn) for key in LOG_KEYS)
     spec = AppSpec(
         name=name, script=program.script, interpreter=program.interpreter, exec_path=program.exec_path,
         argv=program.argv, cwd=cwd, namespace=namespace, env=env, exec_mode=exec_mode, port=port, watch=watch,
@@ -100,49 +104,67 @@ class _App:
 
 
 def _parse_keys(raw: Mapping[str, object], app: _App, warn: list[str]) -> dict[str, Any]:
-    """Every key through its setting's parser (aliases under their setting's key); env_<name> overlays are
-    left for `_environment`, other keys no setting knows end in a warning."""
+    """Every key through its setting's parser (an alias or camelCase spelling under its setting's key; the
+    setting's own key wins over them, as in PM2's lib/tools/Config.js); env_<name> overlays are left for
+    `_environment`, keys with no effect under pmsd and keys no setting knows end in a warning."""
     values: dict[str, Any] = {}
+    spelled: dict[str, str] = {}  # setting key -> the spelling its value came from
     unknown: list[str] = []
-    ignored: list[str] = []
+    no_effect: list[str] = []
     for raw_key, value in raw.items():
         if not isinstance(raw_key, str):  # YAML allows `1: x` or `true: y`
             raise app.fail(str(raw_key), "option names must be strings")
         key = ALIASES.get(raw_key, raw_key)
         setting = SETTINGS_BY_KEY.get(key)
         if setting is None:
-            if not raw_key.startswith("env_"):
-                (ignored if raw_key in NOT_YET_HONOURED else unknown).append(raw_key)
+            if raw_key in NO_EFFECT or raw_key in NO_EFFECT_ALIASES:
+                no_effect.append(raw_key)
+            elif not raw_key.startswith("env_") and raw_key != DEPLOY_ENV:
+                unknown.append(raw_key)
             continue
+        if key in spelled and (spelled[key] == key or raw_key != key):
+            continue  # the first spelling of the key, unless the setting's own key comes later
         try:
             values[key] = setting.parse(value)
         except ValueError as error:
             raise app.fail(raw_key, str(error), getattr(error, "hint", None)) from None
-    _warn_ignored_keys(app, unknown, ignored, warn)
+        spelled[key] = raw_key
+    _warn_ignored_keys(app, unknown, no_effect, warn)
     return values
 
 
-def _warn_ignored_keys(app: _App, unknown: list[str], ignored: list[str], warn: list[str]) -> None:
+def _warn_ignored_keys(app: _App, unknown: list[str], no_effect: list[str], warn: list[str]) -> None:
     where = f"{app.source.label}: {app.label}"
     if unknown:
         warn.append(f"{where}: unknown keys ignored: {', '.join(sorted(unknown))}")
-    if ignored:
-        warn.append(f"{where}: PM2 options not supported by this pmsd version, ignored: "
-                    f"{', '.join(sorted(ignored))}")
+    if no_effect:
+        reasons = (f"{key} ({NO_EFFECT[NO_EFFECT_ALIASES.get(key, key)]})" for key in sorted(no_effect))
+        warn.append(f"{where}: accepted, no effect under pmsd: {'; '.join(reasons)}")
 
 
 def _environment(values: Mapping[str, Any], raw: Mapping[str, object], env_name: str | None,
                  app: _App) -> dict[str, str]:
-    """The app's env, with the env_<env_name> overlay (`--env <env_name>`) applied when the app has one."""
+    """The app's env; with `--env <env_name>`, the file's deploy.<env_name>.env over it, then the app's
+    env_<env_name> over both. That is what PM2 7 does (lib/Common.js, mergeEnvironmentVariables): its comment
+    calls deploy's env the least priority, but it is merged into the app's env object, over its values."""
     env = dict(values.get("env", {}))
-    if env_name is not None:
-        overlay = raw.get(f"env_{env_name}")
+    if env_name is None:
+        return env
+    deploy = raw.get(DEPLOY_ENV)
+    overlays = [(f"deploy.{env_name}.env", deploy.get(env_name) if isinstance(deploy, Mapping) else None),
+                (f"env_{env_name}", raw.get(f"env_{env_name}"))]
+    for key, overlay in overlays:
         if overlay is not None:
             try:
                 env.update(SETTINGS_BY_KEY["env"].parse(overlay))
             except ValueError as error:
-                raise app.fail(f"env_{env_name}", str(error)) from None
+                raise app.fail(key, str(error)) from None
     return env
+
+
+def _overlay_sets(raw: Mapping[str, object], env_name: str | None, variable: str) -> bool:
+    overlay = raw.get(f"env_{env_name}") if env_name is not None else None
+    return isinstance(overlay, Mapping) and variable in overlay
 
 
 def _working_directory(values: Mapping[str, Any], app: _App) -> str:
@@ -198,8 +220,10 @@ def _program(values: Mapping[str, Any], cwd: str, path_env: str | None, app: _Ap
     return program
 
 
-def _name(values: Mapping[str, Any], script: str, app: _App) -> str:
+def _name(values: Mapping[str, Any], script: str, env_name: str | None, app: _App) -> str:
     name: str = values.get("name") or _default_name(script)
+    if values.get("append_env_to_name") and env_name:
+        name += f"-{env_name}"  # PM2's _startJson (lib/API.js)
     problem = unicode_problem(name)  # before check_app_name, whose escaping cannot encode it
     if problem is not None:
         raise app.fail("name", f"app name {problem}", "choose a name in valid text")
@@ -229,10 +253,21 @@ def _namespace(values: Mapping[str, Any], app: _App) -> str:
     return namespace
 
 
-def _exec_mode(values: Mapping[str, Any]) -> str:
-    # PM2 runs `-i N` apps in cluster mode unless told otherwise.
-    mode: str = values.get("exec_mode") or ("cluster" if "instances" in values else "fork")
-    return mode
+def _exec_mode(values: Mapping[str, Any], interpreter: str, env: Mapping[str, str]) -> str:
+    """PM2 runs `-i N` Node apps in cluster mode unless told otherwise, and other languages' instances as
+    fork-mode processes (PM2 7, checked by tests/pm2/test_differential_cluster.py). An explicit exec_mode, or a
+    port to share (`port`, or env.PORT when increment_var does not give each instance its own), still gets
+    pmsd's shared socket in any language, where PM2's fork instances would collide on the port.
+    execute_command: true means fork."""
+    if values.get("execute_command"):
+        return "fork"
+    explicit: str | None = values.get("exec_mode")
+    if explicit:
+        return explicit
+    if "instances" not in values:
+        return "fork"
+    shares_env_port = "PORT" in env and values.get("increment_var") != "PORT"
+    return "cluster" if is_node(interpreter) or "port" in values or shares_env_port else "fork"
 
 
 def _shared_port(values: Mapping[str, Any], exec_mode: str, env: Mapping[str, str], app: _App) -> str | None:
@@ -246,9 +281,7 @@ def _shared_port(values: Mapping[str, Any], exec_mode: str, env: Mapping[str, st
             port = parse_port(env["PORT"])
         except ValueError as error:
             raise app.fail("env", f"PORT: {error}", "set `port` explicitly, or fix env.PORT") from None
-    if port is not None and not clustered:
-        raise app.fail("port", "a shared port needs cluster mode", "add instances (-i N) or exec_mode: cluster")
-    return port
+    return port if clustered else None  # a fork app's port only sets PORT (build_spec)
 
 
 def _watch_paths(values: Mapping[str, Any], cwd: str) -> tuple[str, ...]:
@@ -256,10 +289,20 @@ def _watch_paths(values: Mapping[str, Any], cwd: str) -> tuple[str, ...]:
     return tuple(os.path.normpath(os.path.join(cwd, os.path.expanduser(path))) for path in values.get("watch") or ())
 
 
-def _log_path(values: Mapping[str, Any], key: str, cwd: str, app: _App) -> str | None:
-    """PM2 log paths are relative to the app's cwd; systemd creates the file but not its directory."""
-    if not values.get(key):
+def _log_path(values: Mapping[str, Any], key: str, cwd: str, app: _App, warn: list[str]) -> str | None:
+    """PM2 log paths are relative to the app's cwd; systemd creates the file but not its directory. "NULL" and
+    "/dev/null" mean no file, as in PM2 (lib/Common.js): the stream is discarded (DISCARD), or for log_file
+    nothing changes. log_file true asks for PM2's default combined file: the journal already holds both
+    streams together, so they stay there."""
+    value = values.get(key)
+    if value is True:
+        warn.append(f"{app.source.label}: {app.label}: log_file: true: both streams stay in the journal, "
+                    f"where they are together already (`pmsd logs`); give a path for a file")
         return None
+    if not value:
+        return None
+    if value in ("NULL", DISCARD):
+        return DISCARD if key != "log_file" else None
     path = _normalized(os.path.join(cwd, os.path.expanduser(values[key])))
     if os.path.isdir(path):
         raise app.fail(key, f"{path} is a directory; give a file path")

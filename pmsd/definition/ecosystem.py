@@ -1,7 +1,9 @@
 """Read ecosystem files: JSON, YAML, TOML and ecosystem.config.js/.cjs/.mjs (evaluated by node).
 
-A file holds `{apps: [...]}`, a single app, or a bare list of apps. This module only turns a file into raw
-app mappings, saying where it is broken; `pmsd.model.spec` validates each app against the settings table.
+A file holds `{apps: [...]}` (or PM2's older `{pm2: [...]}`), a single app, or a bare list of apps. This module
+only turns a file into raw app mappings, saying where it is broken; `pmsd.definition.build` validates each app
+against the settings table. A `.json` file is JSON, or else what PM2 makes of it: a JavaScript expression
+(comments, unquoted keys, `process.env.X`), which node evaluates.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from collections.abc import Mapping
 from pmsd.errors import UsageError
 
 DATA_SUFFIXES = (".json", ".yaml", ".yml", ".toml")
+# The key under which each raw app carries its file's `deploy` section's envs ({env name: env}), for
+# `--env <name>` (pmsd.definition.build). No ecosystem key is spelled like it.
+DEPLOY_ENV = "(deploy env)"
 JS_SUFFIXES = (".config.js", ".config.cjs", ".config.mjs")
 
 # node prints the evaluated module as JSON. The path goes in argv, never into the code.
@@ -30,6 +35,26 @@ if (file.endsWith('.mjs')) {
   import(require('url').pathToFileURL(file).href).then(dump, fail);
 } else {
   try { dump(require(file)); } catch (e) { console.error(e.stack || String(e)); process.exit(3); }
+}
+"""
+
+
+# PM2 (lib/Common.js, parseConfig) evaluates a .json file as the JavaScript expression "(<text>)" in node's vm.
+# runInThisContext, as PM2 does, so that process.env reads work; the path goes in argv, never into the code. An
+# error prints {"line", "message"} as JSON on stderr: the line in the file (the stack names the file there).
+_NODE_JSON_LOADER = r"""
+const fs = require('fs'), path = require('path'), vm = require('vm');
+const file = path.resolve(process.argv[1]);
+try {
+  const value = vm.runInThisContext('(' + fs.readFileSync(file, 'utf8') + '\n)',
+                                    {filename: file, displayErrors: false, timeout: 10000});
+  process.stdout.write(JSON.stringify(value === undefined ? null : value));
+} catch (e) {
+  const stack = String((e && e.stack) || e);
+  const at = stack.split(file + ':')[1];
+  const line = at ? parseInt(at, 10) : null;
+  console.error(JSON.stringify({line: line, message: (e && e.name ? e.name + ': ' + e.message : String(e))}));
+  process.exit(3);
 }
 """
 
@@ -59,7 +84,7 @@ def _parse(path: str, label: str, data: bytes) -> object:
         try:
             return json.loads(data)
         except json.JSONDecodeError as error:
-            raise UsageError(f"{label}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from None
+            return _evaluate_json_as_js(path, label, error)
         except UnicodeDecodeError:
             raise UsageError(f"{label}: not UTF-8 text") from None
     if lower.endswith((".yaml", ".yml")):
@@ -83,7 +108,26 @@ def _parse(path: str, label: str, data: bytes) -> object:
     return _evaluate_js(path, label)
 
 
-def _evaluate_js(path: str, label: str) -> object:
+def _evaluate_json_as_js(path: str, label: str, error: json.JSONDecodeError) -> object:
+    """A .json file that is not JSON, read as PM2 reads it: a JavaScript expression, evaluated by node."""
+    where = f"{label}:{error.lineno}:{error.colno}"
+    if shutil.which("node") is None:
+        raise UsageError(f"{where}: invalid JSON: {error.msg}",
+                         "PM2 reads a .json file as JavaScript (comments, unquoted keys); pmsd does too when node "
+                         "is installed (apt-get install nodejs), or write strict JSON")
+    result = _run_node(_NODE_JSON_LOADER, path, label)
+    if result.returncode != 0:
+        try:
+            report = json.loads(result.stderr.strip().splitlines()[-1])
+            line, message = report["line"], str(report["message"])
+        except (ValueError, IndexError, KeyError, TypeError):
+            raise UsageError(f"{where}: invalid JSON: {error.msg}") from None
+        at = f"{label}:{line}" if isinstance(line, int) else label
+        raise UsageError(f"{at}: neither JSON nor a JavaScript expression (as PM2 reads .json files): {message}")
+    return _node_output(result.stdout, label)
+
+
+def _run_node(loader: str, path: str, label: str) -> subprocess.CompletedProcess[str]:
     node = shutil.which("node")
     if node is None:
         raise UsageError(
@@ -91,27 +135,42 @@ def _evaluate_js(path: str, label: str) -> object:
             "install Node.js (apt-get install nodejs), or write the ecosystem as JSON, YAML or TOML",
         )
     try:
-        result = subprocess.run(
-            [node, "-e", _NODE_LOADER, os.path.abspath(path)], capture_output=True, text=True, timeout=30,
+        return subprocess.run(
+            [node, "-e", loader, os.path.abspath(path)], capture_output=True, text=True, timeout=30,
             cwd=os.path.dirname(os.path.abspath(path)),
         )
     except subprocess.TimeoutExpired:
         raise UsageError(f"{label}: node did not finish evaluating it within 30 s") from None
+
+
+def _node_output(stdout: str, label: str) -> object:
+    try:
+        return json.loads(stdout)
+    except json.JSONDecodeError:
+        raise UsageError(f"{label}: its value could not be turned into JSON") from None
+
+
+def _evaluate_js(path: str, label: str) -> object:
+    result = _run_node(_NODE_LOADER, path, label)
     if result.returncode != 0:
         detail = result.stderr.strip().splitlines()
         shown = "\n    ".join(detail[:6]) if detail else f"node exited with status {result.returncode}"
         raise UsageError(f"{label}: evaluating it with node failed:\n    {shown}")
-    try:
-        return json.loads(result.stdout)
-    except json.JSONDecodeError:
-        raise UsageError(f"{label}: its module.exports could not be turned into JSON") from None
+    return _node_output(result.stdout, label)
 
 
 def _apps_of(document: object, label: str) -> list[Mapping[str, object]]:
-    if isinstance(document, Mapping) and "apps" in document:
-        apps = document["apps"]
-        if not isinstance(apps, list):
-            raise UsageError(f"{label}: 'apps' must be a list of apps")
+    """The raw apps of a document: `apps` (PM2 also reads `pm2` when there is no `apps`), one app, or a list.
+    Each app carries the document's `deploy` envs (DEPLOY_ENV) when it has any."""
+    key = next((key for key in ("apps", "pm2") if isinstance(document, Mapping) and key in document), None)
+    apps: list[object]
+    if isinstance(document, Mapping) and key is not None:
+        listed: object = document[key]
+        if isinstance(listed, Mapping):
+            listed = [listed]  # PM2 takes one app there too
+        if not isinstance(listed, list):
+            raise UsageError(f"{label}: '{key}' must be a list of apps")
+        apps = _with_deploy_envs(listed, document.get("deploy"), label)
     elif isinstance(document, Mapping):
         apps = [document]
     elif isinstance(document, list):
@@ -120,7 +179,22 @@ def _apps_of(document: object, label: str) -> list[Mapping[str, object]]:
         raise UsageError(f"{label}: expected {{apps: [...]}}, an app, or a list of apps")
     if not apps:
         raise UsageError(f"{label}: declares no apps")
+    checked: list[Mapping[str, object]] = []
     for index, app in enumerate(apps):
         if not isinstance(app, Mapping):
             raise UsageError(f"{label}: app #{index + 1} is not a mapping of options")
-    return apps
+        checked.append(app)
+    return checked
+
+
+def _with_deploy_envs(apps: list[object], deploy: object, label: str) -> list[object]:
+    """PM2 merges `deploy.<env>.env` into every app's env under `--env <env>` (lib/API.js, _startJson)."""
+    if deploy is None:
+        return apps
+    if not isinstance(deploy, Mapping):
+        raise UsageError(f"{label}: 'deploy' must be a mapping of environment names to their settings")
+    envs = {name: target["env"] for name, target in deploy.items()
+            if isinstance(target, Mapping) and target.get("env") is not None}
+    if not envs:
+        return apps
+    return [{**app, DEPLOY_ENV: envs} if isinstance(app, Mapping) else app for app in apps]

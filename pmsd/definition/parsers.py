@@ -7,8 +7,10 @@ Values that reach a systemd unit are checked here against what systemd accepts (
 
 from __future__ import annotations
 
+import decimal
 import ipaddress
 import json
+import math
 import os
 import re
 import shlex
@@ -110,6 +112,13 @@ def parse_positive_duration_ms(value: object) -> int:
     if number == 0:
         raise ValueError("expected a duration above 0 ms")
     return number
+
+
+def parse_log_file(value: object) -> str | bool:
+    """PM2's log_file: a path, or true for PM2's default combined file (false: none)."""
+    if isinstance(value, bool):
+        return value
+    return parse_text(value)
 
 
 def parse_log_type(value: object) -> str:
@@ -299,6 +308,9 @@ def parse_argv(value: object) -> tuple[str, ...]:
 
 
 def parse_env(value: object) -> dict[str, str]:
+    """A mapping of variable names to values, each value as PM2 hands it to the app (lib/Common.js,
+    mergeEnvironmentVariables): objects, lists and null as JSON text, numbers and booleans as JavaScript
+    writes them (String(5), String(1.5), String(true))."""
     if not isinstance(value, Mapping):
         raise ValueError(f"expected a mapping of variable names to values, got {describe_value(value)}")
     env: dict[str, str] = {}
@@ -308,18 +320,58 @@ def parse_env(value: object) -> dict[str, str]:
             # systemd drops such names from an EnvironmentFile= with only a log line (env_name_is_valid).
             raise ValueError(f"{name!r} is not a valid environment variable name (letters, digits and _, "
                              "not starting with a digit)")
-        if item is None:
-            continue
-        if isinstance(item, bool):
-            env[name] = "true" if item else "false"
-        elif isinstance(item, (str, int, float)):
-            env[name] = str(item)
-        else:
-            # PM2 JSON-encodes nested values into the variable; do the same so apps can parse them.
-            env[name] = json.dumps(item)
+        env[name] = item if isinstance(item, str) else js_text(item, name)
         if "\0" in env[name]:
             raise ValueError(f"the value of {name!r} contains a NUL byte")
     return env
+
+
+def js_text(value: object, name: str) -> str:
+    """A value as JavaScript turns it into a variable: String() of a number or boolean, JSON.stringify() of
+    anything else (null included: PM2 gives the app "null")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return js_number(value)
+    return js_json(value, name)
+
+
+def js_json(value: object, name: str) -> str:
+    """JSON.stringify(value): compact, non-ASCII kept, numbers as JavaScript writes them."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return "null" if value is None else js_text(value, name)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{js_json(v, name)}"
+                              for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(js_json(item, name) for item in value) + "]"
+    raise ValueError(f"the value of {name!r} is {type(value).__name__}, which has no text form; quote it")
+
+
+def js_number(number: float) -> str:
+    """Number.prototype.toString() (ECMA-262, Number::toString): the shortest digits that read back (Python's
+    repr finds the same), in plain notation for 1e-7 < |x| < 1e21 and in exponent notation outside."""
+    if isinstance(number, int) and abs(number) < 10**21:
+        return str(number)
+    number = float(number)
+    if math.isnan(number) or math.isinf(number):
+        return "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
+    if number == 0:
+        return "0"
+    _, digit_tuple, exponent = decimal.Decimal(repr(abs(number))).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    point = len(digits) + int(exponent)  # ECMA-262's n: the value is 0.<digits> x 10^point
+    prefix = "-" if number < 0 else ""
+    if len(digits) <= point <= 21:
+        return prefix + digits + "0" * (point - len(digits))
+    if 0 < point <= 21:
+        return prefix + digits[:point] + "." + digits[point:]
+    if -6 < point <= 0:
+        return prefix + "0." + "0" * -point + digits
+    shown = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{prefix}{shown}e{'+' if point > 0 else '-'}{abs(point - 1)}"
 
 
 def _whole_number(value: object) -> int:

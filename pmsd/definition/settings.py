@@ -36,6 +36,7 @@ from pmsd.definition.parsers import parse_exec_mode as parse_exec_mode
 from pmsd.definition.parsers import parse_exit_codes as parse_exit_codes
 from pmsd.definition.parsers import parse_filter_env as parse_filter_env
 from pmsd.definition.parsers import parse_instances as parse_instances
+from pmsd.definition.parsers import parse_log_file as parse_log_file
 from pmsd.definition.parsers import parse_log_type as parse_log_type
 from pmsd.definition.parsers import parse_memory_bytes as parse_memory_bytes
 from pmsd.definition.parsers import parse_patterns as parse_patterns
@@ -48,9 +49,9 @@ from pmsd.definition.parsers import parse_user_group as parse_user_group
 from pmsd.definition.parsers import parse_watch as parse_watch
 from pmsd.definition.parsers import port_number as port_number
 from pmsd.definition.preload import NODE_PRELOAD
-from pmsd.definition.unitvalues import env_file_problem, exec_argv, exec_line, glob_escape, literal
+from pmsd.definition.unitvalues import env_file_problem, exec_argv, exec_line, exec_word, glob_escape, literal
 from pmsd.errors import UsageError
-from pmsd.model.spec import AppSpec, UnitInputs, stderr_file, stdout_file
+from pmsd.model.spec import DISCARD, AppSpec, UnitInputs, stderr_file, stdout_file
 
 SYSTEMD_FLOOR = 252  # Debian 12; the oldest manager pmsd supports
 LOG_RATE_LIMIT_INTERVAL_USEC = 30_000_000
@@ -74,6 +75,7 @@ class Directive:
     min_version: int = SYSTEMD_FLOOR
     system_only: bool = False  # only meaningful for the system manager (User=, Group=)
     unit_type: str = "service"  # "socket": a cluster app's socket unit (pmsd-<app>.socket), never transient
+    repeated: bool = False  # a list value is one line per element (ListenStream=), rendered one by one
 
 
 def _usec_text(usec: int) -> str:
@@ -139,8 +141,47 @@ def is_node(interpreter: str) -> bool:
     return interpreter != "none" and os.path.basename(interpreter) in ("node", "nodejs")
 
 
-def _listen_port_env(inputs: UnitInputs) -> list[str] | None:
-    return [f"PMSD_LISTEN_PORT={port_number(inputs.spec.port)}"] if inputs.spec.port else None
+def _listen_env(inputs: UnitInputs) -> list[str] | None:
+    """What the Node preload reads: the ports of the inherited sockets, in their order (fd 3, 4, ...), and
+    whether to report ports the app listens on that no inherited socket serves (pmsd.state.ports)."""
+    env = []
+    if inputs.listen:
+        env.append("PMSD_LISTEN_PORTS=" + ",".join(str(port_number(address)) for address in inputs.listen))
+    if inputs.discover_ports:
+        env.append("PMSD_DISCOVER_PORTS=1")
+    return env or None
+
+
+def _listen_streams(inputs: UnitInputs) -> list[tuple[str, str]] | None:
+    # One ListenStream= per address: systemd passes the fds in the order of these lines (fd 3, 4, ...).
+    return [("Stream", address) for address in inputs.listen] or None
+
+
+def _notify_access(inputs: UnitInputs) -> str | None:
+    # READY=1 (wait_ready) and the preload's STATUS= (port discovery) come from systemd-notify, a child.
+    return "all" if inputs.spec.wait_ready or inputs.discover_ports else None
+
+
+def _preload_env(inputs: UnitInputs) -> list[str] | None:
+    """Environment= for what the Node preload reads: the port variables (_listen_env), and
+    PMSD_SHUTDOWN_WITH_MESSAGE, which has it turn the stop signal into PM2's 'shutdown' message. None of them is
+    secret (unit properties are readable over D-Bus; the app's env is in its EnvironmentFile=)."""
+    env = [*(_listen_env(inputs) or [])]
+    if inputs.spec.shutdown_with_message:
+        env.append("PMSD_SHUTDOWN_WITH_MESSAGE=1")
+    return env or None
+
+
+def _pwd_env(inputs: UnitInputs) -> list[str]:
+    """PWD is the app's cwd: what a shell started there gives `node app.js`. systemd sets none (systemd.exec(5),
+    "Environment Variables in Spawned Processes") and the caller's is left out of the env file
+    (pmsd.definition.environment); the env file is applied after Environment=, so a definition's env.PWD wins,
+    as in PM2. A line of its own: systemd appends each Environment= (and each such D-Bus property) to the list."""
+    return [f"PWD={inputs.spec.cwd}"]
+
+
+def _env_text(value: list[str]) -> str:
+    return " ".join(exec_word(assignment) for assignment in value)  # quoted as systemd splits the line
 
 
 def _restart_usec(inputs: UnitInputs) -> int:
@@ -154,12 +195,16 @@ def _memory_max(inputs: UnitInputs) -> int | None:
     return inputs.spec.memory_max
 
 
+def _stdout_kind(spec: AppSpec) -> str | None:
+    return "null" if spec.disable_logs or spec.out_file == DISCARD else None
+
+
 def _stderr_kind(spec: AppSpec) -> str | None:
-    if spec.disable_logs:
+    if spec.disable_logs or spec.error_file == DISCARD:
         return "null"
-    # StandardError= defaults to "inherit", i.e. wherever stdout goes: when only stdout goes to a file,
-    # stderr must be sent to the journal explicitly.
-    if stdout_file(spec) and not stderr_file(spec):
+    # StandardError= defaults to "inherit", i.e. wherever stdout goes: when only stdout goes to a file (or
+    # nowhere), stderr must be sent to the journal explicitly.
+    if (stdout_file(spec) or _stdout_kind(spec)) and not stderr_file(spec):
         return "journal"
     return None
 
@@ -209,7 +254,9 @@ SETTINGS: tuple[Setting, ...] = (
              Directive("LogRateLimitIntervalSec", "LogRateLimitIntervalUSec", "t",
                        lambda i: LOG_RATE_LIMIT_INTERVAL_USEC if i.system else None, _usec_text),
              Directive("LogRateLimitBurst", "LogRateLimitBurst", "u",
-                       lambda i: LOG_RATE_LIMIT_BURST if i.system else None, str))),
+                       lambda i: LOG_RATE_LIMIT_BURST if i.system else None, str)),
+            # PM2's schema.json names `exec`; lib/Common.js (verifyConfs) also takes `cmd` and `command`.
+            aliases=("exec", "cmd", "command")),
     Setting("args", parse_argv, (), "Arguments passed to the script (a list, or one string).",
             flag="-- <args>"),
     Setting("interpreter", parse_text, None,
@@ -219,7 +266,8 @@ SETTINGS: tuple[Setting, ...] = (
             aliases=("node_args",), flag="--interpreter-args"),
     Setting("cwd", parse_text, None, "Working directory; defaults to the ecosystem file's directory or the "
             "current directory.",
-            (Directive("WorkingDirectory", "WorkingDirectory", "s", lambda i: i.spec.cwd, _literal),),
+            (Directive("WorkingDirectory", "WorkingDirectory", "s", lambda i: i.spec.cwd, _literal),
+             Directive("Environment", "Environment", "as", _pwd_env, _env_text)),
             flag="--cwd"),
     Setting("namespace", parse_text, "default", "Namespace the app belongs to.", flag="--namespace"),
     Setting("env", parse_env, {}, "Environment variables, layered over the environment `pmsd start` ran in. "
@@ -280,7 +328,8 @@ SETTINGS: tuple[Setting, ...] = (
             (Directive("Group", "Group", "s", lambda i: i.spec.group, _literal, system_only=True),),
             aliases=("gid",), flag="--gid"),
     Setting("out_file", parse_text, None, "File the app's stdout is appended to, instead of the journal "
-            "(relative to cwd). systemd opens it; no process sits between the app and the file.",
+            "(relative to cwd). systemd opens it; no process sits between the app and the file. 'NULL' or "
+            "'/dev/null' discards stdout (StandardOutput=null), as PM2 means them.",
             (Directive("StandardOutput", "StandardOutputFileToAppend", "s",
                        lambda i: None if "out" in i.log_fds else stdout_file(i.spec),
                        lambda v: f"append:{_literal(v)}"),
@@ -288,20 +337,21 @@ SETTINGS: tuple[Setting, ...] = (
              # path itself, as root (systemd.exec(5), StandardOutput=), following whatever the user put there.
              Directive("StandardOutput", "StandardOutputFileDescriptor", "h", lambda i: i.log_fds.get("out"),
                        lambda _fd: "fd"),
-             Directive("StandardOutput", "StandardOutput", "s",
-                       lambda i: "null" if i.spec.disable_logs else None, str)),
-            aliases=("output", "out_log"), flag="--output", short="-o"),
+             Directive("StandardOutput", "StandardOutput", "s", lambda i: _stdout_kind(i.spec), str)),
+            aliases=("out", "output", "out_log"), flag="--output", short="-o"),
     Setting("error_file", parse_text, None, "File the app's stderr is appended to, instead of the journal. "
-            "The only way to keep stderr apart: in the journal both streams share one connection.",
+            "The only way to keep stderr apart: in the journal both streams share one connection. 'NULL' or "
+            "'/dev/null' discards stderr.",
             (Directive("StandardError", "StandardErrorFileToAppend", "s",
                        lambda i: None if "err" in i.log_fds else stderr_file(i.spec),
                        lambda v: f"append:{_literal(v)}"),
              Directive("StandardError", "StandardErrorFileDescriptor", "h", lambda i: i.log_fds.get("err"),
                        lambda _fd: "fd"),
              Directive("StandardError", "StandardError", "s", lambda i: _stderr_kind(i.spec), str)),
-            aliases=("error", "err_file", "err_log"), flag="--error", short="-e"),
-    Setting("log_file", parse_text, None, "One file for stdout and stderr together (used when neither "
-            "out_file nor error_file is set: systemd cannot write one stream to two files).",
+            aliases=("err", "error", "err_file", "err_log"), flag="--error", short="-e"),
+    Setting("log_file", parse_log_file, None, "One file for stdout and stderr together (used when neither "
+            "out_file nor error_file is set: systemd cannot write one stream to two files). true (PM2's default "
+            "file) keeps both streams in the journal, where they already are together.",
             aliases=("log",), flag="--log", short="-l", optional="",
             flag_help="One file for stdout and stderr together; without a path (PM2's default file) the "
             "lines stay in the journal."),
@@ -348,14 +398,14 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--exec-mode"),
     Setting("port", parse_port, None, "Cluster mode: the port (or address:port) systemd listens on, in a "
             "socket unit shared by every instance (LISTEN_FDS=1, fd 3). Defaults to env.PORT; Node apps' "
-            "listen(PORT) takes it unchanged.",
-            (Directive("ListenStream", "Listen", "a(ss)", lambda i: [("Stream", i.spec.port)] if i.spec.port else None,
-                       lambda v: _literal(v[0][1]), unit_type="socket"),
-             Directive("Environment", "Environment", "as", _listen_port_env, lambda v: " ".join(v))),
+            "listen(PORT) takes it unchanged. In fork mode it only sets PORT, as in PM2.",
+            (Directive("ListenStream", "Listen", "a(ss)", _listen_streams, lambda v: _literal(v[0][1]),
+                       unit_type="socket", repeated=True),
+             Directive("Environment", "Environment", "as", _preload_env, _env_text)),
             flag="--port"),
     Setting("wait_ready", parse_bool, False, "The app says when it is ready (Node: process.send('ready'); any "
             "language: sd_notify READY=1, Type=notify); until then it is launching, and reload waits for it.",
-            (Directive("NotifyAccess", "NotifyAccess", "s", lambda i: "all" if i.spec.wait_ready else None, str),),
+            (Directive("NotifyAccess", "NotifyAccess", "s", _notify_access, str),),
             flag="--wait-ready"),
     Setting("listen_timeout", parse_positive_duration_ms, 3000, "How long (ms) a starting instance may take to "
             "be ready: to send READY (wait_ready; after that systemd fails the start, TimeoutStartSec=) or to "
@@ -370,13 +420,71 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("autostart", parse_bool, True, "Start the app when its definition is loaded; false only "
             "registers it.", flag="--no-autostart",
             flag_help="Only register the app (listed as stopped); start it later with `pmsd start`."),
+    # PM2 (lib/God/Methods.js) stops such an app with process.send('shutdown') rather than a signal; the Node
+    # preload reads PMSD_SHUTDOWN_WITH_MESSAGE (an Environment= line, _preload_env) to do the same.
+    Setting("shutdown_with_message", parse_bool, False, "Node apps: ask the app to stop with the message "
+            "'shutdown' (process.on('message')) rather than SIGINT; after kill_timeout it is killed anyway.",
+            flag="--shutdown-with-message"),
+    # PM2's _startJson (lib/API.js) appends "-<env>" to the name when started with --env <env>.
+    Setting("append_env_to_name", parse_bool, False, "With `--env <env>`, the app is named <name>-<env>."),
+    # PM2's verifyConfs (lib/Common.js): true forces fork mode.
+    Setting("execute_command", parse_bool, False, "true: run in fork mode even with instances, as PM2 does."),
 )
 
 SETTINGS_BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
-ALIASES: dict[str, str] = {alias: s.key for s in SETTINGS for alias in s.aliases}
 
-# PM2 options pmsd knows but does not honour (yet): named in a warning rather than called "unknown".
-NOT_YET_HONOURED = frozenset({
-    "shutdown_with_message", "source_map_support", "vizion", "post_update", "force", "pmx", "automation",
-    "append_env_to_name", "max_memory", "version", "pid_file", "ext", "attach",
-})
+
+def camel_case(key: str) -> str:
+    """PM2's camelCase spelling of a key (lib/tools/Config.js): every "_"-separated part after the first is
+    capitalised, except one-letter parts; max_memory_restart is maxMemoryRestart."""
+    first, *rest = key.split("_")
+    return first + "".join(part[:1].upper() + part[1:] if len(part) > 1 else part for part in rest)
+
+
+def _aliases() -> dict[str, str]:
+    """Every other spelling of a setting's key: its aliases (PM2's schema.json names them), and the camelCase of
+    the key and of each alias. PM2 accepts the camelCase of its own canonical key, which is sometimes one of
+    pmsd's aliases (exec_interpreter, node_args, uid)."""
+    out: dict[str, str] = {}
+    for setting in SETTINGS:
+        for spelling in (setting.key, *setting.aliases):
+            for name in (spelling, camel_case(spelling)):
+                if name != setting.key:
+                    out[name] = setting.key
+    out["interpreterArgs"] = "interpreter_args"  # PM2's schema.json lists it beside node_args
+    return out
+
+
+ALIASES: dict[str, str] = _aliases()
+
+# PM2 ecosystem keys (PM2 7.0.4, lib/API/schema.json, and a few its code reads) that have no effect under pmsd,
+# with the reason the start warning gives: accepted and named, never called "unknown".
+NO_EFFECT: dict[str, str] = {
+    "name_prefix": "PM2 reads it only from the --name-prefix flag",
+    "install_url": "a PM2 module's install URL; pmsd has no modules",
+    "pid_file": "systemd tracks the main pid; `pmsd pid <app>` prints it",
+    "source_map_support": "PM2's Node source-map hook; give node --enable-source-maps in interpreter_args",
+    "disable_source_map_support": "PM2's Node source-map hook, which pmsd never installs",
+    "vizion": "PM2's git metadata of the app's directory",
+    "post_update": "commands PM2 runs after `pm2 pull`, which pmsd has not",
+    "watch_options": "chokidar options; god's inotify watcher takes watch, ignore_watch and watch_delay only",
+    "force": "PM2 starts a duplicate of a running script; pmsd names are unique (`pmsd start -f` makes a copy)",
+    "trace": "PM2.io tracing",
+    "disable_trace": "PM2.io tracing",
+    "v8": "PM2.io V8 metrics",
+    "event_loop_inspector": "PM2.io event-loop metrics",
+    "deep_monitoring": "PM2.io monitoring",
+    "pmx": "PM2.io instrumentation",
+    "automation": "PM2.io instrumentation",
+    "io": "PM2.io options",
+    "username": "PM2 overwrites it with the user running pm2",
+    "windowsHide": "Windows only",
+    "kill_retry_time": "systemd sees the exit itself; kill_timeout bounds the wait",
+    "write": "PM2 writes the definition to <name>-pm2.json; `pmsd describe` and `pmsd jlist` show it",
+    "max_memory": "not a PM2 option; max_memory_restart and memory_max are",
+    "version": "PM2 reads the version from package.json",
+    "ext": "PM2's old watch filter; use ignore_watch",
+    "attach": "PM2's --attach flag; use `pmsd logs <app>`",
+}
+NO_EFFECT_ALIASES: dict[str, str] = {"pid": "pid_file", "pidFile": "pid_file", **{
+    camel_case(key): key for key in NO_EFFECT if camel_case(key) != key}}

@@ -1,5 +1,5 @@
-"""A cluster app's unit files: the template pmsd-<app>@.service, and for apps with a port the socket unit
-pmsd-<app>.socket plus its holder pmsd.listen-<app>.service.
+"""A cluster app's unit files: the template pmsd-<app>@.service, and for apps with a port (declared, or found
+listening: pmsd.state.ports) the socket unit pmsd-<app>.socket plus its holder pmsd.listen-<app>.service.
 
 They cannot be transient: `Sockets=` is not a transient setting and a transient socket's `Service=` is not
 settable (systemd's docs/TRANSIENT-SETTINGS.md). So pmsd renders them from templates/ with jinja2 into the
@@ -49,13 +49,13 @@ def render_cluster_units(inputs: UnitInputs, version: int) -> dict[str, str]:
             continue
         line = assignment.line
         (unit_lines if assignment.directive.name in _UNIT_SECTION else service_lines).append(line)
-    socket = socket_unit(spec.name) if spec.port else None
+    socket = socket_unit(spec.name) if inputs.listen else None
     common = {"name": spec.name, "escaped": escape_name(spec.name), "description": literal(spec.name),
               "socket": socket, "listener": listener_unit(spec.name), "template": template_unit(spec.name)}
     files = {template_unit(spec.name): environment.get_template("instance.service.j2").render(
         unit_lines=unit_lines, service_lines=service_lines, env_file=_instance_env_file(inputs), **common)}
     if socket is not None:
-        socket_lines = [a.line for a in assignments(inputs, version, unit_type="socket")]
+        socket_lines = [line for a in assignments(inputs, version, unit_type="socket") for line in a.lines]
         files[socket] = environment.get_template("app.socket.j2").render(socket_lines=socket_lines, **common)
         files[listener_unit(spec.name)] = environment.get_template("listener.service.j2").render(**common)
     return files

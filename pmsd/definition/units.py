@@ -34,8 +34,23 @@ class Assignment:
         self.check()
         return f"{self.directive.name}={self.text}"
 
+    @property
+    def lines(self) -> list[str]:
+        """The unit-file lines: one, or one per element of a repeated directive's list (ListenStream=)."""
+        self.check()
+        return [f"{self.directive.name}={text}" for text in self.texts]
+
+    @property
+    def texts(self) -> list[str]:
+        if self.directive.repeated and isinstance(self.value, list):
+            return [self.directive.render([element]) for element in self.value]
+        return [self.text]
+
+    def problem(self) -> str | None:
+        return next(filter(None, (line_problem(f"{self.directive.name}={text}") for text in self.texts)), None)
+
     def check(self) -> None:
-        problem = line_problem(f"{self.directive.name}={self.text}")
+        problem = self.problem()
         if problem is not None:
             raise UsageError(f"{self.setting.key!r} cannot be written into a systemd unit: {problem}")
 
@@ -44,9 +59,7 @@ def check_scope(spec: AppSpec, system: bool) -> None:
     """Refuse options that only mean something to the system manager, before anything is created (no manager
     version needed for that)."""
     assignments(UnitInputs(spec, env_file="", system=system), version=0, check_version=False)
-    if spec.port:
-        assignments(UnitInputs(spec, env_file="", system=system), version=0, unit_type="socket",
-                    check_version=False)
+    assignments(UnitInputs(spec, env_file="", system=system), version=0, unit_type="socket", check_version=False)
 
 
 def check_log_files(spec: AppSpec, system: bool, caller_uid: int) -> None:
@@ -105,7 +118,7 @@ def unit_text_problem(spec: AppSpec) -> tuple[str, str] | None:
     inputs = UnitInputs(spec, env_file="", system=True)
     for unit_type in ("service", "socket"):
         for assignment in assignments(inputs, version=0, unit_type=unit_type, check_version=False):
-            problem = line_problem(f"{assignment.directive.name}={assignment.text}")
+            problem = assignment.problem()
             if problem is not None:
                 return assignment.setting.key, problem
     return None

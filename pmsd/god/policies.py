@@ -13,7 +13,7 @@ from pmsd.god.tracker import AppTracker
 from pmsd.linux.inotify import TreeWatcher, WatchError, effective_ignore
 from pmsd.linux.procfs import unit_rss_bytes
 from pmsd.model.events import Event
-from pmsd.systemd.bus import Manager
+from pmsd.systemd.bus import Manager, memory_current
 from pmsd.systemd.states import RUNNING_STATES, ActiveState
 
 WATCH_QUIET_MS = 100  # a burst of writes (an editor saving, a build) restarts once
@@ -112,7 +112,7 @@ class MemoryPolicy:
             if not limit or tracker.active_state != ActiveState.ACTIVE:
                 continue
             try:
-                memory = self.manager.memory_current(tracker.unit)
+                memory = memory_current(self.manager, tracker.unit)
             except PmsdError:
                 continue
             if memory is None:  # systemd keeps no figure for this unit (no memory controller): its processes'

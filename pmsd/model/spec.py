@@ -55,6 +55,7 @@ class AppSpec:
     listen_timeout: int = 3000
     instance_var: str = "NODE_APP_INSTANCE"
     increment_var: str | None = None
+    shutdown_with_message: bool = False  # Node apps are asked to stop with process.send('shutdown')
 
     @property
     def clustered(self) -> bool:
@@ -85,19 +86,35 @@ class UnitInputs:
     # Log files pmsd opened itself, by stream ("out", "err"), handed to systemd as descriptors: those of an
     # app that runs as another user, opened with that user's rights (pmsd.linux.asuser).
     log_fds: Mapping[str, int] = field(default_factory=dict)
+    # The TCP ports a cluster app without a declared `port` was found listening on (pmsd.state.ports).
+    found_ports: tuple[int, ...] = ()
+    # Discovery on: the preload reports ports the app listens on that no inherited socket serves.
+    discover_ports: bool = False
+
+    @property
+    def listen(self) -> tuple[str, ...]:
+        """The addresses systemd listens on for the app's instances: the declared `port`, which wins, else the
+        ports found."""
+        if self.spec.port:
+            return (self.spec.port,)
+        return tuple(str(port) for port in self.found_ports)
+
+
+# PM2's "no log file" (out_file/error_file "NULL" or "/dev/null"): the stream is discarded (StandardOutput=null).
+DISCARD = "/dev/null"
 
 
 def stdout_file(spec: AppSpec) -> str | None:
-    """The file the app's stdout goes to, None for the journal: out_file, else log_file when error_file is unset
-    (systemd cannot write one stream to two files)."""
-    if spec.disable_logs:
+    """The file the app's stdout goes to, None for the journal or nowhere (disable_logs, out_file DISCARD):
+    out_file, else log_file when error_file is unset (systemd cannot write one stream to two files)."""
+    if spec.disable_logs or spec.out_file == DISCARD:
         return None
     return spec.out_file or (spec.log_file if not spec.error_file else None)
 
 
 def stderr_file(spec: AppSpec) -> str | None:
-    """The file the app's stderr goes to, None for the journal (the mirror of stdout_file)."""
-    if spec.disable_logs:
+    """The file the app's stderr goes to, None for the journal or nowhere (the mirror of stdout_file)."""
+    if spec.disable_logs or spec.error_file == DISCARD:
         return None
     return spec.error_file or (spec.log_file if not spec.out_file else None)
 

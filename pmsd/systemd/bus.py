@@ -215,9 +215,9 @@ class Manager:
         except UnitGone:
             return False
 
-    def memory_current(self, unit: str) -> int | None:
-        value = self._get(unit_path(unit), SERVICE, "MemoryCurrent", "t", unit)
-        return None if value == _UNSET else int(value)
+    def service_property(self, unit: str, name: str, signature: str) -> Any:
+        """One property of the service interface, e.g. ("StatusText", "s"): its last sd_notify STATUS=."""
+        return self._get(unit_path(unit), SERVICE, name, signature, unit)
 
     def unit_snapshot(self, unit: str) -> UnitChange:
         """Everything a UnitChanged can tell about a loaded unit, read at once from the Unit and Service
@@ -301,6 +301,11 @@ class Manager:
         if isinstance(error, DBusInvalidArgsError):
             return PmsdError(f"systemd rejected {unit or 'the request'}: {message}", status=ExitStatus.USAGE)
         return PmsdError(f"systemd {self.scope_label} manager: {message}" + (f" ({unit})" if unit else ""))
+
+
+def memory_current(manager: Manager, unit: str) -> int | None:
+    value = manager.service_property(unit, "MemoryCurrent", "t")
+    return None if value == _UNSET else int(value)
 
 
 def _unit_signal(path: bytes, member: bytes, body: Any, path_prefix: bytes, prefix: str) -> UnitSignal | None:

@@ -214,12 +214,15 @@ def test_scale_up_and_down_leaves_running_instances_alone(pmsd: Pmsd, token: str
     ids = [p["pm_id"] for p in instances(pmsd, name)]
     pmsd.run("scale", name, "1")
     kept = online_pids(pmsd, name, 1)
-    assert kept <= first
-    assert [p["pm_id"] for p in instances(pmsd, name)] == ids[:1]
-    for n in (1, 2, 3):
+    assert not kept & first  # as PM2's scale: the oldest instances (lowest ids) go first
+    assert [p["pm_id"] for p in instances(pmsd, name)] == ids[-1:]
+    for n in (0, 1, 2):
         assert unit_property(pmsd.env, f"pmsd-{name}@{n}.service", "ActiveState") == "inactive"
     assert serving_pids(port, 1) == kept
-    result = pmsd.run("scale", name, "-1", check=False)
+    pmsd.run("scale", name, "3")  # the freed numbers are taken again, lowest first, as in PM2
+    assert sorted(p["pm2_env"]["NODE_APP_INSTANCE"] for p in instances(pmsd, name)) == [0, 1, 3]
+    online_pids(pmsd, name, 3)
+    result = pmsd.run("scale", name, "-3", check=False)
     assert result.returncode == 2 and "stop" in result.stderr
 
 

@@ -119,10 +119,6 @@ def test_bad_flag_value(env: Env, capsys: pytest.CaptureFixture[str], parser: st
 
 
 FLAG_PROBLEMS = [
-    pytest.param(["--port", "3000"], "--port: a shared port needs cluster mode",
-                 "add instances (-i N) or exec_mode: cluster", id="port-in-fork-mode"),
-    pytest.param(["--port", "3000", "--exec-mode", "fork", "-i", "1"], "--port: a shared port needs cluster mode",
-                 "add instances (-i N) or exec_mode: cluster", id="port-with-exec-mode-fork"),
     pytest.param(["--cwd", "nowhere"], "--cwd: $APP/nowhere is not a directory", None, id="cwd-missing"),
     pytest.param(["--cwd", "tool"], "--cwd: $APP/tool is not a directory", None, id="cwd-is-a-file"),
     # The flags are --output, --error and --log; the messages name the option keys (out_file, ...).
@@ -220,16 +216,17 @@ def test_bad_name(env: Env, capsys: pytest.CaptureFixture[str], name: str, messa
 # ------------------------------------------------------------------------------------------ start: ecosystem files
 
 ECOSYSTEMS = [
-    pytest.param("bad.json", '{"apps": [\n  {"name": "x", "script": "tool",}\n]}\n', [], USAGE,
-                 "bad.json:2:34: invalid JSON: Expecting property name enclosed in double quotes", None,
-                 id="invalid-json"),
+    # PM2 reads a .json file that is not JSON as a JavaScript expression; this one is neither.
+    pytest.param("bad.json", '{"apps": [\n  {"name": "x", "script": "tool" "y"}\n]}\n', [], USAGE,
+                 "bad.json:2: neither JSON nor a JavaScript expression (as PM2 reads .json files): "
+                 "SyntaxError: Unexpected string", None, id="invalid-json"),
     pytest.param("latin.json", b'{"name": "caf\xe9", "script": "tool"}', [], USAGE, "latin.json: not UTF-8 text",
                  None, id="json-not-utf8"),
     pytest.param("bad.yaml", "apps:\n  - name: a\n    script: tool\n   bad: 1\n", [], USAGE,
                  "bad.yaml:4:4: invalid YAML: ...", None, id="invalid-yaml"),
     pytest.param("bad.toml", '[[apps]]\nname = "a"\nscript = tool\n', [], USAGE,
                  "bad.toml: invalid TOML: Invalid value (at line 3, column 10)", None, id="invalid-toml"),
-    pytest.param("notlist.json", '{"apps": {"script": "tool"}}', [], USAGE,
+    pytest.param("notlist.json", '{"apps": 3}', [], USAGE,
                  "notlist.json: 'apps' must be a list of apps", None, id="apps-not-a-list"),
     pytest.param("noapps.json", '{"apps": []}', [], USAGE, "noapps.json: declares no apps", None, id="no-apps"),
     pytest.param("empty.yaml", "[]\n", [], USAGE, "empty.yaml: declares no apps", None, id="empty-list"),
@@ -268,9 +265,6 @@ ECOSYSTEMS = [
     pytest.param("errlog.json", '{"apps": [{"name": "a", "script": "tool", "error_file": "logdir"}]}', [], USAGE,
                  "errlog.json: app 'a', key 'error_file': $APP/logdir is a directory; give a file path", None,
                  id="log-is-a-directory"),
-    pytest.param("forkport.json", '{"apps": [{"name": "a", "script": "tool", "exec_mode": "fork", "port": 3000}]}', [],
-                 USAGE, "forkport.json: app 'a', key 'port': a shared port needs cluster mode",
-                 "add instances (-i N) or exec_mode: cluster", id="port-in-fork-mode"),
     pytest.param("envport.json", '{"apps": [{"name": "a", "script": "tool", "instances": 2, "env": {"PORT": "x"}}]}',
                  [], USAGE, "envport.json: app 'a', key 'env': PORT: expected a port from 1 to 65535, or "
                  "address:port, got 'x'", "set `port` explicitly, or fix env.PORT", id="cluster-env-port"),
@@ -345,8 +339,8 @@ def test_unknown_keys_warning(env: Env, capsys: pytest.CaptureFixture[str], monk
     result = run(capsys, "start", "eco.json", "--no-autostart")
     assert result.status == ExitStatus.OK
     assert result.err == ("[pmsd][WARN] eco.json: app 'a': unknown keys ignored: colour, sizee\n"
-                          "[pmsd][WARN] eco.json: app 'a': PM2 options not supported by this pmsd version, "
-                          "ignored: vizion\n")
+                          "[pmsd][WARN] eco.json: app 'a': accepted, no effect under pmsd: vizion (PM2's git "
+                          "metadata of the app's directory)\n")
     assert result.out == "[pmsd] start a (id 0): registered\n"
 
 

@@ -150,13 +150,14 @@ def test_ignored_flags_say_so_in_help(env: Env, capsys: pytest.CaptureFixture[st
 def test_flags_pmsd_does_not_honour_are_accepted_with_a_warning(
         env: Env, capsys: pytest.CaptureFixture[str], parser: str) -> None:
     prefix = ["--user"] if parser == "typer" else []
-    # --port in fork mode fails before systemd is reached: what comes before it was accepted.
+    # A missing --cwd fails before systemd is reached, after the keys were read: what comes before it was accepted.
     result = run(capsys, *prefix, "start", "tool", "--no-treekill", "--shutdown-with-message", "--filter-env",
-                 "-p", "app.pid", "--trace", "--no-pmx", "-s", "--port", "3000")
+                 "-p", "app.pid", "--ext", "js", "--trace", "--no-pmx", "-s", "--cwd", "nowhere")
     assert result.status == USAGE
-    assert "PM2 options not supported by this pmsd version, ignored: pid_file, shutdown_with_message" in result.err
+    assert "accepted, no effect under pmsd: ext (" in result.err and "; pid_file (" in result.err
+    assert "shutdown_with_message" not in result.err  # honoured now
     assert "filter_env" not in result.err and "treekill" not in result.err  # both honoured now
-    assert "--port: a shared port needs cluster mode" in result.err
+    assert "--cwd: " in result.err and "is not a directory" in result.err
     assert NO_SYSTEMD not in result.err
 
 

@@ -56,10 +56,10 @@ def test_bad_port(value: object) -> None:
         parse_port(value)
 
 
-def test_instances_imply_cluster_mode(source: Source) -> None:
-    spec = _build({"script": "main.py", "instances": 3}, source)
+def test_instances_of_a_node_app_imply_cluster_mode(source: Source) -> None:
+    spec = _build({"script": "server.js", "instances": 3}, source)
     assert (spec.exec_mode, spec.instances, spec.clustered) == ("cluster", 3, True)
-    assert _build({"script": "main.py", "instances": 3, "exec_mode": "fork"}, source).exec_mode == "fork"
+    assert _build({"script": "server.js", "instances": 3, "exec_mode": "fork"}, source).exec_mode == "fork"
     assert not _build({"script": "main.py"}, source).clustered
 
 
@@ -73,10 +73,22 @@ def test_cluster_port_defaults_to_env_port_and_port_sets_env_port(source: Source
     assert spec.port is None
 
 
-def test_a_shared_port_needs_cluster_mode(source: Source) -> None:
-    with pytest.raises(UsageError) as caught:
-        _build({"name": "api", "script": "main.py", "port": 3000}, source)
-    assert "key 'port'" in caught.value.message and "cluster" in caught.value.message
+def test_a_fork_apps_port_only_sets_port_as_in_pm2(source: Source) -> None:
+    spec = _build({"name": "api", "script": "main.py", "port": 3000}, source)
+    assert (spec.exec_mode, spec.port, spec.env["PORT"]) == ("fork", None, "3000")
+    spec = _build({"name": "api", "script": "main.py", "port": 3000, "env_prod": {"PORT": "4000"}}, source)
+    assert spec.env["PORT"] == "3000"  # no --env: the overlay does not apply
+
+
+def test_python_instances_run_in_fork_mode_as_in_pm2(source: Source) -> None:
+    spec = _build({"name": "api", "script": "main.py", "instances": 4}, source)
+    assert (spec.exec_mode, spec.instances, spec.port) == ("fork", 4, None)
+
+
+@pytest.mark.parametrize("extra", [{"exec_mode": "cluster"}, {"port": 3000}])
+def test_python_instances_share_a_socket_when_asked(source: Source, extra: dict[str, object]) -> None:
+    spec = _build({"name": "api", "script": "main.py", "instances": 4, **extra}, source)
+    assert spec.exec_mode == "cluster"
 
 
 def test_instance_environment() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pmsd.definition.ecosystem import is_ecosystem_file, load_apps
+from pmsd.definition.ecosystem import DEPLOY_ENV, is_ecosystem_file, load_apps
 from pmsd.errors import ExitStatus, UsageError
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
@@ -148,11 +148,43 @@ def test_missing_file(tmp_path: Path) -> None:
     assert "not found" in error.message and path in error.message
 
 
+@needs_node
 def test_broken_json_names_file_and_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "ecosystem.json", '{\n  "apps": [\n    {"name": "api" "x"}\n  ]\n}\n')
+    error = _usage_error(path)
+    assert error.message == (f"{path}:3: neither JSON nor a JavaScript expression (as PM2 reads .json files): "
+                             "SyntaxError: Unexpected string")
+
+
+def test_broken_json_without_node_names_file_line_and_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     path = _write(tmp_path, "ecosystem.json", '{\n  "apps": [\n    {"name": "api",}\n  ]\n}\n')
     error = _usage_error(path)
-    assert error.message.startswith(f"{path}:3:")
-    assert "invalid JSON" in error.message
+    assert error.message.startswith(f"{path}:3:") and "invalid JSON" in error.message
+    assert error.hint is not None and "JavaScript" in error.hint
+
+
+@needs_node
+def test_json_that_is_javascript_is_evaluated_as_pm2_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PMSD_TEST_PORT", "3000")
+    path = _write(tmp_path, "ecosystem.json", "// comment\n{apps: [{name: 'api', script: 'api.js', "
+                                              "env: {PORT: Number(process.env.PMSD_TEST_PORT)}},\n"
+                                              "  {name: 'worker', script: 'w' + '.py',}]}\n")
+    assert load_apps(path) == TWO_APPS
+
+
+def test_pm2_key_and_single_app_under_apps(tmp_path: Path) -> None:
+    assert load_apps(_write(tmp_path, "a.json", '{"pm2": [{"name": "api"}]}')) == [{"name": "api"}]
+    assert load_apps(_write(tmp_path, "b.json", '{"apps": {"name": "api"}}')) == [{"name": "api"}]
+    # apps wins over pm2, as in PM2
+    assert load_apps(_write(tmp_path, "c.json", '{"apps": [{"name": "a"}], "pm2": [{"name": "b"}]}')) == [
+        {"name": "a"}]
+
+
+def test_deploy_envs_travel_with_each_app(tmp_path: Path) -> None:
+    path = _write(tmp_path, "d.json", '{"apps": [{"name": "api"}], "deploy": {"production": {"env": {"A": "1"}}, '
+                                      '"staging": {"host": "x"}}}')
+    assert load_apps(path) == [{"name": "api", DEPLOY_ENV: {"production": {"A": "1"}}}]
 
 
 def test_non_utf8_json(tmp_path: Path) -> None:
@@ -206,7 +238,7 @@ def test_document_of_the_wrong_shape(tmp_path: Path, text: str) -> None:
 
 
 def test_apps_must_be_a_list(tmp_path: Path) -> None:
-    path = _write(tmp_path, "ecosystem.json", '{"apps": {"name": "api"}}')
+    path = _write(tmp_path, "ecosystem.json", '{"apps": "api"}')
     error = _usage_error(path)
     assert "'apps' must be a list" in error.message
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import pytest
 
@@ -34,14 +34,19 @@ CLUSTER_HTTP = str(APPS / "cluster_http.js")
 LISTEN_FDS_APP = str(APPS / "listen_fds.py")
 TIMEOUT = 5.0
 
-# Moves the socket to fd 3, announces it for *this* pid (kept across exec), then becomes the app.
+# Moves the sockets to fds 3, 4, ... (by way of high fds, so none is overwritten before it moved), announces
+# them for *this* pid (kept across exec), then becomes the app.
 LAUNCHER = """
-import os, sys
-fd, listen_pid, program = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-if fd != 3:
-    os.dup2(fd, 3)
+import fcntl, os, sys
+fds, listen_pid, program = [int(fd) for fd in sys.argv[1].split(",")], sys.argv[2], sys.argv[3:]
+high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]
+for fd in fds:
     os.close(fd)
-os.environ.update(LISTEN_FDS="1", LISTEN_FDNAMES="web", LISTEN_PID=listen_pid or str(os.getpid()))
+for index, fd in enumerate(high):
+    os.dup2(fd, 3 + index)
+    os.close(fd)
+names = ":".join(f"web{index}" for index in range(len(fds)))
+os.environ.update(LISTEN_FDS=str(len(fds)), LISTEN_FDNAMES=names, LISTEN_PID=listen_pid or str(os.getpid()))
 os.execv(program[0], program)
 """
 
@@ -81,8 +86,9 @@ function listen(...args) {
 class App:
     """A started app. Threads collect its output lines, so every wait on them has a deadline."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> None:
-        self.proc = subprocess.Popen(argv, env=env, pass_fds=pass_fds, stdin=subprocess.DEVNULL,
+    def __init__(self, argv: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = (),
+                 stdin: int = subprocess.DEVNULL) -> None:
+        self.proc = subprocess.Popen(argv, env=env, pass_fds=pass_fds, stdin=stdin,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.pid = self.proc.pid
         self.out: list[str] = []
@@ -132,18 +138,29 @@ class App:
 
 
 class Start(Protocol):
-    def __call__(self, program: list[str], sock: socket.socket | None, listen_pid: str = "", **env: str) -> App: ...
+    def __call__(self, program: list[str], sock: socket.socket | list[socket.socket] | None, listen_pid: str = "",
+                 **env: str) -> App: ...
 
 
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    """The shared listening socket, as a socket unit holds it (systemd makes it non-blocking)."""
+def make_listener() -> socket.socket:
+    """A shared listening socket, as a socket unit holds it (systemd makes it non-blocking)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     sock.setblocking(False)
-    yield sock
-    sock.close()
+    return sock
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    with make_listener() as sock:
+        yield sock
+
+
+@pytest.fixture
+def second_listener() -> Iterator[socket.socket]:
+    with make_listener() as sock:
+        yield sock
 
 
 @pytest.fixture
@@ -158,16 +175,20 @@ def notify_socket() -> Iterator[tuple[socket.socket, str]]:
 
 @pytest.fixture
 def start() -> Iterator[Start]:
-    """start(program argv, listener, **env) -> App, socket-activated; apps still running at the end are killed."""
+    """start(program argv, listener(s), **env) -> App, socket-activated with the listeners as fds 3, 4, ... (none:
+    not socket-activated); apps still running at the end are killed."""
     started: list[App] = []
 
-    def _start(program: list[str], sock: socket.socket | None, listen_pid: str = "", **env: str) -> App:
+    def _start(program: list[str], sock: socket.socket | list[socket.socket] | None, listen_pid: str = "",
+               **env: str) -> App:
         base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-        if sock is None:
+        socks = [] if sock is None else [sock] if isinstance(sock, socket.socket) else sock
+        if not socks:
             app = App(program, {**base, **env})
         else:
-            argv = [sys.executable, "-c", LAUNCHER, str(sock.fileno()), listen_pid, *program]
-            app = App(argv, {**base, **env}, pass_fds=(sock.fileno(),))
+            fds = tuple(each.fileno() for each in socks)
+            argv = [sys.executable, "-c", LAUNCHER, ",".join(map(str, fds)), listen_pid, *program]
+            app = App(argv, {**base, **env}, pass_fds=fds)
         started.append(app)
         return app
 
@@ -330,6 +351,342 @@ def test_node_app_sigint_answers_the_request_in_flight(start: Start, listener: s
         assert_closed_by_peer(busy)
     assert app.finish() == 0
     assert app.err == []
+
+
+# Two servers in one process, each on one of two shared ports, with listen() called the way FORM says. Each
+# server answers a connection with its name; the report gives the port each one ended up on and whether the
+# listen callback ran.
+TWO_SERVERS = """
+const net = require('net');
+const form = process.env.FORM;
+function serve(name, port) {
+  return new Promise((resolve) => {
+    const server = net.createServer((connection) => connection.end(`${name}\\n`));
+    server.once('error', (error) => resolve({ error: error.code }));
+    let called = false;
+    server.once('listening', () => setImmediate(() => resolve({ port: server.address().port, called })));
+    const callback = () => { called = true; };
+    if (form === 'port') server.listen(Number(port));
+    else if (form === 'port_host') server.listen(Number(port), '0.0.0.0');
+    else if (form === 'options') server.listen({ port: Number(port), host: '::', backlog: 8 });
+    else if (form === 'port_callback') server.listen(Number(port), callback);
+    else if (form === 'string') server.listen(String(port));
+    else if (form === 'string_options') server.listen({ port: String(port) }, callback);
+    else throw new Error(`unknown FORM ${form}`);
+  });
+}
+(async () => {
+  // The second port first: the fd is chosen by the port, not by the order of the listen() calls.
+  const b = await serve('b', process.env.PORT_B);
+  const a = await serve('a', process.env.PORT_A);
+  const again = await serve('again', process.env.PORT_A);
+  console.log(JSON.stringify({ a, b, again }));
+})();
+"""
+
+
+@pytest.mark.parametrize("form", ["port", "port_host", "options", "port_callback", "string", "string_options"])
+def test_node_preload_serves_several_ports_each_on_its_own_fd(
+        start: Start, listener: socket.socket, second_listener: socket.socket, tmp_path: Path, form: str) -> None:
+    script = tmp_path / "two_servers.js"
+    script.write_text(TWO_SERVERS)
+    port_a, port_b = listener.getsockname()[1], second_listener.getsockname()[1]
+    app = start(node_app(str(script)), [listener, second_listener], FORM=form, PORT_A=str(port_a),
+                PORT_B=str(port_b), PMSD_LISTEN_PORTS=f"{port_a},{port_b}")
+    report = json.loads(app.wait_line("{"))
+    called = form in ("port_callback", "string_options")
+    assert report["a"] == {"port": port_a, "called": called}, "port a serves on fd 3"
+    assert report["b"] == {"port": port_b, "called": called}, "port b serves on fd 4"
+    assert report["again"] == {"error": "EADDRINUSE"}, "each fd once: a second listen(a) binds for real"
+    for sock, name in ((listener, b"a\n"), (second_listener, b"b\n")):
+        with connect(sock) as conn:
+            assert conn.recv(64) == name
+    assert app.err == []
+
+
+def test_node_preload_reads_the_ports_in_fd_order(start: Start, listener: socket.socket,
+                                                  second_listener: socket.socket, tmp_path: Path) -> None:
+    script = tmp_path / "two_servers.js"
+    script.write_text(TWO_SERVERS)
+    port_a, port_b = listener.getsockname()[1], second_listener.getsockname()[1]
+    # fd 3 is the second listener here, and PMSD_LISTEN_PORTS says so.
+    app = start(node_app(str(script)), [second_listener, listener], FORM="port", PORT_A=str(port_a),
+                PORT_B=str(port_b), PMSD_LISTEN_PORTS=f"{port_b}, {port_a}")
+    report = json.loads(app.wait_line("{"))
+    assert (report["a"]["port"], report["b"]["port"]) == (port_a, port_b)
+    for sock, name in ((listener, b"a\n"), (second_listener, b"b\n")):
+        with connect(sock) as conn:
+            assert conn.recv(64) == name
+    assert app.err == []
+
+
+def test_node_preload_warns_when_the_ports_and_fds_disagree(start: Start, listener: socket.socket,
+                                                            tmp_path: Path) -> None:
+    script = tmp_path / "two_servers.js"
+    script.write_text(TWO_SERVERS)
+    port_a = listener.getsockname()[1]
+    port_b = free_ports(1)[0]
+    app = start(node_app(str(script)), listener, FORM="port", PORT_A=str(port_a), PORT_B=str(port_b),
+                PMSD_LISTEN_PORTS=f"{port_a},{port_b}")
+    report = json.loads(app.wait_line("{"))
+    assert report["a"]["port"] == port_a
+    assert report["b"]["port"] == port_b, "a named port without an fd is bound for real"
+    assert app.err == [f"pmsd: PMSD_LISTEN_PORTS={port_a},{port_b} names 2 port(s) but systemd passed 1 socket(s)"]
+
+
+# ------------------------------------------------------------------------------------- port discovery
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on right now (the kernel's pick), distinct."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def assert_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("", port))  # fails with EADDRINUSE if anything, on any address, holds it
+
+
+# An app whose ports pmsd does not know (LOW, HIGH), plus a shared one (PORT, if set), a port 0 and a path.
+# It opens them all in one go, and reports where each server listens.
+DISCOVERY = """
+const net = require('net');
+const path = require('path');
+function serve(...args) {
+  const server = net.createServer((connection) => connection.end(`${process.pid}\\n`));
+  return new Promise((resolve) => {
+    server.once('error', (error) => resolve(error.code));
+    server.listen(...args, () => resolve(server.address()));
+  });
+}
+const low = Number(process.env.LOW);
+const high = Number(process.env.HIGH);
+const servers = {
+  high: serve(high),                                 // reported second, sorted first
+  low: serve({ port: String(low), host: '127.0.0.1' }),
+  lowAgain: serve(low, '127.0.0.1'),                  // the same port again: reported once
+  zero: serve(0, '127.0.0.1'),
+  pipe: serve(path.join(process.env.DIR, 'app.sock')),
+};
+if (process.env.PORT) servers.shared = serve(Number(process.env.PORT));
+(async () => {
+  const report = { env: Object.keys(process.env).filter((key) => key.startsWith('PMSD_')).sort() };
+  for (const [name, promise] of Object.entries(servers)) report[name] = await promise;
+  console.log(JSON.stringify(report));
+})();
+"""
+
+
+def discovery_app(tmp_path: Path) -> list[str]:
+    script = tmp_path / "discovery.js"
+    script.write_text(DISCOVERY)
+    return node_app(str(script))
+
+
+def discovery_line(port: int) -> str:
+    return (f"pmsd: port {port} is not yet one of this app's shared ports; pmsd will hand it over "
+            "(listening on an ephemeral port meanwhile)")
+
+
+@pytest.mark.skipif(shutil.which("systemd-notify") is None, reason="systemd-notify is not on PATH")
+def test_node_preload_discovers_ports_and_reports_them(start: Start, listener: socket.socket, tmp_path: Path,
+                                                       notify_socket: tuple[socket.socket, str]) -> None:
+    sock, address = notify_socket
+    low, high = sorted(free_ports(2))
+    shared = listener.getsockname()[1]
+    app = start(discovery_app(tmp_path), listener, LOW=str(low), HIGH=str(high), DIR=str(tmp_path),
+                PORT=str(shared), PMSD_LISTEN_PORTS=str(shared), PMSD_DISCOVER_PORTS="1", NOTIFY_SOCKET=address)
+    report = json.loads(app.wait_line("{"))
+    # The whole set, ascending, in one STATUS= (the listens came in one tick); then systemd-notify's barrier.
+    messages = receive_notifications(sock, until="STATUS=")
+    assert messages == [f"STATUS=pmsd-ports: {low} {high}"]
+    assert receive_notifications(sock, until="BARRIER=1") == ["BARRIER=1"]
+    assert report["env"] == ["PMSD_LISTEN_PORTS"], "PMSD_DISCOVER_PORTS is for this process, not its children"
+    for name in ("low", "lowAgain", "high"):
+        assert report[name]["port"] not in (0, low, high, shared), f"{name}: an ephemeral port instead"
+    assert report["low"]["address"] == report["lowAgain"]["address"] == "127.0.0.1", "the host is kept"
+    assert report["shared"]["port"] == shared, "a shared port still serves on its fd"
+    assert report["zero"]["port"] not in (0, low, high, shared)
+    assert report["pipe"] == str(tmp_path / "app.sock"), "paths are not touched"
+    assert_port_free(low)
+    assert_port_free(high)
+    with socket.create_connection(("127.0.0.1", report["low"]["port"]), timeout=TIMEOUT) as conn:
+        assert conn.recv(64) == f"{app.pid}\n".encode(), "the app serves on the ephemeral port meanwhile"
+    with connect(listener) as conn:
+        assert conn.recv(64) == f"{app.pid}\n".encode()
+    assert sorted(app.err) == sorted([discovery_line(low), discovery_line(high)])
+
+
+@pytest.mark.skipif(shutil.which("systemd-notify") is None, reason="systemd-notify is not on PATH")
+def test_node_preload_reports_every_port_found_so_far(start: Start, tmp_path: Path,
+                                                      notify_socket: tuple[socket.socket, str]) -> None:
+    sock, address = notify_socket
+    first, second = free_ports(2)
+    script = tmp_path / "later.js"
+    # A second server opened later (once the first report went out): the new STATUS= holds both ports.
+    script.write_text("""
+const net = require('net');
+net.createServer().listen(Number(process.env.FIRST), () => console.log('first'));
+process.stdin.once('data', () => net.createServer().listen(Number(process.env.SECOND), () => console.log('second')));
+""")
+    assert NODE is not None
+    app = App([NODE, "--require", NODE_PRELOAD, str(script)],
+              {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "FIRST": str(first), "SECOND": str(second),
+               "PMSD_DISCOVER_PORTS": "1", "NOTIFY_SOCKET": address}, stdin=subprocess.PIPE)
+    try:
+        app.wait_line("first")
+        assert receive_notifications(sock, until="BARRIER=1") == [f"STATUS=pmsd-ports: {first}", "BARRIER=1"]
+        assert app.proc.stdin is not None
+        app.proc.stdin.write("go\n")
+        app.proc.stdin.flush()
+        app.wait_line("second")
+        expected = f"STATUS=pmsd-ports: {min(first, second)} {max(first, second)}"
+        assert receive_notifications(sock, until="BARRIER=1") == [expected, "BARRIER=1"]
+    finally:
+        app.proc.kill()
+        app.finish()
+
+
+def test_node_preload_without_discovery_binds_the_port(start: Start, tmp_path: Path,
+                                                       notify_socket: tuple[socket.socket, str]) -> None:
+    low, high = free_ports(2)
+    app = start(discovery_app(tmp_path), None, LOW=str(low), HIGH=str(high), DIR=str(tmp_path),
+                NOTIFY_SOCKET=notify_socket[1])
+    report = json.loads(app.wait_line("{"))
+    assert (report["low"]["port"], report["lowAgain"], report["high"]["port"]) == (low, "EADDRINUSE", high)
+    assert app.err == []
+
+
+def test_node_preload_discovery_without_notify_socket_binds_the_port(start: Start, tmp_path: Path) -> None:
+    low, high = free_ports(2)
+    app = start(discovery_app(tmp_path), None, LOW=str(low), HIGH=str(high), DIR=str(tmp_path),
+                PMSD_DISCOVER_PORTS="1")
+    report = json.loads(app.wait_line("{"))
+    assert (report["low"]["port"], report["high"]["port"]) == (low, high), "nobody to tell: plain node's bind"
+    assert app.err == [f"pmsd: PMSD_DISCOVER_PORTS=1 but NOTIFY_SOCKET is not set: port {high} (and any other) "
+                       "is bound directly, not reported"]
+
+
+def test_node_preload_discovery_without_systemd_notify(start: Start, tmp_path: Path,
+                                                       notify_socket: tuple[socket.socket, str]) -> None:
+    low, high = free_ports(2)
+    app = start(discovery_app(tmp_path), None, LOW=str(low), HIGH=str(high), DIR=str(tmp_path),
+                PMSD_DISCOVER_PORTS="1", NOTIFY_SOCKET=notify_socket[1], PATH=str(tmp_path))
+    report = json.loads(app.wait_line("{"))
+    assert report["low"]["port"] not in (low, high)
+    app.wait_line("systemd-notify is not on PATH; cannot tell systemd which ports this app listens on", "err")
+    assert len(app.err) == 3, app.err  # the two discovery lines and one failure
+
+
+# ----------------------------------------------------------------------------------- shutdown_with_message
+
+
+# LISTENERS: which listeners the app adds: 'message' (exits by itself 50 ms after 'shutdown'), 'sigint'
+# (prints and exits 3, unless it also listens for messages).
+SHUTDOWN_APP = """
+const listeners = (process.env.LISTENERS || '').split(',');
+if (listeners.includes('message')) {
+  process.on('message', (message) => {
+    console.log(`message ${message}`);
+    setTimeout(() => process.exit(0), 50);
+  });
+}
+if (listeners.includes('sigint')) {
+  process.on('SIGINT', (signal) => {
+    console.log(`handler ${signal}`);
+    if (!listeners.includes('message')) process.exit(3);
+  });
+}
+setInterval(() => {}, 1000);
+console.log('up');
+"""
+
+
+@pytest.mark.parametrize(("option", "listeners", "lines", "status"), [
+    ("1", "message", ["message shutdown"], 0),                            # PM2's message; the app exits
+    ("1", "message,sigint", ["message shutdown", "handler SIGINT"], 0),    # both, the message first
+    ("1", "", [], -signal.SIGINT),                                         # no message listener: the signal
+    ("1", "sigint", ["handler SIGINT"], 3),                                # ... and the app's own handler, once
+    ("", "message", [], -signal.SIGINT),                                   # without the option: unchanged
+    ("", "message,sigint", ["handler SIGINT"], 0),
+])
+def test_node_preload_shutdown_with_message(start: Start, tmp_path: Path, option: str, listeners: str,
+                                            lines: list[str], status: int) -> None:
+    script = tmp_path / "shutdown.js"
+    script.write_text(SHUTDOWN_APP)
+    env = {"LISTENERS": listeners}
+    if option:
+        env["PMSD_SHUTDOWN_WITH_MESSAGE"] = option
+    app = start(node_app(str(script)), None, **env)
+    app.wait_line("up")
+    app.proc.send_signal(signal.SIGINT)
+    if listeners == "message,sigint" and not option:
+        # Without the option nothing turns SIGINT into the message: the handler runs, the app keeps going.
+        app.wait_line("handler SIGINT")
+        app.proc.terminate()
+        assert app.finish() == -signal.SIGTERM
+        assert app.out == ["up", "handler SIGINT"]
+        return
+    assert app.finish() == status
+    assert app.out == ["up", *lines]
+    assert app.err == []
+
+
+# ---------------------------------------------------------------------------------------- the app's view
+
+VIEW = """
+console.log(JSON.stringify({
+  filename: __filename,
+  dirname: __dirname,
+  paths: module.paths,
+  isMain: require.main === module,
+  mainFilename: require.main.filename,
+  parent: module.parent === null ? null : String(module.parent),
+  cache: Object.keys(require.cache),
+  cwd: process.cwd(),
+  argv: process.argv.slice(1),
+  argv0: process.argv0,
+  execArgv: process.execArgv,
+  pwd: process.env.PWD,
+  env: Object.keys(process.env).sort(),
+  send: typeof process.send,
+}));
+"""
+
+
+@pytest.mark.parametrize("pmsd_env", [False, True])
+def test_node_preload_leaves_the_apps_view_of_itself(tmp_path: Path, pmsd_env: bool) -> None:
+    assert NODE is not None
+    (tmp_path / "view.js").write_text(VIEW)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PWD": str(tmp_path)}
+    if pmsd_env:  # a cluster app's variables, without sockets: nothing here may change what the app sees
+        env.update(PMSD_LISTEN_PORTS="3000", PMSD_DISCOVER_PORTS="1", PMSD_SHUTDOWN_WITH_MESSAGE="1")
+
+    def view(*node_args: str) -> dict[str, Any]:
+        result = subprocess.run([NODE, *node_args, "view.js", "one", "--two"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=TIMEOUT, check=True)
+        assert result.stderr == ""
+        return dict(json.loads(result.stdout))
+
+    plain, preloaded = view(), view("--require", NODE_PRELOAD)
+    # The differences, and the only ones: node's own flags, and the process.send pmsd gives apps without PM2's
+    # IPC channel (wait_ready); the two switches the preload keeps from children.
+    assert (plain.pop("execArgv"), preloaded.pop("execArgv")) == ([], ["--require", NODE_PRELOAD])
+    assert (plain.pop("send"), preloaded.pop("send")) == ("undefined", "function")
+    if pmsd_env:
+        assert set(plain.pop("env")) - set(preloaded.pop("env")) == {"PMSD_DISCOVER_PORTS",
+                                                                     "PMSD_SHUTDOWN_WITH_MESSAGE"}
+    assert preloaded == plain
+    assert plain["filename"] == str(tmp_path / "view.js") and plain["isMain"] is True
+    assert plain["argv"] == [str(tmp_path / "view.js"), "one", "--two"] and plain["pwd"] == str(tmp_path)
+    assert plain["cache"] == [str(tmp_path / "view.js")] and plain["parent"] is None
 
 
 # ---------------------------------------------------------------------------------------------- python

@@ -8,7 +8,7 @@ import pytest
 from pmsd.definition.settings import (
     ALIASES,
     MS_MAX,
-    NOT_YET_HONOURED,
+    NO_EFFECT,
     SETTINGS,
     SETTINGS_BY_KEY,
     SYSTEMD_FLOOR,
@@ -53,7 +53,7 @@ def test_parse_filter_env_refuses_an_empty_string_that_would_match_everything() 
 
 def test_filter_env_and_treekill_are_settings_not_warnings() -> None:
     assert {"filter_env", "treekill"} <= set(SETTINGS_BY_KEY)
-    assert not {"filter_env", "treekill"} & NOT_YET_HONOURED
+    assert not {"filter_env", "treekill"} & set(NO_EFFECT)
     assert SETTINGS_BY_KEY["treekill"].default is True and SETTINGS_BY_KEY["filter_env"].default is False
     assert [(d.name, d.dbus_name, d.signature) for d in SETTINGS_BY_KEY["treekill"].directives] == [
         ("KillMode", "KillMode", "s")]
@@ -208,8 +208,10 @@ def test_parse_env_json_encodes_nested_values() -> None:
     assert json.loads(env["MAP"]) == {"k": {"n": None}}
 
 
-def test_parse_env_drops_null_values() -> None:
-    assert parse_env({"A": None, "B": "b"}) == {"B": "b"}
+def test_parse_env_gives_values_as_pm2_passes_them() -> None:
+    # PM2 hands env values to the process as JavaScript prints them: null, numbers, booleans, JSON objects.
+    assert parse_env({"A": None, "B": "b", "C": 3, "D": 2.5, "E": True, "F": {"x": [1, "y"]}}) == {
+        "A": "null", "B": "b", "C": "3", "D": "2.5", "E": "true", "F": '{"x":[1,"y"]}'}
 
 
 def test_parse_env_keeps_values_verbatim() -> None:
@@ -278,15 +280,20 @@ def test_keys_aliases_and_not_yet_honoured_are_disjoint() -> None:
     keys = [s.key for s in SETTINGS]
     assert len(keys) == len(set(keys))
     assert not set(ALIASES) & set(keys)
-    assert not NOT_YET_HONOURED & set(keys)
-    assert not NOT_YET_HONOURED & set(ALIASES)
+    assert not set(NO_EFFECT) & set(keys)
+    assert not set(NO_EFFECT) & set(ALIASES)
     assert ALIASES["node_args"] == "interpreter_args"
     assert ALIASES["uid"] == "user"
 
 
+# systemd appends each Environment property (and each Environment= line) to the unit's list
+# (bus_exec_context_set_transient_property, src/core/dbus-execute.c): the one property two rows may both set.
+APPENDING_PROPERTIES = {"Environment"}
+
+
 def test_dbus_property_names_are_unique() -> None:
     # Two rows may render the same unit-file directive (StandardOutput=null vs append:), never the same property.
-    dbus_names = [d.dbus_name for s in SETTINGS for d in s.directives]
+    dbus_names = [d.dbus_name for s in SETTINGS for d in s.directives if d.dbus_name not in APPENDING_PROPERTIES]
     assert len(dbus_names) == len(set(dbus_names))
 
 

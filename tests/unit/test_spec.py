@@ -186,14 +186,14 @@ def test_unknown_keys_are_named_in_a_warning(source: Source) -> None:
     assert "unknown keys ignored: bogus, scirpt" in warn[0]
 
 
-def test_pm2_keys_not_yet_supported_get_their_own_warning(source: Source) -> None:
+def test_pm2_keys_with_no_effect_get_their_own_warning_with_reasons(source: Source) -> None:
     warn: list[str] = []
-    _build({"name": "api", "script": "main.py", "source_map_support": True, "shutdown_with_message": True,
+    _build({"name": "api", "script": "main.py", "source_map_support": True, "pid_file": "x.pid",
             "bogus": 1}, source, warn)
     assert len(warn) == 2
-    unsupported = next(w for w in warn if "not supported" in w)
-    assert "shutdown_with_message, source_map_support" in unsupported
-    assert "bogus" not in unsupported
+    no_effect = next(w for w in warn if "no effect" in w)
+    assert "pid_file (" in no_effect and "; source_map_support (" in no_effect
+    assert "bogus" not in no_effect
     assert not any("source_map_support" in w for w in warn if "unknown" in w)
 
 
@@ -289,7 +289,7 @@ PASSTHROUGH_SAMPLE: dict[str, object] = {
     "log_date_format": "YYYY-MM-DD", "log_type": "json", "exp_backoff_restart_delay": 100,
     "max_memory_restart": "150M", "memory_max": "1G", "cron_restart": "@daily", "ignore_watch": ["tmp"],
     "watch_delay": 500, "instances": 3, "wait_ready": True, "listen_timeout": 5000, "instance_var": "ID",
-    "increment_var": "N", "filter_env": ["SECRET_"], "treekill": False,
+    "increment_var": "N", "filter_env": ["SECRET_"], "treekill": False, "shutdown_with_message": True,
 }
 
 
@@ -303,7 +303,7 @@ def test_every_setting_is_passed_through_computed_or_not_an_appspec_field() -> N
         "error_file", "log_file",
     }
     not_fields = SETTING_KEYS - APPSPEC_FIELDS
-    assert not_fields == set()  # settings that never reach an AppSpec: none
+    assert not_fields == {"append_env_to_name", "execute_command"}  # read by build steps (name, exec_mode)
     assert not derived & computed_settings
     assert derived | computed_settings | not_fields == SETTING_KEYS
 

@@ -39,7 +39,7 @@ def test_template_passes_the_socket_and_names_each_instance_env_file() -> None:
     assert "EnvironmentFile=/var/lib/pmsd/env/pmsd-web@%i.env" in lines
     assert "Type=notify" in lines and "NotifyAccess=all" in lines and "TimeoutStartSec=8s" in lines
     assert f"ExecStart=/usr/bin/node --require {PRELOAD} /srv/web/server.js" in lines
-    assert "Environment=PMSD_LISTEN_PORT=3000" in lines
+    assert "Environment=PMSD_LISTEN_PORTS=3000" in lines
     # The count of instances is not in the template: scaling never rewrites it.
     assert "4" not in "".join(line for line in lines if not line.startswith(("#", "TimeoutStopSec")))
 
@@ -48,6 +48,30 @@ def test_socket_listens_and_triggers_only_the_holder() -> None:
     text = render_cluster_units(UnitInputs(CLUSTER_NODE_SPEC, ENV_FILE), SYSTEMD_FLOOR)["pmsd-web.socket"]
     assert "ListenStream=127.0.0.1:3000" in text.splitlines()
     assert "Service=pmsd.listen-web.service" in text.splitlines()
+
+
+def test_ports_found_in_the_code_get_one_listen_line_each_in_fd_order() -> None:
+    """A Node cluster app with no declared port: the ports found (pmsd.state.ports) become the socket's
+    ListenStream= lines, in the order of PMSD_LISTEN_PORTS, and discovery stays on for new ones."""
+    spec = make_spec(name="web", script="/srv/web/server.js", interpreter="/usr/bin/node", exec_mode="cluster",
+                     instances=4)
+    files = render_cluster_units(UnitInputs(spec, ENV_FILE, found_ports=(8000, 9000), discover_ports=True),
+                                 SYSTEMD_FLOOR)
+    socket_lines = files["pmsd-web.socket"].splitlines()
+    assert [line for line in socket_lines if line.startswith("ListenStream=")] == [
+        "ListenStream=8000", "ListenStream=9000"]
+    lines = files["pmsd-web@.service"].splitlines()
+    assert "Environment=PMSD_LISTEN_PORTS=8000,9000 PMSD_DISCOVER_PORTS=1" in lines
+    assert "NotifyAccess=all" in lines and "Sockets=pmsd-web.socket" in lines
+
+
+def test_probing_an_app_renders_no_socket_but_discovery() -> None:
+    spec = make_spec(name="web", script="/srv/web/server.js", interpreter="/usr/bin/node", exec_mode="cluster",
+                     instances=4)
+    files = render_cluster_units(UnitInputs(spec, ENV_FILE, discover_ports=True), SYSTEMD_FLOOR)
+    assert list(files) == ["pmsd-web@.service"]
+    lines = files["pmsd-web@.service"].splitlines()
+    assert "Environment=PMSD_DISCOVER_PORTS=1" in lines and "NotifyAccess=all" in lines
 
 
 def test_app_without_port_has_only_a_template() -> None:

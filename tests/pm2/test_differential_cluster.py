@@ -1,0 +1,154 @@
+"""Issue 13, the same scenario with PM2 and with pmsd: cluster apps and ecosystem files as users bring them,
+unmodified. What a user sees must match, or differ only where README's "Where pmsd differs" says so."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_cluster import free_port, serving_pids
+from tests.pm2.conftest import Manager
+from tests.pm2.test_differential import assert_same, differential
+
+pytestmark = [pytest.mark.pm2, pytest.mark.e2e]
+
+# The port is written in the code: nothing in the definition declares it.
+FIXED_PORT_APP = """\
+const http = require('http');
+http.createServer((req, res) => res.end(`${{process.pid}}\\n`)).listen({port});
+"""
+IDLE_APP = "setInterval(() => {}, 1000);\n"
+# What a Node app sees of itself; plain `node` from the same directory is the reference.
+SELF_VIEW_APP = """\
+const fs = require('fs');
+const view = {
+  filename: __filename, paths: module.paths, main: require.main === module, cwd: process.cwd(),
+  pwd: process.env.PWD, argv1: process.argv[1],
+};
+fs.writeFileSync(process.env.VIEW_FILE, JSON.stringify(view));
+setInterval(() => {}, 1000);
+"""
+
+
+def _write(directory: str, name: str, text: str) -> str:
+    path = os.path.join(directory, name)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
+def test_cluster_app_with_its_port_in_the_code(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """`listen(8000)` in the code, `-i 4`: under both, the 4 pids that answer on the port are jlist's 4 pids."""
+    def scenario(m: Manager) -> Any:
+        port = free_port()
+        script = _write(m.cwd, f"w{token}.js", FIXED_PORT_APP.format(port=port))
+        code = m.run("start", script, "-i", "4").returncode
+        procs = m.wait_all("online", 4)
+        listed = {int(p["pid"]) for p in procs}
+        return (code, serving_pids(port, 4) == listed, {p["pm2_env"]["exec_mode"] for p in procs},
+                [p["pm2_env"]["restart_time"] for p in procs])
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0] == (0, True, {"cluster_mode"}, [0, 0, 0, 0])
+    assert_same(seen)
+
+
+def test_instance_numbers_through_scale(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """Scale down removes the oldest instances; scale up takes the freed NODE_APP_INSTANCE numbers again."""
+    def scenario(m: Manager) -> Any:
+        script = _write(m.cwd, f"n{token}.js", IDLE_APP)
+        m.ok("start", script, "-i", "4")
+        m.wait_all("online", 4)
+        seen = []
+        for count in (2, 4, 3):
+            m.ok("scale", f"n{token}", str(count))
+            procs = m.wait_all("online", count)
+            seen.append([(int(p["pm_id"]), p["pm2_env"]["NODE_APP_INSTANCE"]) for p in procs])
+        return seen
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0][:2] == [[(2, 2), (3, 3)], [(2, 2), (3, 3), (4, 0), (5, 1)]]
+    assert_same(seen)
+
+
+def test_instances_of_a_python_app_are_fork_mode(pm2: Manager, pmsd: Manager, token: str) -> None:
+    def scenario(m: Manager) -> Any:
+        m.ok("start", m.script(f"p{token}"), "--interpreter", "python3", "-i", "2")
+        procs = m.wait_all("online", 2)
+        return [(p["name"], int(p["pm_id"]), p["pm2_env"]["exec_mode"], p["pm2_env"]["NODE_APP_INSTANCE"])
+                for p in procs]
+
+    seen = differential(pm2, pmsd, scenario)
+    assert {mode for _, _, mode, _ in seen[0]} == {"fork_mode"}
+    assert_same(seen)
+
+
+def test_wait_ready_without_a_ready_message(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """No process.send('ready'): `start` waits listen_timeout, then the app is online, not failed."""
+    def scenario(m: Manager) -> Any:
+        script = _write(m.cwd, f"r{token}.js", IDLE_APP)
+        started = time.monotonic()
+        code = m.run("start", script, "--wait-ready", "--listen-timeout", "2000").returncode
+        waited = time.monotonic() - started
+        proc = m.wait_status(f"r{token}", "online")
+        return code, waited >= 1.9, proc["pm2_env"]["status"], proc["pm2_env"]["restart_time"]
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0] == (0, True, "online", 0)
+    assert_same(seen)
+
+
+def test_the_app_sees_itself_as_under_plain_node(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """__filename, module.paths, require.main, cwd, PWD and argv[1] as plain `node script.js` from its cwd."""
+    def scenario(m: Manager) -> Any:
+        app_dir = os.path.join(m.cwd, "app")
+        os.makedirs(app_dir, exist_ok=True)
+        script = _write(app_dir, f"v{token}.js", SELF_VIEW_APP)
+        view_file = os.path.join(m.marker_dir, f"view-{m.kind}.json")
+        ecosystem = _write(m.cwd, f"v{token}.json", json.dumps({"apps": [
+            {"name": f"v{token}", "script": script, "cwd": app_dir, "env": {"VIEW_FILE": view_file}}]}))
+        m.ok("start", ecosystem)
+        m.wait_status(f"v{token}", "online")
+        with open(_wait_file(view_file)) as handle:
+            return json.load(handle)
+
+    pm2_view, pmsd_view = differential(pm2, pmsd, scenario)
+    assert pmsd_view["filename"].endswith(f"v{token}.js") and pmsd_view["main"] is True
+    assert pmsd_view["cwd"] == pmsd_view["pwd"] == os.path.dirname(pmsd_view["filename"])
+    # The two work directories differ; everything relative to them must not.
+    assert _relative(pmsd_view, pmsd) == _relative(pm2_view, pm2)
+
+
+def _relative(view: dict[str, Any], m: Manager) -> dict[str, Any]:
+    relative: dict[str, Any] = json.loads(json.dumps(view).replace(m.cwd, "<cwd>"))
+    return relative
+
+
+def _wait_file(path: str, timeout: float = 15) -> str:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} was not written within {timeout} s")
+        time.sleep(0.05)
+    time.sleep(0.05)  # written with one writeFileSync; let it finish
+    return path
+
+
+def test_ecosystem_as_pm2_reads_it(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """A file PM2 takes as it is: the `pm2` key, `exec` for script, camelCase keys, object env values."""
+    def scenario(m: Manager) -> Any:
+        app = {"name": f"e{token}", "exec": m.script(f"e{token}"), "interpreter": "python3",
+               "maxMemoryRestart": "200M", "env": {"OBJ": {"a": 1}, "NUM": 5, "FLAG": True}}
+        path = _write(m.cwd, f"e{token}.json", json.dumps({"pm2": [app]}))
+        code = m.run("start", path).returncode
+        m.wait_status(f"e{token}", "online")
+        env = m.wait_markers(1)[-1]["env"]
+        return code, env.get("OBJ"), env.get("NUM"), env.get("FLAG")
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0][0] == 0
+    assert_same(seen)
