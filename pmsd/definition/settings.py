@@ -163,13 +163,32 @@ def _notify_access(inputs: UnitInputs) -> str | None:
 
 
 def _preload_env(inputs: UnitInputs) -> list[str] | None:
-    """Environment= for what the Node preload reads: the port variables (_listen_env), and
-    PMSD_SHUTDOWN_WITH_MESSAGE, which has it turn the stop signal into PM2's 'shutdown' message. None of them is
-    secret (unit properties are readable over D-Bus; the app's env is in its EnvironmentFile=)."""
+    """Environment= for what the Node preload reads: the port variables (_listen_env),
+    PMSD_SHUTDOWN_WITH_MESSAGE, which has it turn the stop signal into PM2's 'shutdown' message, and
+    PMSD_READY_AFTER_MS, when it calls a wait_ready app ready that has not said so (_start_timeout_usec).
+    None of them is secret (unit properties are readable over D-Bus; the app's env is in its EnvironmentFile=)."""
     env = [*(_listen_env(inputs) or [])]
     if inputs.spec.shutdown_with_message:
         env.append("PMSD_SHUTDOWN_WITH_MESSAGE=1")
+    if inputs.spec.wait_ready and is_node(inputs.spec.interpreter):
+        env.append(f"PMSD_READY_AFTER_MS={inputs.spec.listen_timeout}")
     return env or None
+
+
+# How much longer than listen_timeout systemd waits for a Node app's READY=1: the preload sends it at
+# listen_timeout at the latest, through systemd-notify, a process of its own to start.
+NODE_READY_MARGIN_MS = 5000
+
+
+def _start_timeout_usec(inputs: UnitInputs) -> int | None:
+    """TimeoutStartSec= for wait_ready apps. PM2 calls an app online after listen_timeout, ready or not; a Node
+    app's preload does the same (PMSD_READY_AFTER_MS), so systemd only fails a start that not even that ended.
+    Other languages must send READY=1 themselves within listen_timeout, or systemd fails the start."""
+    spec = inputs.spec
+    if not spec.wait_ready:
+        return None
+    margin = NODE_READY_MARGIN_MS if is_node(spec.interpreter) else 0
+    return (spec.listen_timeout + margin) * 1000
 
 
 def _pwd_env(inputs: UnitInputs) -> list[str]:
@@ -408,10 +427,10 @@ SETTINGS: tuple[Setting, ...] = (
             (Directive("NotifyAccess", "NotifyAccess", "s", _notify_access, str),),
             flag="--wait-ready"),
     Setting("listen_timeout", parse_positive_duration_ms, 3000, "How long (ms) a starting instance may take to "
-            "be ready: to send READY (wait_ready; after that systemd fails the start, TimeoutStartSec=) or to "
-            "accept on the shared socket (reload moves on).",
-            (Directive("TimeoutStartSec", "TimeoutStartUSec", "t",
-                       lambda i: i.spec.listen_timeout * 1000 if i.spec.wait_ready else None, _usec_text),),
+            "be ready: with wait_ready, a Node app not ready by then is called online anyway, as in PM2, and "
+            "another language's app fails its start (TimeoutStartSec=); without, how long reload waits for it "
+            "to accept on the shared socket.",
+            (Directive("TimeoutStartSec", "TimeoutStartUSec", "t", _start_timeout_usec, _usec_text),),
             flag="--listen-timeout"),
     Setting("instance_var", parse_env_name, "NODE_APP_INSTANCE", "Variable holding each instance's number.",
             flag="--instance-var"),

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Cluster benchmark: HTTP throughput and zero-downtime reload, PM2 cluster mode vs pmsd vs raw systemd.
 
-    python3 tests/bench/bench_cluster.py [--seconds 10] [--reload-at 3] [--json PATH]
+    python3 tests/bench/bench_cluster.py [--seconds 10] [--reload-at 3] [--instances 2] [--port-in-code]
+                                         [--json PATH]
 
 The same app (tests/apps/cluster_http.js, 2 instances) under three systems, one after the other:
   PM2   `pm2 start app.js -i 2` (Node's cluster module: PM2's God accepts and hands connections to workers);
   pmsd  `pmsd start app.js -i 2 --port 127.0.0.1:PORT` (a template unit sharing one systemd socket unit);
   raw   hand-written units mirroring what pmsd writes, "reloaded" with `systemctl --user restart` per instance.
+--port-in-code runs a copy of the app with its port written in the code, and no port in the definition (`pmsd
+start app.js -i N`): pmsd finds the port on the first start (README, Cluster mode). The raw units still declare
+it: they are the floor. Either way the table also has the time from the start command to every instance online
+and the port answering, on the first start and on a later one (stop, then start again).
 
 For each: steady throughput (wrk, no reload), a wrk run of the same length with the reload command at
 --reload-at seconds, and a "reload window" wrk run that lasts exactly as long as a second reload. Prints a table
@@ -52,13 +57,13 @@ from tests.bench.bench_core import (
 from tests.bench.bench_god import cpu_ticks, pm2_god_pid
 
 APP = REPO_ROOT / "tests" / "apps" / "cluster_http.js"
-PRELOAD = REPO_ROOT / "pmsd" / "preload" / "node.js"
-INSTANCES = 2
+PRELOAD = REPO_ROOT / "pmsd" / "definition" / "preload" / "node.js"
 CONNECTIONS = 16
 WARMUP_S = 2  # discarded wrk run before the steady one: Node's JIT and the page cache warm up
 SETTLE_S = 1.0  # after a reload, before the window run: the new instances are fresh, as after any reload
 WINDOW_LEAD_S = 0.1  # the window run's wrk connects and reaches steady load before the reload starts
 READY_TIMEOUT = 30.0
+POLL_S = 0.05  # wait_serving's poll: the start-to-serving figures are this coarse
 RELOAD_TIMEOUT = 60.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -155,12 +160,21 @@ class System:
 
     label = ""
 
-    def __init__(self, name: str, port: int, env: dict[str, str]) -> None:
+    def __init__(self, name: str, port: int, env: dict[str, str], app: Path, count: int) -> None:
         self.name = name
         self.port = port
         self.env = env
+        self.app = app  # the script: APP, or a copy with the port written in its code
+        self.count = count  # instances
 
     def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop every instance, keeping the app defined (for a later start)."""
+        raise NotImplementedError
+
+    def start_again(self) -> None:
         raise NotImplementedError
 
     def instance_pids(self) -> list[int]:
@@ -180,14 +194,20 @@ class System:
 class Pm2Cluster(System):
     label = "PM2"
 
-    def __init__(self, pm2: Pm2, name: str, port: int) -> None:
+    def __init__(self, pm2: Pm2, name: str, port: int, app: Path, count: int) -> None:
         # PM2 hands the CLI's environment to the app: PORT reaches cluster_http.js unchanged.
-        super().__init__(name, port, pm2.env | {"PORT": str(port)})
+        super().__init__(name, port, pm2.env | {"PORT": str(port)}, app, count)
         self.pm2 = pm2
 
     def start(self) -> None:
         run([*self.pm2.cli, "ping"], self.env)  # fork the daemon first, as a user's PM2 already runs
-        run([*self.pm2.cli, "start", str(APP), "-i", str(INSTANCES), "--name", self.name], self.env)
+        run([*self.pm2.cli, "start", str(self.app), "-i", str(self.count), "--name", self.name], self.env)
+
+    def stop(self) -> None:
+        run([*self.pm2.cli, "stop", self.name], self.env)
+
+    def start_again(self) -> None:
+        run([*self.pm2.cli, "start", self.name], self.env)
 
     def instance_pids(self) -> list[int]:
         apps = [a for a in self.pm2.jlist() if a.get("name") == self.name]
@@ -207,14 +227,21 @@ class Pm2Cluster(System):
 class PmsdCluster(System):
     label = "pmsd"
 
-    def __init__(self, pmsd: Manager, name: str, port: int) -> None:
-        super().__init__(name, port, pmsd.env)
+    def __init__(self, pmsd: Manager, name: str, port: int, app: Path, count: int, declare_port: bool) -> None:
+        super().__init__(name, port, pmsd.env, app, count)
         self.cli = pmsd.cli
         self.pmsd = pmsd
+        self.declare_port = declare_port
 
     def start(self) -> None:
-        argv = [*self.cli, "start", str(APP), "--name", self.name, "-i", str(INSTANCES)]
-        run([*argv, "--port", f"127.0.0.1:{self.port}"], self.env)
+        argv = [*self.cli, "start", str(self.app), "--name", self.name, "-i", str(self.count)]
+        run([*argv, "--port", f"127.0.0.1:{self.port}"] if self.declare_port else argv, self.env)
+
+    def stop(self) -> None:
+        run([*self.cli, "stop", self.name], self.env)
+
+    def start_again(self) -> None:
+        run([*self.cli, "start", self.name], self.env)
 
     def instance_pids(self) -> list[int]:
         apps = [a for a in self.pmsd.jlist() if a.get("name") == self.name]
@@ -257,12 +284,12 @@ class RawCluster(System):
 
     label = "raw systemd"
 
-    def __init__(self, prefix: str, port: int, env: dict[str, str]) -> None:
-        super().__init__(f"{prefix}raw", port, env)
+    def __init__(self, prefix: str, port: int, env: dict[str, str], count: int) -> None:
+        super().__init__(f"{prefix}raw", port, env, APP, count)
         self.unit_dir = Path(env["XDG_RUNTIME_DIR"]) / "systemd" / "user"
         self.socket = f"{self.name}.socket"
         self.holder = f"{self.name}-listen.service"
-        self.instances = [f"{self.name}@{i}.service" for i in range(INSTANCES)]
+        self.instances = [f"{self.name}@{i}.service" for i in range(count)]
         self.written: list[Path] = []
 
     def files(self) -> dict[str, str]:
@@ -299,6 +326,12 @@ class RawCluster(System):
         self.systemctl("daemon-reload")
         self.systemctl("start", *self.instances)
 
+    def stop(self) -> None:
+        self.systemctl("stop", *self.instances, self.holder, self.socket)
+
+    def start_again(self) -> None:
+        self.systemctl("start", *self.instances)
+
     def instance_pids(self) -> list[int]:
         out = self.systemctl("show", "-p", "MainPID", "--value", *self.instances)
         return [int(pid) for pid in out.split() if pid != "0"]
@@ -313,6 +346,16 @@ class RawCluster(System):
         self.written.clear()
         self.systemctl("daemon-reload", check=False)
         self.systemctl("reset-failed", f"{self.name}*", check=False)
+
+
+def port_in_code_app(scratch: Path, label: str, port: int) -> Path:
+    """A copy of the app whose port is a literal in its code, as most cluster apps have it."""
+    path = scratch / f"app-{label}.js"
+    text = APP.read_text().replace("server.listen(process.env.PORT,", f"server.listen({port},")
+    if text == APP.read_text():
+        raise BenchError(f"{APP} no longer calls server.listen(process.env.PORT, ...): update port_in_code_app")
+    path.write_text(text)
+    return path
 
 
 # ------------------------------------------------------------------------------------------------ probes
@@ -359,26 +402,26 @@ def alive(pid: int) -> bool:
 
 
 def wait_serving(system: System) -> list[int]:
-    """Until the manager reports INSTANCES live pids and the port answers; returns the pids."""
+    """Until the manager reports all of the app's instances live and the port answers; returns the pids."""
     deadline = time.monotonic() + READY_TIMEOUT
     pids: list[int] = []
     answer: int | None = None
     while time.monotonic() < deadline:
         pids = system.instance_pids()
-        if len(pids) == INSTANCES and all(map(alive, pids)):
+        if len(pids) == system.count and all(map(alive, pids)):
             answer = http_pid(system.port)
             if answer is not None:
                 return sorted(pids)
-        time.sleep(0.2)
+        time.sleep(POLL_S)
     raise BenchError(f"{system.label}: not serving within {READY_TIMEOUT:.0f} s (pids {pids}, answer {answer})")
 
 
-def wait_gone(pids: Sequence[int], port: int) -> None:
-    """Nothing of a system may run while the next is measured."""
+def wait_gone(pids: Sequence[int], port: int | None) -> None:
+    """Nothing of a system may run while the next is measured (port None: only the pids must be gone)."""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         left = [p for p in pids if alive(p)]
-        if not left and port_free(port):
+        if not left and (port is None or port_free(port)):
             return
         time.sleep(0.1)
     raise BenchError(f"after teardown: pids {[p for p in pids if alive(p)]} alive, port {port} free: {port_free(port)}")
@@ -421,6 +464,8 @@ class SystemResult:
     window_reload_s: float | None = None
     window_close: WrkRun | None = None  # the same with `Connection: close` requests
     window_close_reload_s: float | None = None
+    start_s: float | None = None  # the first start command until every instance is online and the port answers
+    start_again_s: float | None = None  # the same for a start after `stop`
     cpu_pct: dict[str, float | None] = field(default_factory=dict)  # % of one core during the steady run
     replaced: list[str] = field(default_factory=list)  # "old pids -> new pids" per reload
     errors: list[str] = field(default_factory=list)
@@ -459,8 +504,17 @@ def measure(system: System, wrk: Wrk, scratch: Path, seconds: int, reload_at: fl
     print(f"== {system.label} (port {system.port}) ==", flush=True)
     pids: list[int] = []
     try:
+        t0 = time.monotonic()
         system.start()
         pids = wait_serving(system)
+        result.start_s = time.monotonic() - t0
+        system.stop()
+        wait_gone(pids, None)  # PM2's God may keep the port open for the app's next workers
+        t0 = time.monotonic()
+        system.start_again()
+        pids = wait_serving(system)
+        result.start_again_s = time.monotonic() - t0
+        print(f"  start to serving: first {result.start_s:.2f} s, again {result.start_again_s:.2f} s", flush=True)
         wrk.run(WARMUP_S, scratch / "wrk-warmup.txt")
 
         # 1. steady throughput, with the CPU each instance (and PM2's God) used meanwhile
@@ -539,6 +593,8 @@ def of(part: str, pick: Callable[[WrkRun], float]) -> Figure:
 
 # (row label, figure, format, target for pmsd)
 ROWS: list[tuple[str, Figure, str, str]] = [
+    ("start to serving s, first", lambda r: r.start_s, "{:.2f}", ""),
+    ("start to serving s, again", lambda r: r.start_again_s, "{:.2f}", ""),
     ("steady: requests/s", of("steady", lambda w: w.rps), "{:.0f}", ">=1.30x PM2"),
     ("steady: p50 latency ms", of("steady", lambda w: ms(w.p50_us)), "{:.2f}", ""),
     ("steady: p99 latency ms", of("steady", lambda w: ms(w.p99_us)), "{:.2f}", "<= PM2"),
@@ -623,6 +679,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-pm2", action="store_true")
     parser.add_argument("--skip-raw", action="store_true")
     parser.add_argument("--port-base", type=int, help="first port to try (default: from the pid, in 20000-29999)")
+    parser.add_argument("--instances", type=int, default=2, help="instances of the app")
+    parser.add_argument("--port-in-code", action="store_true",
+                        help="the app's port is written in its code; pmsd's definition declares none")
     return parser.parse_args(argv)
 
 
@@ -658,12 +717,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         pm2 = None if args.skip_pm2 else setup_pm2(scratch, env)
         try:
             systems: list[System] = []
+            count = args.instances
             if pm2:
-                systems.append(Pm2Cluster(pm2, f"{prefix}pm2", ports[0]))
+                app = port_in_code_app(scratch, "pm2", ports[0]) if args.port_in_code else APP
+                systems.append(Pm2Cluster(pm2, f"{prefix}pm2", ports[0], app, count))
             if pmsd:
-                systems.append(PmsdCluster(pmsd, f"{prefix}pmsd", ports[1]))
+                app = port_in_code_app(scratch, "pmsd", ports[1]) if args.port_in_code else APP
+                systems.append(PmsdCluster(pmsd, f"{prefix}pmsd", ports[1], app, count, not args.port_in_code))
             if not args.skip_raw:
-                systems.append(RawCluster(prefix, ports[2], env))
+                systems.append(RawCluster(prefix, ports[2], env, count))
             for system in systems:
                 if not port_free(system.port):
                     raise BenchError(f"port {system.port} is taken")
@@ -679,7 +741,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": args.seconds,
         "reload_at": args.reload_at,
         "connections": CONNECTIONS,
-        "instances": INSTANCES,
+        "instances": args.instances,
+        "port_in_code": args.port_in_code,
         "wrk": tool_version(["wrk", "-v"]),
         "node": tool_version(["node", "--version"]),
         "pm2_version": pm2_version() if pm2 else None,

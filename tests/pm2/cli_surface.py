@@ -193,8 +193,8 @@ OPTIONS: tuple[Option, ...] = (
     _option("--shutdown-with-message", SAME, "start --shutdown-with-message"),
     _option("-p --pid", MISSING, "start --pid/-p", _NOT_HONOURED + ": no pid file is written"),
     _option("-k --kill-timeout", SAME, "start --kill-timeout/-k"),
-    _option("--listen-timeout", DIFFERS, "start --listen-timeout", "TimeoutStartSec=: an instance not ready by "
-            "then fails its start, where PM2 calls it online (README, Cluster mode)"),
+    _option("--listen-timeout", DIFFERS, "start --listen-timeout", "a Node app not ready by then is online, as in "
+            "PM2; another language's app fails its start (TimeoutStartSec=; README, Cluster mode)"),
     _option("--max-memory-restart", DIFFERS, "start --max-memory-restart", "the whole unit's memory, children "
             "included, not the main process's RSS (README, god)"),
     _option("--restart-delay", SAME, "start --restart-delay"),

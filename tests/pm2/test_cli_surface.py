@@ -5,6 +5,7 @@ it, the table's rows are compared with `pm2 --help`'s, so a PM2 upgrade shows wh
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
 import signal
@@ -179,3 +180,17 @@ def test_table_matches_pm2_help(tmp_path: Path) -> None:
     options = [" ".join(row.replace(",", " ").split()) for row in _listed(text, "Options")]
     assert sorted(commands) == sorted(_names(COMMANDS)), "PM2's commands changed: classify the new ones"
     assert sorted(options) == sorted(" ".join(row.names) for row in OPTIONS), "PM2's options changed"
+
+
+@pytest.mark.skipif(not PM2_BIN.exists(), reason=f"PM2 is not installed at {PM2_BIN} (the differential suite's)")
+def test_installed_pm2s_schema_keys_all_have_a_meaning() -> None:
+    """The installed PM2's own schema, so that a key a newer PM2 adds is noticed (tests/unit/test_ecosystem_schema.py
+    holds PM2 7.0.4's)."""
+    from tests.unit.test_ecosystem_schema import PM2_SCHEMA_ALIASES, PM2_SCHEMA_KEYS, pm2_key_meaning
+
+    schema = json.loads((PM2_BIN.resolve().parents[1] / "lib" / "API" / "schema.json").read_text())
+    keys = {key for key in schema if not key.startswith("^")}  # "^env_\S*$": the env_<name> overlays
+    aliases = {alias for entry in schema.values() if isinstance(entry, dict)
+               for alias in ([entry["alias"]] if isinstance(entry.get("alias"), str) else entry.get("alias", []))}
+    assert sorted(key for key in keys | aliases if pm2_key_meaning(key) is None) == []
+    assert keys | aliases <= set(PM2_SCHEMA_KEYS) | set(PM2_SCHEMA_ALIASES) | {"interpreter"}

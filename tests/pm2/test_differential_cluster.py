@@ -119,6 +119,10 @@ def test_the_app_sees_itself_as_under_plain_node(pm2: Manager, pmsd: Manager, to
     pm2_view, pmsd_view = differential(pm2, pmsd, scenario)
     assert pmsd_view["filename"].endswith(f"v{token}.js") and pmsd_view["main"] is True
     assert pmsd_view["cwd"] == pmsd_view["pwd"] == os.path.dirname(pmsd_view["filename"])
+    # process.argv[1] is the script, as under plain node; under PM2 it is PM2's ProcessContainerFork.js.
+    assert pmsd_view["argv1"] == pmsd_view["filename"]
+    assert pm2_view.pop("argv1").endswith("ProcessContainerFork.js")
+    pmsd_view.pop("argv1")
     # The two work directories differ; everything relative to them must not.
     assert _relative(pmsd_view, pmsd) == _relative(pm2_view, pm2)
 

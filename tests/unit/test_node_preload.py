@@ -324,6 +324,38 @@ def test_node_process_send_ready_notifies_systemd(start: Start, listener: socket
     assert app.finish() == 0
 
 
+NEVER_READY = "console.log('up'); setInterval(() => {}, 1000);\n"
+
+
+@pytest.mark.skipif(shutil.which("systemd-notify") is None, reason="systemd-notify is not on PATH")
+def test_node_wait_ready_app_that_never_says_ready_is_ready_after_listen_timeout(
+        start: Start, tmp_path: Path, notify_socket: tuple[socket.socket, str]) -> None:
+    """PM2 calls a wait_ready app online after listen_timeout even without process.send('ready')."""
+    sock, address = notify_socket
+    (tmp_path / "never.js").write_text(NEVER_READY)
+    began = time.monotonic()
+    app = start(node_app(str(tmp_path / "never.js")), None, PMSD_READY_AFTER_MS="300", NOTIFY_SOCKET=address)
+    app.wait_line("up")
+    assert receive_notifications(sock, until="BARRIER=1")[0] == "READY=1"
+    assert time.monotonic() - began >= 0.3
+    app.proc.send_signal(signal.SIGTERM)
+    app.finish()
+
+
+@pytest.mark.skipif(shutil.which("systemd-notify") is None, reason="systemd-notify is not on PATH")
+def test_node_wait_ready_app_that_says_ready_notifies_once(start: Start, listener: socket.socket,
+                                                           notify_socket: tuple[socket.socket, str]) -> None:
+    sock, address = notify_socket
+    app = start(node_app(CLUSTER_HTTP), listener, READY_DELAY_MS="50", PMSD_READY_AFTER_MS="400",
+                NOTIFY_SOCKET=address, **port_env(listener))
+    assert receive_notifications(sock, until="BARRIER=1")[0] == "READY=1"
+    sock.settimeout(0.8)  # past the 400 ms timer: nothing more arrives
+    with pytest.raises(TimeoutError):
+        sock.recv(4096)
+    app.proc.send_signal(signal.SIGTERM)
+    assert app.finish() == 0
+
+
 def test_node_process_send_ready_without_systemd_notify(start: Start, listener: socket.socket, tmp_path: Path,
                                                         notify_socket: tuple[socket.socket, str]) -> None:
     probe = tmp_path / "probe.js"
@@ -667,7 +699,8 @@ def test_node_preload_leaves_the_apps_view_of_itself(tmp_path: Path, pmsd_env: b
     (tmp_path / "view.js").write_text(VIEW)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PWD": str(tmp_path)}
     if pmsd_env:  # a cluster app's variables, without sockets: nothing here may change what the app sees
-        env.update(PMSD_LISTEN_PORTS="3000", PMSD_DISCOVER_PORTS="1", PMSD_SHUTDOWN_WITH_MESSAGE="1")
+        env.update(PMSD_LISTEN_PORTS="3000", PMSD_DISCOVER_PORTS="1", PMSD_SHUTDOWN_WITH_MESSAGE="1",
+                   PMSD_READY_AFTER_MS="60000")
 
     def view(*node_args: str) -> dict[str, Any]:
         result = subprocess.run([NODE, *node_args, "view.js", "one", "--two"], cwd=tmp_path, env=env,
@@ -677,12 +710,12 @@ def test_node_preload_leaves_the_apps_view_of_itself(tmp_path: Path, pmsd_env: b
 
     plain, preloaded = view(), view("--require", NODE_PRELOAD)
     # The differences, and the only ones: node's own flags, and the process.send pmsd gives apps without PM2's
-    # IPC channel (wait_ready); the two switches the preload keeps from children.
+    # IPC channel (wait_ready); the switches the preload keeps from children.
     assert (plain.pop("execArgv"), preloaded.pop("execArgv")) == ([], ["--require", NODE_PRELOAD])
     assert (plain.pop("send"), preloaded.pop("send")) == ("undefined", "function")
     if pmsd_env:
-        assert set(plain.pop("env")) - set(preloaded.pop("env")) == {"PMSD_DISCOVER_PORTS",
-                                                                     "PMSD_SHUTDOWN_WITH_MESSAGE"}
+        assert set(plain.pop("env")) - set(preloaded.pop("env")) == {
+            "PMSD_DISCOVER_PORTS", "PMSD_SHUTDOWN_WITH_MESSAGE", "PMSD_READY_AFTER_MS"}
     assert preloaded == plain
     assert plain["filename"] == str(tmp_path / "view.js") and plain["isMain"] is True
     assert plain["argv"] == [str(tmp_path / "view.js"), "one", "--two"] and plain["pwd"] == str(tmp_path)

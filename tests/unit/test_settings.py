@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -304,3 +305,9 @@ def test_dbus_property_names_are_unique() -> None:
 ])
 def test_signature_checker_itself(signature: str, valid: bool) -> None:
     assert is_single_complete_type(signature) is valid
+
+
+def test_readme_names_every_key_with_no_effect() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Ecosystem files as PM2 reads them", 1)[1].split("\nWhere pmsd differs", 1)[0]
+    assert [key for key in NO_EFFECT if f"`{key}`" not in section] == []

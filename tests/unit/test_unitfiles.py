@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from pmsd.definition.settings import SYSTEMD_FLOOR
@@ -37,11 +38,20 @@ def test_template_passes_the_socket_and_names_each_instance_env_file() -> None:
     assert "Sockets=pmsd-web.socket" in lines
     assert "Requires=pmsd-web.socket" in lines
     assert "EnvironmentFile=/var/lib/pmsd/env/pmsd-web@%i.env" in lines
-    assert "Type=notify" in lines and "NotifyAccess=all" in lines and "TimeoutStartSec=8s" in lines
+    # listen_timeout 8 s: the preload calls the app ready by then (as PM2 calls it online); systemd waits 5 s more.
+    assert "Type=notify" in lines and "NotifyAccess=all" in lines and "TimeoutStartSec=13s" in lines
     assert f"ExecStart=/usr/bin/node --require {PRELOAD} /srv/web/server.js" in lines
-    assert "Environment=PMSD_LISTEN_PORTS=3000" in lines
+    assert "Environment=PMSD_LISTEN_PORTS=3000 PMSD_READY_AFTER_MS=8000" in lines
     # The count of instances is not in the template: scaling never rewrites it.
     assert "4" not in "".join(line for line in lines if not line.startswith(("#", "TimeoutStopSec")))
+
+
+def test_wait_ready_app_in_another_language_must_be_ready_within_listen_timeout() -> None:
+    spec = dataclasses.replace(CLUSTER_NODE_SPEC, interpreter="/usr/bin/python3", exec_path="/usr/bin/python3",
+                               script="/srv/web/main.py", argv=("/usr/bin/python3", "/srv/web/main.py"))
+    lines = render_cluster_units(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR)["pmsd-web@.service"].splitlines()
+    assert "TimeoutStartSec=8s" in lines
+    assert not any("PMSD_READY_AFTER_MS" in line for line in lines)
 
 
 def test_socket_listens_and_triggers_only_the_holder() -> None:

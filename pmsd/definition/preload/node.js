@@ -21,8 +21,9 @@
 //   PMSD_LISTEN_PORT=8000         the older form: one port, fd 3. Read only when PMSD_LISTEN_PORTS is unset.
 //   PMSD_DISCOVER_PORTS=1         report ports the app listens on that no inherited fd serves (below).
 //   PMSD_SHUTDOWN_WITH_MESSAGE=1  SIGINT becomes process.emit('message', 'shutdown') (below).
+//   PMSD_READY_AFTER_MS=3000      wait_ready: READY=1 after this long if the app has not sent 'ready' (below).
 //   NOTIFY_SOCKET                 set by systemd (Type=notify or NotifyAccess=); needed for READY and discovery.
-// PMSD_DISCOVER_PORTS and PMSD_SHUTDOWN_WITH_MESSAGE are removed from process.env once read, like LISTEN_*:
+// The PMSD_* switches but the ports are removed from process.env once read, like LISTEN_*:
 // they are meant for the unit's main process only. A child the app forks (child_process.fork passes on
 // --require) would otherwise overwrite the unit's one StatusText with its own ports, or be sent a 'shutdown'
 // message it never asked for.
@@ -40,8 +41,10 @@ function warn(line) {
 
 const discoverPorts = env.PMSD_DISCOVER_PORTS === '1';
 const shutdownWithMessage = env.PMSD_SHUTDOWN_WITH_MESSAGE === '1';
+const readyAfterMs = Number.parseInt(env.PMSD_READY_AFTER_MS || '', 10);
 delete env.PMSD_DISCOVER_PORTS;
 delete env.PMSD_SHUTDOWN_WITH_MESSAGE;
+delete env.PMSD_READY_AFTER_MS;
 
 // How many fds systemd passed to this very process (0 when not socket-activated, or when the variables were
 // meant for another process: sd_listen_fds(3) checks LISTEN_PID for exactly that reason).
@@ -208,10 +211,20 @@ if (shared.length > 0 || discoverPorts) {
 // ---- wait_ready
 // Under systemd there is no PM2 IPC channel. PM2 apps signal readiness with process.send('ready')
 // (wait_ready); here that becomes READY=1 on $NOTIFY_SOCKET. Other messages have nobody to read them and are
-// dropped.
+// dropped. PM2 calls an app online once listen_timeout has passed even if it never said 'ready' (its
+// wait_ready only delays the 'online' event); the timer below does the same, so systemd's start job ends
+// there rather than failing at TimeoutStartSec=, which pmsd sets a little later. The timer is unref'd: it
+// never keeps an app alive.
+let readySent = false;
+function sendReady() {
+  if (readySent || !env.NOTIFY_SOCKET) return;
+  readySent = true;
+  notify('--ready', 'this app is ready');
+}
+if (readyAfterMs > 0) setTimeout(sendReady, readyAfterMs).unref();
 if (typeof process.send !== 'function') {
   process.send = function send(message, ...rest) {
-    if (message === 'ready' && env.NOTIFY_SOCKET) notify('--ready', 'this app is ready');
+    if (message === 'ready') sendReady();
     const callback = rest[rest.length - 1];
     if (typeof callback === 'function') process.nextTick(callback, null);
     return true;
