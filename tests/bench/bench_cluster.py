@@ -424,7 +424,8 @@ def wait_gone(pids: Sequence[int], port: int | None) -> None:
         if not left and (port is None or port_free(port)):
             return
         time.sleep(0.1)
-    raise BenchError(f"after teardown: pids {[p for p in pids if alive(p)]} alive, port {port} free: {port_free(port)}")
+    free = "not checked" if port is None else port_free(port)
+    raise BenchError(f"after teardown: pids {[p for p in pids if alive(p)]} alive, port {port} free: {free}")
 
 
 def ticks(pids: dict[str, int]) -> dict[str, int | None]:
