@@ -291,7 +291,7 @@ def _plan(ctx: Context, target: Targets, verb: str, env_name: str | None, only: 
     stdin_apps = read_stdin_apps() if STDIN in others else None
     if stdin_apps is not None:
         piped = {spec.name: spec for spec in _stdin_specs(ctx, stdin_apps, StartOptions(env_name=env_name))}
-    parsed = parse_targets(others, only, stdin=stdin_apps) if others else []
+    parsed = parse_targets(others, only, stdin=stdin_apps, env_name=env_name) if others else []
     if parsed:
         data = ctx.registry.read()
         _respecified(ctx, data, _chosen(data, parsed, verb), overrides, piped, ctx.warnings)

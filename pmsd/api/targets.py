@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TextIO, TypeAlias
 
 from pmsd.definition import ecosystem
+from pmsd.definition.build import declared_name
 from pmsd.definition.ecosystem import is_ecosystem_file, load_apps
 from pmsd.errors import NotFoundError, UsageError
 from pmsd.model.record import AppRecord, RegistryData
@@ -96,19 +97,21 @@ def apps_of(document: object, label: str) -> list[Mapping[str, object]]:
 
 
 def parse_targets(target: Targets, only: Sequence[str] = (), cwd: str | None = None,
-                  stdin: Sequence[Mapping[str, object]] | None = None) -> list[Target]:
+                  stdin: Sequence[Mapping[str, object]] | None = None, env_name: str | None = None) -> list[Target]:
     """Every target parsed, or a UsageError/NotFoundError naming the first bad one; nothing read but files (and
-    stdin, once, for `-`; `stdin` gives those apps instead)."""
+    stdin, once, for `-`; `stdin` gives those apps instead). env_name: `--env`, which names a file's apps
+    that have append_env_to_name."""
     base = cwd if cwd is not None else os.getcwd()
     texts = target_list(target)
     if STDIN in texts and stdin is None:
         stdin = read_stdin_apps()
-    return [_parse(text, tuple(only), base, stdin or ()) for text in texts]
+    return [_parse(text, tuple(only), base, stdin or (), env_name) for text in texts]
 
 
-def _parse(text: str, only: tuple[str, ...], cwd: str, stdin: Sequence[Mapping[str, object]]) -> Target:
+def _parse(text: str, only: tuple[str, ...], cwd: str, stdin: Sequence[Mapping[str, object]],
+           env_name: str | None) -> Target:
     if text == STDIN:
-        return Target(text, "ecosystem", names=names_of(stdin, STDIN_LABEL, only))
+        return Target(text, "ecosystem", names=names_of(stdin, STDIN_LABEL, only, env_name))
     if text == "all":
         return Target(text, "all")
     if is_regex(text):
@@ -121,25 +124,22 @@ def _parse(text: str, only: tuple[str, ...], cwd: str, stdin: Sequence[Mapping[s
         return Target(text, "regex", pattern=pattern)
     path = os.path.join(cwd, text)
     if is_ecosystem_file(text) and os.path.isfile(path):
-        return Target(text, "ecosystem", names=ecosystem_names(path, only))
+        return Target(text, "ecosystem", names=ecosystem_names(path, only, env_name))
     return Target(text, "word", script=os.path.normpath(os.path.join(cwd, os.path.expanduser(text))))
 
 
-def ecosystem_names(path: str, only: Sequence[str] = ()) -> tuple[str, ...]:
+def ecosystem_names(path: str, only: Sequence[str] = (), env_name: str | None = None) -> tuple[str, ...]:
     """The names of the apps an ecosystem file declares (a missing name is the script's, as PM2 derives it),
     narrowed to `only`; NotFoundError when `only` names an app the file does not declare."""
-    return names_of(load_apps(path), os.path.relpath(path), only)
+    return names_of(load_apps(path), os.path.relpath(path), only, env_name)
 
 
-def names_of(apps: Sequence[Mapping[str, object]], label: str, only: Sequence[str] = ()) -> tuple[str, ...]:
+def names_of(apps: Sequence[Mapping[str, object]], label: str, only: Sequence[str] = (),
+             env_name: str | None = None) -> tuple[str, ...]:
     """ecosystem_names for apps already read (from a file or stdin, `label`)."""
     names: list[str] = []
     for raw in apps:
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
-            script = raw.get("script")
-            base = os.path.basename(script) if isinstance(script, str) else ""
-            name = os.path.splitext(base)[0] or base
+        name = declared_name(raw, env_name)
         if name and name not in names:
             names.append(name)
     if only:

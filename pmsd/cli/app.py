@@ -53,7 +53,7 @@ def _version(value: bool) -> None:
 def main(
     system: bool = typer.Option(False, "--system", help="Manage apps of the systemd system manager (root)."),
     user: bool = typer.Option(False, "--user", help="Manage apps of your systemd user manager (the default)."),
-    version: bool = typer.Option(False, "--version", "-v", callback=_version, is_eager=True,
+    version: bool = typer.Option(False, "--version", "-v", "-V", callback=_version, is_eager=True,
                                  help="Print pmsd's version."),
 ) -> None:
     if system and user:

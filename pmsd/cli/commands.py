@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -149,7 +150,17 @@ def start(ctx: Context, params: dict[str, Any]) -> int:
         outcomes = api_start(ctx, target, StartOptions(**options))
     finally:
         show_warnings(ctx)  # also when start fails: a warning may name the cause (a misspelt key)
-    return report(ctx, outcomes, "start")
+    status = report(ctx, outcomes, "start")
+    if params.get("attach") and outcomes and status == ExitStatus.OK:
+        return logs(ctx, names_target(sorted({outcome.name for outcome in outcomes})))
+    return status
+
+
+def names_target(names: Sequence[str]) -> str:
+    """A target for exactly these app names: the name, or a /regex/ matching only them (PM2's --attach)."""
+    if len(names) == 1:
+        return names[0]
+    return "/^(" + "|".join(re.escape(name) for name in names) + ")$/"
 
 
 def describe(ctx: Context, target: str) -> int:

@@ -8,12 +8,14 @@ cannot disagree about what `pmsd start` accepts. PM2's flags whose value may be 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pmsd.definition.settings import SETTINGS, parse_bool
+from pmsd.definition.watch_ext import ignore_all_but
 from pmsd.errors import UsageError
 
 
@@ -31,6 +33,7 @@ class Flag:
     flag_parse: Callable[[str], Any] | None = None  # the flag's value into the option's
     unsupported: str | None = None  # PM2's key for a flag pmsd accepts but does not honour (a warning says so)
     ignored: bool = False  # PM2 instrumentation (PM2 Plus, pmx, vizion, tracing): accepted, no meaning here
+    refused: str | None = None  # a PM2 flag whose request pmsd cannot meet: the error, and nothing happens
 
 
 START_TARGET_HELP = ("A script, a command in quotes (\"npm run dev\", run by the shell), an ecosystem file "
@@ -59,10 +62,13 @@ _EXTRA = (
     # PM2 flags with no effect under pmsd: accepted, and the start warns why (settings.NO_EFFECT).
     Flag("pid_file", ("--pid", "-p"), False, "No effect (a warning says so): systemd tracks the main pid; "
          "`pmsd pid <app>` prints it.", False, unsupported="pid_file"),
-    Flag("ext", ("--ext",), False, "No effect (a warning says so): every file change under a watched path "
-         "restarts the app; ignore_watch leaves paths out.", False, unsupported="ext"),
-    Flag("attach", ("--attach",), True, "No effect (a warning says so): follow the logs with `pmsd logs <app>`.", False,
-         unsupported="attach"),
+    Flag("ext", ("--ext",), False, "Watch only files with these extensions (js,json), as PM2 does: the files "
+         "under the current directory with other extensions become ignore_watch.", False),
+    Flag("attach", ("--attach",), True, "Then follow the started apps' logs, as `pmsd logs` does (Ctrl-C stops "
+         "following; the apps keep running).", False),
+    Flag("no_daemon", ("--no-daemon",), True, "Refused: PM2 then runs its daemon in the foreground; pmsd has "
+         "none, systemd runs the apps (`pmsd logs` follows them).", False,
+         refused="--no-daemon: pmsd has no daemon to run in the foreground; systemd runs the apps"),
 )
 _IGNORED = ("--no-vizion", "--no-pmx", "--no-automation", "--trace", "--disable-trace", "--v8",
             "--event-loop-inspector", "--deep-monitoring", "--source-map-support", "--disable-source-map-support")
@@ -100,6 +106,9 @@ def start_request(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         value = params.get(flag.dest)
         if value is None or value is False:
             continue
+        if flag.refused:
+            raise UsageError(flag.refused, "start the app without it, then `pmsd logs <app>` to follow it; in a "
+                             "container, run the app itself in the foreground")
         if flag.unsupported:
             # Not a setting: the definition's builder names it among PM2 options it does not honour.
             overrides[flag.unsupported] = True if flag.switch else value
@@ -109,6 +118,11 @@ def start_request(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             continue  # `-l` alone asks for PM2's default log file: the journal keeps the lines
         # A switch says what the user asked for: --no-autorestart sets autorestart to false.
         overrides[flag.dest] = (not flag.default) if flag.switch else _flag_value(flag, value)
+    if params.get("ext"):
+        try:
+            overrides["ignore_watch"] = ignore_all_but(os.getcwd(), str(params["ext"]))
+        except ValueError as error:
+            raise UsageError(f"--ext: {error}") from None
     if params.get("node_args") is not None and "interpreter_args" not in overrides:
         overrides["interpreter_args"] = params["node_args"]
     if params.get("execute_command") and "exec_mode" not in overrides:

@@ -240,6 +240,27 @@ def _name(values: Mapping[str, Any], script: str, env_name: str | None, app: _Ap
     return name
 
 
+def declared_name(raw: Mapping[str, object], env_name: str | None = None) -> str:
+    """The name build_spec gives an app, from its raw definition alone, for targets that name a file's apps
+    without building them: `name` (or another spelling of it, the key's own winning as in _parse_keys), else
+    the script's base name; "-<env>" appended with append_env_to_name and `--env <env>`. "" when neither."""
+    spelled: dict[str, object] = {}
+    for key, value in raw.items():
+        if isinstance(key, str):
+            setting = ALIASES.get(key, key)
+            if setting not in spelled or key == setting:
+                spelled[setting] = value
+    name = spelled.get("name")
+    if not isinstance(name, str) or not name:
+        script = spelled.get("script")
+        name = _default_name(script) if isinstance(script, str) else ""
+    try:
+        append = SETTINGS_BY_KEY["append_env_to_name"].parse(spelled.get("append_env_to_name", False))
+    except ValueError:
+        append = False  # build_spec reports the bad value when the app is started
+    return f"{name}-{env_name}" if name and append and env_name else name
+
+
 def _default_name(script: str) -> str:
     base = os.path.basename(script)
     stem, _ = os.path.splitext(base)

@@ -503,7 +503,6 @@ NO_EFFECT: dict[str, str] = {
     "max_memory": "not a PM2 option; max_memory_restart and memory_max are",
     "version": "PM2 reads the version from package.json",
     "ext": "PM2's old watch filter; use ignore_watch",
-    "attach": "PM2's --attach flag; use `pmsd logs <app>`",
 }
 NO_EFFECT_ALIASES: dict[str, str] = {"pid": "pid_file", "pidFile": "pid_file", **{
     camel_case(key): key for key in NO_EFFECT if camel_case(key) != key}}

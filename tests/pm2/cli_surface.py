@@ -165,10 +165,10 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 OPTIONS: tuple[Option, ...] = (
-    _option("-V, --version", MISSING, "--version/-v", "-V is refused; --version and -v print the version"),
+    _option("-V, --version", SAME, "--version/-V"),
     _option("-v --version", SAME, "--version/-v"),
     _option("-s --silent", SAME, "start --silent/-s"),
-    _option("--ext", MISSING, "start --ext", _NOT_HONOURED + ": any change under a watched path restarts"),
+    _option("--ext", SAME, "start --ext"),
     _option("-n --name", SAME, "start --name/-n"),
     _option("-m --mini-list", SAME, "start --mini-list/-m"),
     _option("--interpreter", SAME, "start --interpreter"),
@@ -214,7 +214,8 @@ OPTIONS: tuple[Option, ...] = (
     _option("-c --cron", SAME, "start --cron/-c"),
     _option("-c --cron-restart", SAME, "start --cron-restart/-c"),
     _option("-w --write", MISSING, "", "no configuration file is written from the command line"),
-    _option("--no-daemon", MISSING, "", "refused: pmsd has no foreground mode (systemd runs the apps)"),
+    _option("--no-daemon", DIFFERS, "start --no-daemon", "refused with the reason: pmsd has no daemon to run in "
+            "the foreground, systemd runs the apps"),
     _option("--source-map-support", ELSEWHERE, "start --source-map-support"),
     _option("--only", SAME, "start --only"),
     _option("--disable-source-map-support", ELSEWHERE, "start --disable-source-map-support"),
@@ -235,7 +236,7 @@ OPTIONS: tuple[Option, ...] = (
     _option("--trace", ELSEWHERE, "start --trace"),
     _option("--disable-trace", ELSEWHERE, "start --disable-trace"),
     _option("--sort", SAME, "ls --sort"),
-    _option("--attach", MISSING, "start --attach", _NOT_HONOURED + ": run `pmsd logs <app>`"),
+    _option("--attach", SAME, "start --attach"),
     _option("--v8", ELSEWHERE, "start --v8"),
     _option("--event-loop-inspector", ELSEWHERE, "start --event-loop-inspector"),
     _option("--deep-monitoring", ELSEWHERE, "start --deep-monitoring"),

@@ -15,6 +15,7 @@ from pmsd.api.lifecycle import Outcome, StartOptions
 from pmsd.api.report import journald_rate_limits
 from pmsd.api.signals import parse_signal, signal_name
 from pmsd.api.start_or import start_or
+from pmsd.cli import commands
 from pmsd.cli.elsewhere import ELSEWHERE
 from pmsd.cli.grammar import IGNORED_FLAGS, normalize_start_argv, parse_start, start_request
 from pmsd.context import Context
@@ -152,9 +153,9 @@ def test_flags_pmsd_does_not_honour_are_accepted_with_a_warning(
     prefix = ["--user"] if parser == "typer" else []
     # A missing --cwd fails before systemd is reached, after the keys were read: what comes before it was accepted.
     result = run(capsys, *prefix, "start", "tool", "--no-treekill", "--shutdown-with-message", "--filter-env",
-                 "-p", "app.pid", "--ext", "js", "--trace", "--no-pmx", "-s", "--cwd", "nowhere")
+                 "-p", "app.pid", "--trace", "--no-pmx", "-s", "--cwd", "nowhere")
     assert result.status == USAGE
-    assert "accepted, no effect under pmsd: ext (" in result.err and "; pid_file (" in result.err
+    assert "accepted, no effect under pmsd: pid_file (" in result.err
     assert "shutdown_with_message" not in result.err  # honoured now
     assert "filter_env" not in result.err and "treekill" not in result.err  # both honoured now
     assert "--cwd: " in result.err and "is not a directory" in result.err
@@ -419,3 +420,50 @@ def test_several_targets_reach_the_api(env: Env, capsys: pytest.CaptureFixture[s
     assert run(capsys, "stop", "a").status == 0
     assert seen == [["a", "b"], "a"]
     assert os.environ.get("PMSD_NO_GOD") == "1"
+
+
+@pytest.mark.parametrize("parser", ["fast", "typer"])
+def test_no_daemon_is_refused_with_the_reason_before_anything_happens(
+        env: Env, capsys: pytest.CaptureFixture[str], parser: str) -> None:
+    prefix = ["--user"] if parser == "typer" else []
+    result = run(capsys, *prefix, "start", "tool", "--no-daemon")
+    assert result.status == USAGE
+    assert "--no-daemon: pmsd has no daemon to run in the foreground" in result.err
+    assert NO_SYSTEMD not in result.err
+
+
+def test_attach_follows_the_started_apps_logs(env: Env, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    followed: list[str | None] = []
+    monkeypatch.setattr(commands, "ls", lambda ctx: ExitStatus.OK)
+
+    def follow(ctx: Context, target: str | None) -> int:
+        followed.append(target)
+        return ExitStatus.OK
+
+    monkeypatch.setattr(commands, "logs", follow)
+    (env.app / "two.json").write_text('{"apps": [{"name": "a.b", "script": "tool"}, {"name": "c", "script": "tool"}]}')
+    assert run(capsys, "start", "two.json", "--no-autostart", "--attach").status == ExitStatus.OK
+    assert followed == [r"/^(a\.b|c)$/"]
+
+
+def test_names_target_of_one_app_is_its_name() -> None:
+    assert commands.names_target(["api"]) == "api"
+
+
+def test_capital_v_prints_the_version(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    from pmsd import __version__
+
+    for flag in ("-V", "-v", "--version"):
+        result = run(capsys, "--user", flag)
+        assert (result.status, result.out) == (ExitStatus.OK, f"{__version__}\n")
+
+
+def test_ext_makes_the_other_files_ignore_watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "app.js").write_text("x")
+    (tmp_path / "notes.txt").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    _target, options = request(["app.js", "--watch", "--ext", "js", "--ignore-watch", "logs"])
+    assert options["overrides"]["ignore_watch"] == [str(tmp_path / "notes.txt")]  # replaces it, as in PM2
+    with pytest.raises(UsageError, match="--ext: expected file extensions"):
+        request(["app.js", "--ext", ","])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pmsd.api import launch
-from pmsd.api.targets import resolve_targets
+from pmsd.api.targets import names_of, resolve_targets
 from pmsd.errors import ExitStatus, NotFoundError, PmsdError, UsageError
 from pmsd.model.record import AppRecord, RegistryData
 from tests.unit.helpers import make_record, make_state
@@ -189,3 +189,18 @@ def test_only_a_restart_of_a_running_app_counts(monkeypatch: pytest.MonkeyPatch,
 
 def test_errors_are_pmsd_errors() -> None:
     assert issubclass(NotFoundError, PmsdError) and issubclass(UsageError, PmsdError)
+
+
+@pytest.mark.parametrize(("raw", "env_name", "expected"), [
+    ({"name": "api", "script": "a.js"}, None, "api"),
+    ({"exec": "srv/worker.py"}, None, "worker"),  # PM2's alias of script
+    ({"cmd": "srv/w.js", "script": "srv/main.js"}, None, "main"),  # the key's own spelling wins
+    ({"name": "api", "append_env_to_name": True}, "production", "api-production"),
+    ({"name": "api", "appendEnvToName": "true"}, "production", "api-production"),
+    ({"name": "api", "append_env_to_name": True}, None, "api"),
+    ({"name": "api", "append_env_to_name": "sometimes"}, "production", "api"),  # start reports the bad value
+    ({"args": "x"}, None, ""),
+])
+def test_names_of_a_files_apps_as_build_spec_names_them(raw: dict[str, object], env_name: str | None,
+                                                        expected: str) -> None:
+    assert names_of([raw], "eco.json", env_name=env_name) == ((expected,) if expected else ())

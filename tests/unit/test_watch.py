@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import pmsd.linux.inotify
+from pmsd.definition.watch_ext import ignore_all_but
 from pmsd.linux.inotify import DEFAULT_IGNORE, TreeWatcher, WatchError, effective_ignore, is_ignored
 
 TIMEOUT = 10.0  # generous: events arrive in milliseconds, a loaded CI machine is slow
@@ -410,3 +411,29 @@ def test_close(root: Path) -> None:
     assert open_fds() == fds
     with pytest.raises(ValueError, match="closed"):
         w.fileno()
+
+
+# --- PM2's --ext ----------------------------------------------------------------------------------------
+
+def test_ext_ignores_the_files_with_other_extensions_that_exist_at_start(root: Path) -> None:
+    (root / "notes.txt").write_text("x")
+    (root / "lib").mkdir()
+    (root / "lib" / "util.json").write_text("{}")
+    (root / "lib" / "util.md").write_text("x")
+    (root / "node_modules" / "dep").mkdir(parents=True)
+    (root / "node_modules" / "dep" / "readme.txt").write_text("x")
+    ignored = ignore_all_but(str(root), "js,.json")
+    assert ignored == [str(root / "notes.txt"), str(root / "lib" / "util.md")]
+    with TreeWatcher([str(root)], effective_ignore(ignored)) as w:
+        (root / "notes.txt").write_text("y")
+        (root / "lib" / "util.md").write_text("y")
+        (root / "lib" / "util.json").write_text("[]")
+        seen = settle(w, root)
+        assert str(root / "lib" / "util.json") in seen
+        assert not {str(root / "notes.txt"), str(root / "lib" / "util.md")} & seen
+
+
+@pytest.mark.parametrize("extensions", ["", ",", " . "])
+def test_ext_needs_an_extension(root: Path, extensions: str) -> None:
+    with pytest.raises(ValueError, match="expected file extensions"):
+        ignore_all_but(str(root), extensions)
