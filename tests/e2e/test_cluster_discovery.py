@@ -7,6 +7,7 @@ runs hand the socket to every instance from the start. Traffic stays on 127.0.0.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -91,3 +92,26 @@ def test_a_declared_port_wins_over_discovery(pmsd: Pmsd, token: str) -> None:
     assert serving_pids(port, 2) == online_pids(pmsd, name, 2)
     assert get(port) > 0
     assert not os.path.exists(os.path.join(pmsd.env["XDG_STATE_HOME"], "pmsd", "ports"))
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["port-in-code", "declared-port"])
+def test_two_apps_in_one_file_share_a_port(pmsd: Pmsd, token: str, declared: bool) -> None:
+    """As under PM2: both apps' instances answer on the port; stopping one leaves the other serving it."""
+    port = free_port()
+    apps = []
+    for app in ("a", "b"):
+        name = f"share{app}-{token}"
+        script = app_with_ports(pmsd.cwd, name, port)
+        apps.append({"name": name, "script": script, "instances": 2, **({"port": port} if declared else {})})
+    ecosystem = os.path.join(pmsd.cwd, f"share-{token}.json")
+    with open(ecosystem, "w", encoding="utf-8") as handle:
+        json.dump({"apps": apps}, handle)
+    pmsd.run("start", ecosystem)
+    first, second = (online_pids(pmsd, app["name"], 2) for app in apps)
+    assert serving_pids(port, 4) == first | second
+
+    pmsd.run("stop", apps[0]["name"])
+    with load(port, clients=2) as traffic:
+        wait_for(lambda: len(traffic.ok) > 50 or None, 10, "traffic with one app stopped")
+    assert traffic.errors == []
+    assert {pid for _at, pid in traffic.ok} <= second

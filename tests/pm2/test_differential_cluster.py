@@ -57,6 +57,21 @@ def test_cluster_app_with_its_port_in_the_code(pm2: Manager, pmsd: Manager, toke
     assert_same(seen)
 
 
+def test_two_cluster_apps_on_one_port(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """Two apps in one file, the same port in their code: under both, all 4 instances answer on it."""
+    def scenario(m: Manager) -> Any:
+        port = free_port()
+        apps = [{"name": f"{app}{token}", "instances": 2,
+                 "script": _write(m.cwd, f"{app}{token}.js", FIXED_PORT_APP.format(port=port))} for app in "st"]
+        code = m.run("start", _write(m.cwd, f"st{token}.json", json.dumps({"apps": apps}))).returncode
+        listed = {int(p["pid"]) for p in m.wait_all("online", 4)}
+        return code, len(listed), serving_pids(port, 4) == listed
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0] == (0, 4, True)
+    assert_same(seen)
+
+
 def test_instance_numbers_through_scale(pm2: Manager, pmsd: Manager, token: str) -> None:
     """Scale down removes the oldest instances; scale up takes the freed NODE_APP_INSTANCE numbers again."""
     def scenario(m: Manager) -> Any:
