@@ -43,7 +43,7 @@ def write_environment(ctx: Context, record: AppRecord, fresh: bool) -> None:
     if fresh or not os.path.exists(env_file):
         caller = {} if runs_as_another_user(spec.user, not ctx.user, os.getuid()) else ctx.environ
         env = app_environment(caller, spec.env, record.pm_id, record.name, spec.namespace, record.instance,
-                              spec.instance_var, spec.increment_var, spec.filter_env)
+                              spec.instance_var, spec.increment_var, spec.filter_env, record.increment)
     else:
         env = {**read_env_file(env_file), **spec.env}
     write_env_file(env_file, env)
@@ -53,7 +53,8 @@ def new_records(data: RegistryData, spec: AppSpec) -> list[AppRecord]:
     """The records a new app gets (one per instance), with fresh ids; not yet in the registry."""
     created_at = now_ms()
     count = spec.instances if spec.clustered else 1
-    return [AppRecord(pm_id=pm_id, spec=spec, created_at=created_at, instance=index if spec.clustered else None)
+    return [AppRecord(pm_id=pm_id, spec=spec, created_at=created_at, instance=index if spec.clustered else None,
+                      increment=index if spec.clustered else None)
             for index, pm_id in enumerate(data.allocate_ids(count))]
 
 
@@ -241,8 +242,11 @@ def add_instances(ctx: Context, data: RegistryData, records: list[AppRecord], sp
     used = {record.instance for record in records}
     numbers = [n for n in range(len(records) + count) if n not in used][:count]
     created_at = records[0].created_at if records else now_ms()
-    added = [AppRecord(pm_id=pm_id, spec=spec, created_at=created_at, instance=n)
-             for n, pm_id in zip(numbers, data.allocate_ids(count) if count else [], strict=True)]
+    # increment_var: one more than the highest of the app's instances, as PM2 (AppRecord.increment)
+    first = max((record.increment_offset for record in records), default=-1) + 1
+    added = [AppRecord(pm_id=pm_id, spec=spec, created_at=created_at, instance=n, increment=first + index)
+             for index, (n, pm_id) in enumerate(zip(numbers, data.allocate_ids(count) if count else [],
+                                                    strict=True))]
     for record in added:
         write_environment(ctx, record, fresh=True)
     data.apps.extend(added)

@@ -7,7 +7,6 @@ caller's environment first. pmsd.state.envfiles stores the result.
 
 from __future__ import annotations
 
-import contextlib
 import pwd
 import re
 from collections.abc import Mapping
@@ -28,7 +27,7 @@ _PER_EXECUTION = frozenset({
 def app_environment(
     caller: Mapping[str, str], definition: Mapping[str, str], pm_id: int, name: str, namespace: str,
     instance: int | None = None, instance_var: str = "NODE_APP_INSTANCE", increment_var: str | None = None,
-    filter_env: bool | tuple[str, ...] = False,
+    filter_env: bool | tuple[str, ...] = False, increment: int | None = None,
 ) -> dict[str, str]:
     # Names systemd would refuse to load from an EnvironmentFile (bash function exports, ...) cannot reach
     # the app anyway; leave them out rather than let systemd log a warning at every start.
@@ -42,11 +41,18 @@ def app_environment(
         return env
     env[instance_var] = str(instance)
     if increment_var is not None:
-        # PM2's increment_var: the definition's value plus the instance number (PORT 3000 -> 3000, 3001...).
-        # A value that is not a number is left as it is, as PM2 does.
-        with contextlib.suppress(ValueError):
-            env[increment_var] = str(int(env.get(increment_var, "0")) + instance)
+        env[increment_var] = incremented(env.get(increment_var), instance if increment is None else increment)
     return env
+
+
+def incremented(value: str | None, offset: int) -> str:
+    """PM2's increment_var: the definition's value plus the instance's offset (PORT 3000 -> 3000, 3001...;
+    pmsd.model.record.AppRecord.increment). A missing value counts from 0; one that is not a whole number
+    stays as it is, as in PM2 (God.js: Number(x) || 0 only for a missing or non-numeric base)."""
+    try:
+        return str(int(value if value is not None else "0") + offset)
+    except ValueError:
+        return value if value is not None else str(offset)
 
 
 def filter_caller(caller: Mapping[str, str], filter_env: bool | tuple[str, ...]) -> dict[str, str]:

@@ -27,10 +27,19 @@ class AppRecord:
     # A cluster app is one record per instance (each has its own id, as in PM2), sharing name and spec;
     # None: a single transient unit.
     instance: int | None = None
+    # What increment_var adds to the definition's value for this instance. PM2 (God.js, when it launches an
+    # instance) gives each new instance one more than the highest of its app's instances, so numbers freed by
+    # delete or scale are not reused here, unlike NODE_APP_INSTANCE. None: records written before pmsd kept
+    # it, which used the instance number.
+    increment: int | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def increment_offset(self) -> int:
+        return self.increment if self.increment is not None else (self.instance or 0)
 
     @property
     def unit(self) -> str:
@@ -40,6 +49,7 @@ class AppRecord:
         return {"pm_id": self.pm_id, "created_at": self.created_at, "restart_offset": self.restart_offset,
                 "flushed_at": self.flushed_at, "unstable_offset": self.unstable_offset,
                 **({"instance": self.instance} if self.instance is not None else {}),
+                **({"increment": self.increment} if self.increment is not None else {}),
                 "spec": self.spec.to_json()}
 
     @classmethod
@@ -48,7 +58,8 @@ class AppRecord:
                    created_at=int(data["created_at"]), restart_offset=int(data.get("restart_offset", 0)),
                    flushed_at=int(data.get("flushed_at", 0)),
                    unstable_offset=int(data.get("unstable_offset", 0)),
-                   instance=int(data["instance"]) if data.get("instance") is not None else None)
+                   instance=int(data["instance"]) if data.get("instance") is not None else None,
+                   increment=int(data["increment"]) if data.get("increment") is not None else None)
 
 
 @dataclass

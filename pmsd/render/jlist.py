@@ -9,6 +9,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from pmsd.definition.environment import incremented
+from pmsd.model.record import AppRecord
 from pmsd.model.spec import AppSpec, stderr_file, stdout_file
 from pmsd.model.status import ProcessInfo
 
@@ -39,7 +41,7 @@ def _username(spec: AppSpec, user: bool) -> str:
         return str(os.getuid())
 
 
-def _logs_and_more(spec: AppSpec) -> dict[str, Any]:
+def _logs_and_more(spec: AppSpec, env: dict[str, str]) -> dict[str, Any]:
     """The rest of PM2's pm2_env keys that mean something in pmsd."""
     out_log, err_log, combined_log = log_paths(spec)
     return {
@@ -53,7 +55,7 @@ def _logs_and_more(spec: AppSpec) -> dict[str, Any]:
         "log_type": spec.log_type,
         "increment_var": spec.increment_var,
         "treekill": spec.treekill,  # true: the whole cgroup is stopped; false: KillMode=mixed
-        "env": dict(spec.env),  # the definition's env (env_<name> applied); everything: `pmsd env <id>`
+        "env": env,  # the definition's env (env_<name>, increment_var applied); everything: `pmsd env <id>`
         # PM2's custom metrics and actions (pmx/@pm2/io): pmsd has none, and says so with PM2's empty values
         "axm_monitor": {},
         "axm_actions": [],
@@ -62,10 +64,27 @@ def _logs_and_more(spec: AppSpec) -> dict[str, Any]:
     }
 
 
+def _instance_env(record: AppRecord) -> dict[str, str]:
+    """The definition's env as this instance has it: increment_var applied."""
+    env = dict(record.spec.env)
+    if record.spec.increment_var is not None and record.instance is not None:
+        env[record.spec.increment_var] = incremented(env.get(record.spec.increment_var), record.increment_offset)
+    return env
+
+
+def _repeated_variables(spec: AppSpec, instance: int, env: dict[str, str]) -> dict[str, Any]:
+    """PM2 also writes the instance under instance_var, and the incremented variable, beside its own keys."""
+    extra: dict[str, Any] = {spec.instance_var: instance}
+    if spec.increment_var is not None and spec.increment_var in env:
+        extra[spec.increment_var] = env[spec.increment_var]
+    return extra
+
+
 def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
     spec = info.record.spec
     interpreter = "none" if spec.interpreter == "none" else spec.interpreter.rsplit("/", 1)[-1]
     instance = info.record.instance or 0
+    env = _instance_env(info.record)
     pm2_env: dict[str, Any] = {
         "name": spec.name,
         "namespace": spec.namespace,
@@ -105,14 +124,14 @@ def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
         "watch_delay": spec.watch_delay,
         "username": _username(spec, user),
         "unique_id": info.invocation_id or None,
-        **_logs_and_more(spec),
+        **_logs_and_more(spec, env),
         # pmsd's own
         "unit_name": info.unit,
         "invocation_id": info.invocation_id or None,
         "scope": "user" if user else "system",
     }
-    if spec.instance_var != "NODE_APP_INSTANCE":
-        pm2_env.setdefault(spec.instance_var, instance)  # PM2 also writes the instance under instance_var
+    pm2_env.update({key: value for key, value in _repeated_variables(spec, instance, env).items()
+                    if key not in pm2_env})
     return {
         "pid": info.pid,
         "name": spec.name,

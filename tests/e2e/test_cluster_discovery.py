@@ -98,19 +98,17 @@ def test_a_declared_port_wins_over_discovery(pmsd: Pmsd, token: str) -> None:
 def test_two_apps_in_one_file_share_a_port(pmsd: Pmsd, token: str, declared: bool) -> None:
     """As under PM2: both apps' instances answer on the port; stopping one leaves the other serving it."""
     port = free_port()
-    apps = []
-    for app in ("a", "b"):
-        name = f"share{app}-{token}"
-        script = app_with_ports(pmsd.cwd, name, port)
-        apps.append({"name": name, "script": script, "instances": 2, **({"port": port} if declared else {})})
+    names = [f"share{app}-{token}" for app in "ab"]
+    apps = [{"name": name, "script": app_with_ports(pmsd.cwd, name, port), "instances": 2,
+             **({"port": port} if declared else {})} for name in names]
     ecosystem = os.path.join(pmsd.cwd, f"share-{token}.json")
     with open(ecosystem, "w", encoding="utf-8") as handle:
         json.dump({"apps": apps}, handle)
     pmsd.run("start", ecosystem)
-    first, second = (online_pids(pmsd, app["name"], 2) for app in apps)
+    first, second = (online_pids(pmsd, name, 2) for name in names)
     assert serving_pids(port, 4) == first | second
 
-    pmsd.run("stop", apps[0]["name"])
+    pmsd.run("stop", names[0])
     with load(port, clients=2) as traffic:
         wait_for(lambda: len(traffic.ok) > 50 or None, 10, "traffic with one app stopped")
     assert traffic.errors == []

@@ -90,6 +90,34 @@ def test_instance_numbers_through_scale(pm2: Manager, pmsd: Manager, token: str)
     assert_same(seen)
 
 
+def test_instance_numbers_through_delete_and_restart(pmsd: Manager, pm2: Manager, token: str) -> None:
+    """Deleting one instance by id, restarting, then scaling back up: ids and NODE_APP_INSTANCE as PM2 gives them;
+    increment_var grows per instance number."""
+    def scenario(m: Manager) -> Any:
+        script = _write(m.cwd, f"d{token}.js", IDLE_APP)
+        path = _write(m.cwd, f"d{token}.json", json.dumps({"apps": [
+            {"name": f"d{token}", "script": script, "instances": 3, "increment_var": "WORKER_PORT",
+             "env": {"WORKER_PORT": 7000}}]}))
+        m.ok("start", path)
+        m.wait_all("online", 3)
+        m.ok("delete", "1")
+        def numbers(count: int) -> list[tuple[int, int, str]]:
+            # PM2 keeps an env value's JSON type (7000); pmsd's env is text, as the app sees it
+            return sorted((int(p["pm_id"]), int(p["pm2_env"]["NODE_APP_INSTANCE"]),
+                           str(p["pm2_env"]["env"].get("WORKER_PORT"))) for p in m.wait_all("online", count))
+
+        seen = [numbers(2)]
+        m.ok("restart", f"d{token}")
+        seen.append(numbers(2))
+        m.ok("scale", f"d{token}", "3")
+        seen.append(numbers(3))
+        return seen
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0][2] == [(0, 0, "7000"), (2, 2, "7002"), (3, 1, "7003")]  # increment_var: highest + 1, as PM2
+    assert_same(seen)
+
+
 def test_instances_of_a_python_app_are_fork_mode(pm2: Manager, pmsd: Manager, token: str) -> None:
     def scenario(m: Manager) -> Any:
         m.ok("start", m.script(f"p{token}"), "--interpreter", "python3", "-i", "2")

@@ -8,7 +8,7 @@ import pytest
 
 from pmsd.api.cluster import parse_scale
 from pmsd.definition.build import build_spec
-from pmsd.definition.environment import app_environment
+from pmsd.definition.environment import app_environment, incremented
 from pmsd.definition.settings import parse_exec_mode, parse_instances, parse_port
 from pmsd.errors import UsageError
 from pmsd.model.record import AppRecord
@@ -118,3 +118,17 @@ def test_instance_records_round_trip_and_name_their_units() -> None:
     assert again.instance == 1 and again.unit == "pmsd-web@1.service"
     fork = AppRecord.from_json(AppRecord(pm_id=1, spec=make_spec(), created_at=1).to_json())
     assert fork.instance is None and fork.unit == "pmsd-main.service"
+
+
+def test_increment_var_takes_the_records_offset_as_pm2_does() -> None:
+    env = app_environment({}, {"PORT": "7000"}, 3, "api", "default", instance=1, increment_var="PORT", increment=3)
+    assert (env["NODE_APP_INSTANCE"], env["PORT"]) == ("1", "7003")
+    assert incremented(None, 2) == "2" and incremented("x", 2) == "x"
+
+
+def test_record_keeps_its_increment() -> None:
+    record = AppRecord(pm_id=3, spec=make_spec(), created_at=0, instance=1, increment=3)
+    assert AppRecord.from_json(record.to_json()) == record
+    assert record.increment_offset == 3
+    older = AppRecord.from_json({**record.to_json(), "increment": None})
+    assert older.increment is None and older.increment_offset == 1  # records from before: the instance number

@@ -673,7 +673,7 @@ def check_cluster_units(spec: AppSpec, files: dict[str, str], env_file_path: str
             assert printf(value) == (listener_unit(spec.name) if entry.key == "Wants" else socket), entry
     socket_entries = read_unit(files[socket])
     assert collections.Counter(e.key for e in socket_entries) == (
-        _expected_keys(spec, "socket") + collections.Counter(["Description", "Service"]))
+        _expected_keys(spec, "socket") + collections.Counter(["Description", "ReusePort", "Service"]))
     for entry in socket_entries:
         check_value(spec, entry, env_file_path, None, f"pmsd app {spec.name}: shared listening socket")
     holder = read_unit(files[listener_unit(spec.name)])
