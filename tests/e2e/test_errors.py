@@ -28,7 +28,8 @@ def test_missing_script(pmsd: Pmsd, token: str) -> None:
 def test_malformed_ecosystem_says_where(pmsd: Pmsd, token: str) -> None:
     path = os.path.join(pmsd.cwd, "ecosystem.json")
     with open(path, "w") as handle:
-        handle.write('{"apps": [\n  {"name": "x", "script": "a.js",}\n]}\n')
+        # neither JSON nor JavaScript (PM2 evaluates a .json file that is not JSON)
+        handle.write('{"apps": [\n  {"name": "x", "script": "a.js" "b"}\n]}\n')
     result = pmsd.run("start", path, check=False)
     assert result.returncode == 2
     assert "ecosystem.json:2:" in result.stderr

@@ -199,3 +199,78 @@ def test_ecosystem_as_pm2_reads_it(pm2: Manager, pmsd: Manager, token: str) -> N
     seen = differential(pm2, pmsd, scenario)
     assert seen[0][0] == 0
     assert_same(seen)
+
+
+# A Node app that writes down the messages it gets and exits on 'shutdown'.
+SHUTDOWN_APP = """\
+const fs = require('fs');
+process.on('message', (message) => {
+  fs.appendFileSync(process.env.SEEN_FILE, `message ${message}\\n`);
+  if (message === 'shutdown') process.exit(0);
+});
+process.on('SIGINT', () => { fs.appendFileSync(process.env.SEEN_FILE, 'SIGINT\\n'); process.exit(0); });
+fs.appendFileSync(process.env.SEEN_FILE, 'up\\n');
+setInterval(() => {}, 1000);
+"""
+
+
+def test_shutdown_with_message(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """shutdown_with_message: `stop` reaches the app as PM2's 'shutdown' message. Under PM2 that is all it gets;
+    under pmsd the app's own SIGINT listener runs after the message (README, the Node preload's comment)."""
+    def scenario(m: Manager) -> Any:
+        seen_file = os.path.join(m.marker_dir, "seen.txt")
+        script = _write(m.cwd, f"m{token}.js", SHUTDOWN_APP)
+        path = _write(m.cwd, f"m{token}.json", json.dumps({"apps": [
+            {"name": f"m{token}", "script": script, "shutdown_with_message": True, "env": {"SEEN_FILE": seen_file}}]}))
+        m.ok("start", path)
+        m.wait_status(f"m{token}", "online")
+        _wait_file(seen_file)  # the app has its listeners
+        m.ok("stop", f"m{token}")
+        m.wait_status(f"m{token}", "stopped")
+        with open(seen_file) as handle:
+            return handle.read().splitlines()[1]
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0] == "message shutdown"
+    assert_same(seen)
+
+
+def test_ecosystem_json_that_is_javascript_with_deploy_env(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """A .json file PM2 evaluates (a comment, unquoted keys), `--env production` with the file's
+    deploy.production.env and env_production, append_env_to_name; the app's name and what it sees."""
+    def scenario(m: Manager) -> Any:
+        text = f"""// written by hand
+{{
+  apps: [{{
+    name: 'j{token}', script: {json.dumps(m.script(f"j{token}"))}, interpreter: 'python3',
+    append_env_to_name: true,
+    env: {{A: 'env', B: 'env', C: 'env'}},
+    env_production: {{C: 'env_production'}},
+  }}],
+  deploy: {{production: {{env: {{B: 'deploy', C: 'deploy'}}}}}},
+}}
+"""
+        code = m.run("start", _write(m.cwd, f"j{token}.json", text), "--env", "production").returncode
+        proc = m.wait_status(f"j{token}-production", "online")
+        env = m.wait_markers(1)[-1]["env"]
+        return code, proc["name"], env.get("A"), env.get("B"), env.get("C")
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0] == (0, f"j{token}-production", "env", "deploy", "env_production")
+    assert_same(seen)
+
+
+def test_fork_port_and_null_log_path(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """`port` in a fork app sets PORT; "NULL" as a log path writes no file (neither one named NULL)."""
+    def scenario(m: Manager) -> Any:
+        path = _write(m.cwd, f"f{token}.json", json.dumps({"apps": [
+            {"name": f"f{token}", "script": m.script(f"f{token}"), "interpreter": "python3", "port": 4321,
+             "out_file": "NULL"}]}))
+        code = m.run("start", path).returncode
+        m.wait_status(f"f{token}", "online")
+        env = m.wait_markers(1)[-1]["env"]
+        return code, env.get("PORT"), sorted(name for name in os.listdir(m.cwd) if "NULL" in name.upper())
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0] == (0, "4321", [])
+    assert_same(seen)
