@@ -39,9 +39,9 @@ from pmsd.api.targets import (
     target_list,
 )
 from pmsd.context import Context
-from pmsd.definition.build import build_spec
+from pmsd.definition.build import build_spec, definition_of
 from pmsd.definition.ecosystem import is_ecosystem_file, load_apps
-from pmsd.definition.settings import ALIASES, SETTINGS_BY_KEY
+from pmsd.definition.settings import ALIASES
 from pmsd.definition.units import check_log_files, check_scope
 from pmsd.errors import NotFoundError, PmsdError, UsageError
 from pmsd.model.counters import counters_for
@@ -323,9 +323,7 @@ def _respecified(ctx: Context, data: RegistryData, records: list[AppRecord], ove
 
 def _rebuilt(ctx: Context, spec: AppSpec, overrides: Mapping[str, object], warn: list[str]) -> AppSpec:
     """The definition rebuilt from its stored values (AppSpec fields that are settings) and the overrides."""
-    raw = {key: list(value) if isinstance(value, tuple) else value for key, value in spec.to_json().items()
-           if key in SETTINGS_BY_KEY and value is not None}
-    rebuilt = build_spec(_overlaid(raw, overrides), Source(COMMAND_LINE, os.getcwd()), None,
+    rebuilt = build_spec(_overlaid(definition_of(spec), overrides), Source(COMMAND_LINE, os.getcwd()), None,
                          ctx.environ.get("PATH"), warn)
     check_scope(rebuilt, system=not ctx.user)
     check_log_files(rebuilt, not ctx.user, os.getuid())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -151,9 +152,33 @@ def start(ctx: Context, params: dict[str, Any]) -> int:
     finally:
         show_warnings(ctx)  # also when start fails: a warning may name the cause (a misspelt key)
     status = report(ctx, outcomes, "start")
+    if params.get("write"):
+        write_definitions(ctx, sorted({outcome.name for outcome in outcomes}))
     if params.get("attach") and outcomes and status == ExitStatus.OK:
         return logs(ctx, names_target(sorted({outcome.name for outcome in outcomes})))
     return status
+
+
+def write_definitions(ctx: Context, names: Sequence[str]) -> None:
+    """PM2's `start -w`: each app's definition in <name>-pm2.json, in the directory the command ran in ($PWD, as
+    PM2 takes it). Written by the user running pmsd, with their rights, like any file they ask for."""
+    from pmsd.definition.build import definition_of
+
+    directory = os.environ.get("PWD") or os.getcwd()
+    data = ctx.registry.read()
+    for name in names:
+        records = data.instances_of(name)
+        if not records:
+            continue
+        if os.sep in name or name in (".", ".."):
+            print(f"[pmsd][WARN] {name}: not written, the name cannot be a file name", file=sys.stderr)
+            continue
+        path = os.path.join(directory, f"{name}-pm2.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(definition_of(records[0].spec), handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        if not Output.silent:
+            print(f"[pmsd] {name}: definition written to {path}")
 
 
 def names_target(names: Sequence[str]) -> str:

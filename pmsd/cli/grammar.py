@@ -59,6 +59,8 @@ _EXTRA = (
          optional="true", repeat=True),
     Flag("treekill", ("--no-treekill",), True, "Send the stop signal to the app's main process only "
          "(KillMode=mixed); what is left once it exits is killed.", True, default=True),
+    Flag("write", ("--write", "-w"), True, "Also write each started app's definition to <name>-pm2.json in the "
+         "current directory, as PM2 does; `pmsd start <name>-pm2.json` starts it again.", False),
     # PM2 flags with no effect under pmsd: accepted, and the start warns why (settings.NO_EFFECT).
     Flag("pid_file", ("--pid", "-p"), False, "No effect (a warning says so): systemd tracks the main pid; "
          "`pmsd pid <app>` prints it.", False, unsupported="pid_file"),

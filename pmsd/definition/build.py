@@ -240,6 +240,13 @@ def _name(values: Mapping[str, Any], script: str, env_name: str | None, app: _Ap
     return name
 
 
+def definition_of(spec: AppSpec) -> dict[str, object]:
+    """An app's definition as an ecosystem file holds it: every setting the spec has a value for, by its key.
+    build_spec of it gives the same app again (restart flags rebuild apps from it; `start -w` writes it)."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in spec.to_json().items()
+            if key in SETTINGS_BY_KEY and value is not None}
+
+
 def declared_name(raw: Mapping[str, object], env_name: str | None = None) -> str:
     """The name build_spec gives an app, from its raw definition alone, for targets that name a file's apps
     without building them: `name` (or another spelling of it, the key's own winning as in _parse_keys), else

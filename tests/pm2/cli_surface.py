@@ -213,7 +213,8 @@ OPTIONS: tuple[Option, ...] = (
     _option("--service-name", MISSING, "", _STARTUP),
     _option("-c --cron", SAME, "start --cron/-c"),
     _option("-c --cron-restart", SAME, "start --cron-restart/-c"),
-    _option("-w --write", MISSING, "", "no configuration file is written from the command line"),
+    _option("-w --write", DIFFERS, "start --write/-w", "<name>-pm2.json holds pmsd's definition of the app (an "
+            "ecosystem app `pmsd start` reads back), not PM2's internal app_conf"),
     _option("--no-daemon", DIFFERS, "start --no-daemon", "refused with the reason: pmsd has no daemon to run in "
             "the foreground, systemd runs the apps"),
     _option("--source-map-support", ELSEWHERE, "start --source-map-support"),

@@ -467,3 +467,17 @@ def test_ext_makes_the_other_files_ignore_watch(tmp_path: Path, monkeypatch: pyt
     assert options["overrides"]["ignore_watch"] == [str(tmp_path / "notes.txt")]  # replaces it, as in PM2
     with pytest.raises(UsageError, match="--ext: expected file extensions"):
         request(["app.js", "--ext", ","])
+
+
+def test_write_puts_a_definition_that_starts_the_same_app(env: Env, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commands, "ls", lambda ctx: ExitStatus.OK)
+    monkeypatch.setenv("PWD", str(env.app))
+    result = run(capsys, "start", "tool", "--name", "w1", "--no-autostart", "-w", "--max-restarts", "3", "--",
+                 "--port", "1")
+    assert result.status == ExitStatus.OK, result.err
+    path = env.app / "w1-pm2.json"
+    assert f"[pmsd] w1: definition written to {path}" in result.out
+    stored = Registry(str(env.state)).read().instances_of("w1")[0].spec
+    rebuilt = build_spec(load_apps(str(path))[0], Source(str(path), str(env.app)), None, os.environ.get("PATH"), [])
+    assert rebuilt == stored
