@@ -29,7 +29,7 @@ class Context:
     def __post_init__(self) -> None:
         if not self.state_dir:
             self.state_dir = default_state_dir(self.user, self.environ)
-        self.registry = Registry(self.state_dir)
+        self.registry = Registry(self.state_dir, self.warnings)
 
     @property
     def scope_flag(self) -> str:

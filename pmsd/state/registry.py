@@ -5,12 +5,18 @@ definition, restart-count offset). It is one JSON file, rewritten atomically (te
 rename), so a crash mid-write leaves the old or the new version, never a torn one. Commands that change it
 hold an exclusive flock on a sibling lock file for the whole read-modify-write, so two `pmsd` commands
 running at once serialise instead of losing each other's updates.
+
+The registry is never the single point of failure: every write keeps the version it replaces as
+registry.json.bak (a hard link to the old file, so it costs no copy). A registry that cannot be read (a disk
+that filled, an editor's mistake) is copied aside as registry.json.broken-<hash of its content>,
+with a warning, and the backup is read instead; the next change writes a good registry again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -24,11 +30,14 @@ FORMAT_VERSION = 1
 
 
 class Registry:
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, warnings: list[str] | None = None) -> None:
         self.state_dir = state_dir
         self.path = os.path.join(state_dir, "registry.json")
+        self.backup_path = self.path + ".bak"
         self.lock_path = os.path.join(state_dir, "registry.lock")
         self.env_dir = os.path.join(state_dir, "env")
+        self.warnings = warnings if warnings is not None else []  # what the caller shows the user
+        self._readable = False  # the last read() read self.path itself: it may become the backup
 
     def env_file(self, pm_id: int) -> str:
         return os.path.join(self.env_dir, f"{pm_id}.env")
@@ -45,9 +54,43 @@ class Registry:
         return os.path.join(self.env_dir, instance_env_file_name(name, instance))
 
     def read(self) -> RegistryData:
-        """A consistent snapshot without locking: renames are atomic, so readers never see a torn file."""
+        """A consistent snapshot without locking: renames are atomic, so readers never see a torn file. A
+        damaged registry is set aside and its backup read instead, with a warning (module docstring)."""
+        self._readable = False
         try:
-            with open(self.path, encoding="utf-8") as handle:
+            data = self._read_file(self.path)
+            self._readable = os.path.exists(self.path)
+            return data
+        except _Damaged as damaged:
+            if not os.path.exists(self.backup_path):
+                raise damaged.error from None
+            try:
+                data = self._read_file(self.backup_path)
+            except (_Damaged, PmsdError):
+                raise damaged.error from None
+            aside = self._set_aside()
+            self.warnings.append(f"{damaged.error.message}; a copy is kept as {aside}, and the backup of the "
+                                 f"version before it ({self.backup_path}) is used instead until the next change "
+                                 "writes the registry again: check `pmsd ls`")
+            return data
+
+    def _set_aside(self) -> str:
+        """A copy of the damaged registry, named by its content so that every read of the same damage keeps
+        one copy. Copied, not moved: readers do not hold the lock, and the next transaction replaces the
+        damaged file anyway (the backup it reads becomes the registry)."""
+        try:
+            with open(self.path, "rb") as handle:
+                content = handle.read()
+        except OSError:
+            return "(unreadable, not copied)"
+        aside = f"{self.path}.broken-{hashlib.sha256(content).hexdigest()[:12]}"
+        if not os.path.exists(aside):
+            write_atomic(aside, content.decode("utf-8", "surrogateescape"))
+        return aside
+
+    def _read_file(self, path: str) -> RegistryData:
+        try:
+            with open(path, encoding="utf-8") as handle:
                 raw = json.load(handle)
         except FileNotFoundError:
             return RegistryData()
@@ -59,24 +102,18 @@ class Registry:
             raise PmsdError(f"pmsd's state directory {self.state_dir} is not a directory",
                             "PMSD_STATE_DIR or XDG_STATE_HOME must name a directory") from None
         except (OSError, ValueError) as error:
-            raise PmsdError(
-                f"pmsd's registry {self.path} cannot be read: {error}",
-                "restore it from a backup, or move it away to start with an empty registry",
-            ) from None
+            raise _damaged(f"pmsd's registry {path} cannot be read: {error}") from None
         if not isinstance(raw, dict):
-            raise self._damaged("it is not a JSON object")
+            raise _damaged(f"pmsd's registry {path} is damaged: it is not a JSON object")
         if raw.get("version") != FORMAT_VERSION:
-            raise PmsdError(f"{self.path} has format version {raw.get('version')}, this pmsd reads "
+            raise PmsdError(f"{path} has format version {raw.get('version')}, this pmsd reads "
                             f"{FORMAT_VERSION}", "upgrade pmsd")
         try:
             return RegistryData(next_id=int(raw["next_id"]),
                                 apps=[AppRecord.from_json(app) for app in raw["apps"]])
         except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise self._damaged(f"unexpected content ({type(error).__name__}: {error})") from None
-
-    def _damaged(self, why: str) -> PmsdError:
-        return PmsdError(f"pmsd's registry {self.path} is damaged: {why}",
-                         "restore it from a backup, or move it away to start with an empty registry")
+            raise _damaged(f"pmsd's registry {path} is damaged: unexpected content "
+                           f"({type(error).__name__}: {error})") from None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[RegistryData]:
@@ -107,4 +144,34 @@ class Registry:
     def _write(self, data: RegistryData) -> None:
         document = {"version": FORMAT_VERSION, "next_id": data.next_id,
                     "apps": [app.to_json() for app in sorted(data.apps, key=lambda a: a.pm_id)]}
-        write_atomic(self.path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+        text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+        self._keep_backup()
+        write_atomic(self.path, text)
+
+    def _keep_backup(self) -> None:
+        """The registry about to be replaced becomes the backup: a hard link to its file (write_atomic puts
+        a new file in its place), renamed over the old backup, so the backup is whole at every moment. Only a
+        registry that read back in this transaction is kept: a damaged one must not push out the good backup."""
+        if not self._readable:
+            return
+        link = f"{self.backup_path}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link)
+        os.link(self.path, link)
+        os.replace(link, self.backup_path)
+
+
+class _Damaged(Exception):
+    """A registry file that does not read back; `error` is what the user is told."""
+
+    def __init__(self, error: PmsdError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+DAMAGED_HINT = ("move it away to start with an empty registry (the apps keep running; `pmsd resurrect` brings "
+                "back what `pmsd save` recorded)")
+
+
+def _damaged(message: str) -> _Damaged:
+    return _Damaged(PmsdError(message, DAMAGED_HINT))

@@ -19,7 +19,7 @@ from pmsd.cli import commands
 from pmsd.context import Context
 from pmsd.errors import ExitStatus
 from pmsd.model.record import AppRecord
-from pmsd.state.registry import Registry
+from pmsd.state.registry import DAMAGED_HINT, Registry
 from tests.unit.cli_harness import NO_SYSTEMD, Env, Result, run
 from tests.unit.helpers import make_record
 
@@ -452,8 +452,7 @@ def test_damaged_registry(env: Env, capsys: pytest.CaptureFixture[str], argv: li
                           message: str) -> None:
     env.state.mkdir()
     (env.state / "registry.json").write_text(content)
-    assert_error(run(capsys, *argv), env, ERROR, message,
-                 "restore it from a backup, or move it away to start with an empty registry")
+    assert_error(run(capsys, *argv), env, ERROR, message, DAMAGED_HINT)
 
 
 def test_registry_of_a_newer_pmsd(env: Env, capsys: pytest.CaptureFixture[str]) -> None:

@@ -116,7 +116,7 @@ def test_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     _add(registry, "api")
     with pytest.raises(TypeError), registry.transaction() as data:
         data.apps.append(make_record(pm_id=1, name="bad", env={"K": object()}))
-    assert sorted(os.listdir(tmp_path)) == ["registry.json", "registry.lock"]
+    assert sorted(os.listdir(tmp_path)) == ["registry.json", "registry.lock"]  # the first write has no backup
 
 
 def _worker(state_dir: str, tag: str) -> None:
@@ -194,3 +194,48 @@ def test_unwritable_state_dir_is_a_permission_error(tmp_path: Path) -> None:
 
 def test_env_file_path(tmp_path: Path) -> None:
     assert Registry(str(tmp_path)).env_file(7) == str(tmp_path / "env" / "7.env")
+
+
+# --- the backup generation ------------------------------------------------------------------------------
+
+
+def test_each_write_keeps_the_version_it_replaces(tmp_path: Path) -> None:
+    registry = Registry(str(tmp_path))
+    _add(registry, "api")
+    before = (tmp_path / "registry.json").read_text()
+    _add(registry, "worker")
+    assert (tmp_path / "registry.json.bak").read_text() == before
+    assert [app.name for app in registry.read().apps] == ["api", "worker"]
+    assert stat.S_IMODE(os.stat(tmp_path / "registry.json.bak").st_mode) == 0o600
+
+
+@pytest.mark.parametrize("damage", ["{bad", "[1]", '{"version": 1, "apps": [{}]}', ""])
+def test_a_damaged_registry_is_set_aside_and_the_backup_read(tmp_path: Path, damage: str) -> None:
+    warnings: list[str] = []
+    registry = Registry(str(tmp_path), warnings)
+    _add(registry, "api")
+    _add(registry, "worker")
+    (tmp_path / "registry.json").write_text(damage)
+    assert [app.name for app in registry.read().apps] == ["api"]  # the version before the last write
+    assert len(warnings) == 1 and "is used instead" in warnings[0]
+    broken = [name for name in os.listdir(tmp_path) if name.startswith("registry.json.broken-")]
+    assert len(broken) == 1 and (tmp_path / broken[0]).read_text() == damage
+    _add(registry, "again")  # the next change writes a good registry, and keeps the good backup
+    assert [app.name for app in registry.read().apps] == ["api", "again"]
+    assert [app.name for app in Registry(str(tmp_path)).read().apps] == ["api", "again"]
+
+
+def test_a_damaged_registry_without_a_backup_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "registry.json").write_text("{bad")
+    with pytest.raises(PmsdError, match="cannot be read"):
+        Registry(str(tmp_path)).read()
+
+
+def test_a_damaged_registry_never_becomes_the_backup(tmp_path: Path) -> None:
+    registry = Registry(str(tmp_path))
+    _add(registry, "api")
+    _add(registry, "worker")
+    good_backup = (tmp_path / "registry.json.bak").read_text()
+    (tmp_path / "registry.json").write_text("{bad")
+    _add(registry, "third")
+    assert (tmp_path / "registry.json.bak").read_text() == good_backup
