@@ -108,13 +108,7 @@ def _start(ctx: Context, target: str, options: StartOptions) -> list[Outcome]:
         # `pmsd start -`: the definition on stdin, started as an ecosystem file's (PM2's `_startJson` of a pipe)
         specs = _stdin_specs(ctx, read_stdin_apps(), options) if target == STDIN else _ecosystem_specs(
             ctx, target, options)
-        ensure_god(ctx)
-        outcomes: list[Outcome] = []
-        # One registry transaction per app: when app 3 fails to start, apps 1 and 2 run and stay listed.
-        for spec in specs:
-            with ctx.registry.transaction() as data:
-                outcomes += _start_declared(ctx, data, spec)
-        return outcomes
+        return _start_specs(ctx, specs)
     if _is_known_target(ctx.registry.read(), target) and not _looks_like_script(target):
         return restart(ctx, target, options.update_env)
     raw: dict[str, object] = {"script": target, **options.overrides}
@@ -128,6 +122,22 @@ def _start(ctx: Context, target: str, options: StartOptions) -> list[Outcome]:
         if existing:
             return _start_over_existing(ctx, data, existing, spec, options)
         return _create(ctx, data, spec)
+
+
+def start_apps(ctx: Context, apps: Sequence[Mapping[str, object]], source: Source,
+               options: StartOptions | None = None) -> list[Outcome]:
+    """Start apps given as ecosystem definitions (from a file, stdin, or PM2's dump): all are validated first."""
+    return _start_specs(ctx, _declared_specs(ctx, apps, source, options or StartOptions()))
+
+
+def _start_specs(ctx: Context, specs: Sequence[AppSpec]) -> list[Outcome]:
+    ensure_god(ctx)
+    outcomes: list[Outcome] = []
+    # One registry transaction per app: when app 3 fails to start, apps 1 and 2 run and stay listed.
+    for spec in specs:
+        with ctx.registry.transaction() as data:
+            outcomes += _start_declared(ctx, data, spec)
+    return outcomes
 
 
 def _each_once(specs: Sequence[AppSpec]) -> list[AppSpec]:

@@ -85,6 +85,7 @@ def start(**params: Any) -> None:
     try:
         raise typer.Exit(commands.start(ctx, params))
     finally:
+        commands.show_warnings(ctx)
         ctx.close()
 
 
@@ -114,6 +115,7 @@ def _start_or(action: str, doc: str) -> Any:
         try:
             raise typer.Exit(commands.start_or(ctx, action, params))
         finally:
+            commands.show_warnings(ctx)
             ctx.close()
 
     command.__doc__ = doc
@@ -162,6 +164,7 @@ def _lifecycle(verb: str, targets: List[str], silent: bool = False, **kwargs: ob
             commands.show_warnings(ctx)
         raise typer.Exit(commands.report(ctx, outcomes, verb))
     finally:
+        commands.show_warnings(ctx)
         ctx.close()
 
 
@@ -353,6 +356,7 @@ def _with_ctx(command: str, *args: str | None) -> None:
     try:
         raise typer.Exit(getattr(commands, command)(ctx, *args))
     finally:
+        commands.show_warnings(ctx)
         ctx.close()
 
 
@@ -391,6 +395,7 @@ def describe(targets: List[str] = typer.Argument(..., metavar="TARGET...", help=
             status = commands.describe(ctx, target)
         raise typer.Exit(status)
     finally:
+        commands.show_warnings(ctx)
         ctx.close()
 
 
@@ -458,11 +463,84 @@ def reload_logs() -> None:
     _with_ctx_kw("reload_logs")
 
 
+@app.command()
+def save(force: bool = typer.Option(False, "--force", help="Save even when pmsd knows no apps (an empty list).")
+         ) -> None:
+    """Record every app (definition, id, environment, whether it runs) for `pmsd resurrect`, as `pm2 save`.
+
+    The save it replaces is kept as a backup, read when the save itself is damaged."""
+    _with_ctx_kw("save", force=force)
+
+
+app.command("dump", hidden=True)(save)
+
+
+@app.command()
+def resurrect(
+    pm2: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--pm2", metavar="DUMP",
+        help="Instead, start the apps of PM2's saved list (`pm2 save`'s dump.pm2, e.g. ~/.pm2/dump.pm2); those "
+             "PM2 had stopped are registered, not started."),
+    silent: bool = typer.Option(False, "--silent", "-s", help=SILENT_HELP),
+) -> None:
+    """Bring back the saved apps: put back those pmsd does not know, start those that should run and do not.
+
+    Idempotent; `pmsd startup` runs it at boot. One app that fails to start does not keep the others down."""
+    commands.set_output(silent=silent)
+    _with_ctx_kw("resurrect", pm2_dump=pm2)
+
+
+@app.command()
+def cleardump() -> None:
+    """Empty the saved app list (the previous one stays as the backup)."""
+    _with_ctx_kw("cleardump")
+
+
+@app.command("export")
+def export_(
+    directory: str = typer.Argument(..., help="Where to write the files (a new or empty directory)."),
+    targets: Optional[List[str]] = typer.Argument(None, metavar="[TARGET]...",  # noqa: UP006, UP045
+                                                  help="Only these apps (names, ids, namespaces, /regex/)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Write into a directory that is not empty "
+                               "(the export's own files are replaced, others left alone)."),
+) -> None:
+    """Write plain systemd unit files (and env files, template, socket, timer) for the apps, to run them
+    without pmsd; README.txt in the directory says where to copy them and what to enable."""
+    _with_ctx_kw("export", directory=directory, targets=targets or [], force=force)
+
+
+STARTUP_PLATFORM_HELP = "PM2's init system argument: only systemd (the default) is there to choose."
+SERVICE_NAME_HELP = "The unit's name (default pmsd-resurrect.service)."
+
+
+@app.command()
+def startup(
+    platform: Optional[str] = typer.Argument(None, help=STARTUP_PLATFORM_HELP),  # noqa: UP045
+    service_name: str = typer.Option("pmsd-resurrect", "--service-name", help=SERVICE_NAME_HELP),
+    wait_ip: bool = typer.Option(False, "--wait-ip", help="Start the apps once the network is up "
+                                 "(network-online.target)."),
+) -> None:
+    """Bring the saved apps back at boot: a unit that runs `pmsd resurrect` when the manager starts (user mode:
+    wanted by default.target, with lingering turned on; --system: multi-user.target). Then `pmsd save`."""
+    _with_ctx_kw("startup", platform=platform, service_name=service_name, wait_ip=wait_ip)
+
+
+@app.command()
+def unstartup(
+    platform: Optional[str] = typer.Argument(None, help=STARTUP_PLATFORM_HELP),  # noqa: UP045
+    service_name: str = typer.Option("pmsd-resurrect", "--service-name", help=SERVICE_NAME_HELP),
+) -> None:
+    """Stop bringing the saved apps back at boot (the unit `pmsd startup` installed is removed; lingering
+    stays as it is)."""
+    _with_ctx_kw("unstartup", platform=platform, service_name=service_name)
+
+
 def _with_ctx_kw(command: str, **kwargs: object) -> None:
     ctx = _ctx()
     try:
         raise typer.Exit(getattr(commands, command)(ctx, **kwargs))
     finally:
+        commands.show_warnings(ctx)
         ctx.close()
 
 

@@ -430,3 +430,90 @@ def bug_report(ctx: Context) -> int:
         for label, value in items:
             print(f"{label.ljust(width)} : {value}")
     return ExitStatus.OK
+
+
+def save(ctx: Context, force: bool) -> int:
+    from pmsd.api.persistence import save as api_save
+
+    result = api_save(ctx, force)
+    show_warnings(ctx)
+    if not Output.silent:
+        print(f"[pmsd] saved {result.apps} app(s) in {result.path}; `pmsd resurrect` brings back {result.running} "
+              "that run now, the others stay stopped")
+    return ExitStatus.OK
+
+
+def resurrect(ctx: Context, pm2_dump: str | None) -> int:
+    from pmsd.api.persistence import resurrect as api_resurrect
+
+    if pm2_dump is not None:
+        return _import_pm2(ctx, pm2_dump)
+    try:
+        outcomes = api_resurrect(ctx)
+    finally:
+        show_warnings(ctx)
+    return report(ctx, outcomes, "resurrect")
+
+
+def _import_pm2(ctx: Context, path: str) -> int:
+    from pmsd.api.lifecycle import start_apps
+    from pmsd.definition.pm2dump import load_pm2_dump
+    from pmsd.model.spec import Source
+
+    apps, warnings = load_pm2_dump(os.path.expanduser(path))
+    ctx.warnings.extend(warnings)
+    try:
+        outcomes = start_apps(ctx, apps, Source(path, os.path.dirname(os.path.abspath(path))))
+    finally:
+        show_warnings(ctx)
+    return report(ctx, outcomes, "import")
+
+
+def cleardump(ctx: Context) -> int:
+    from pmsd.api.persistence import cleardump as api_cleardump
+
+    path = api_cleardump(ctx)
+    if not Output.silent:
+        print(f"[pmsd] the saved app list {path} is empty now")
+    return ExitStatus.OK
+
+
+def startup(ctx: Context, platform: str | None, service_name: str, wait_ip: bool) -> int:
+    from pmsd.api.startup import startup as api_startup
+
+    _check_platform(platform)
+    result = api_startup(ctx, service_name, wait_ip)
+    scope = "" if ctx.user else " --system"
+    print(f"[pmsd] {result.unit_path} is enabled: when the manager starts (at boot), `pmsd{scope} resurrect` "
+          "brings back the saved apps")
+    if result.linger is not None:
+        print(f"[pmsd] {result.linger}", file=sys.stderr if "run it" in result.linger else sys.stdout)
+    print(f"[pmsd] save the apps to bring back: pmsd{scope} save")
+    return ExitStatus.OK
+
+
+def unstartup(ctx: Context, platform: str | None, service_name: str) -> int:
+    from pmsd.api.startup import unstartup as api_unstartup
+
+    _check_platform(platform)
+    removed = api_unstartup(ctx, service_name)
+    print(f"[pmsd] removed {', '.join(removed)}" if removed else "[pmsd] startup was not set up: nothing to remove")
+    return ExitStatus.OK
+
+
+def _check_platform(platform: str | None) -> None:
+    from pmsd.errors import UsageError
+
+    if platform not in (None, "systemd"):
+        raise UsageError(f"{platform}: pmsd runs on systemd only", "leave the platform out, or say systemd")
+
+
+def export(ctx: Context, directory: str, targets: Sequence[str], force: bool) -> int:
+    from pmsd.api.export import export_units
+
+    paths = export_units(ctx, directory, list(targets) or None, force=force, version=ctx.manager.version)
+    show_warnings(ctx)
+    if not Output.silent:
+        print(f"[pmsd] wrote {len(paths)} file(s) to {directory}; {os.path.join(directory, 'README.txt')} says "
+              "how to install them")
+    return ExitStatus.OK

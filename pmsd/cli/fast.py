@@ -145,4 +145,8 @@ def try_fast_path(argv: list[str]) -> int | None:
     try:
         return handler(ctx, argv[1:])
     finally:
+        if ctx.warnings:  # e.g. the registry's backup was read: said after the output, on stderr
+            from pmsd.cli import commands
+
+            commands.show_warnings(ctx)
         ctx.close()

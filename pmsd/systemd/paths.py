@@ -26,6 +26,15 @@ def runtime_unit_dir(user: bool, environ: Mapping[str, str]) -> str:
     return "/run/systemd/system"
 
 
+def config_unit_dir(user: bool, environ: Mapping[str, str]) -> str:
+    """Where an administrator's (or a user's own) persistent unit files go (systemd.unit(5), "Unit File Load
+    Path"): /etc/systemd/system, or $XDG_CONFIG_HOME/systemd/user (~/.config by default)."""
+    if not user:
+        return "/etc/systemd/system"
+    config = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".config")
+    return os.path.join(config, "systemd", "user")
+
+
 def private_socket(user: bool, environ: Mapping[str, str]) -> str:
     """The manager's own D-Bus socket (no dbus-daemon in between)."""
     if user:

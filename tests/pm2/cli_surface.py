@@ -71,7 +71,6 @@ _NAMES_UNIQUE = "names are unique (README, Where pmsd differs)"
 _LOG_SHAPE = ("shapes what `pmsd logs` prints, not the files: no process sits between the app and its files "
               "(README, Logs)")
 _NOT_HONOURED = "accepted, with a warning that it is not honoured"
-_STARTUP = "an option of `pm2 startup`, which pmsd lacks"
 
 COMMANDS: tuple[Command, ...] = (
     _command("start", DIFFERS, "-f on a running app starts a copy named app-1, numeric names and `all` are "
@@ -117,14 +116,16 @@ COMMANDS: tuple[Command, ...] = (
     _command("plus|register", ELSEWHERE),
     _command("login", ELSEWHERE),
     _command("logout", ELSEWHERE),
-    _command("dump|save", MISSING, "no process list is saved: transient units are gone after a reboot"),
-    _command("cleardump", MISSING, "no dump file"),
+    _command("dump|save", DIFFERS, "the save is dump.json in pmsd's state directory, with a backup generation "
+             "read when it is damaged; PM2's dump.pm2 moves over with `resurrect --pm2`"),
+    _command("cleardump", SAME),
     _command("send", ELSEWHERE),
     _command("attach", ELSEWHERE),
-    _command("resurrect", MISSING, "nothing brings the apps back after a reboot"),
-    _command("unstartup", MISSING, "no boot hook to remove"),
-    _command("startup", MISSING, "no boot hook: apps of a user manager need lingering, and transient units do "
-             "not survive a reboot"),
+    _command("resurrect", DIFFERS, "puts back saved apps pmsd lacks and starts the saved-running ones that are "
+             "down, so it is idempotent; apps PM2 saved stopped stay stopped"),
+    _command("unstartup", SAME),
+    _command("startup", DIFFERS, "a unit that runs `pmsd resurrect` when the manager starts, no init script for "
+             "a daemon; user mode turns lingering on (README, Boot)"),
     _command("logrotate", ELSEWHERE),
     _command("ecosystem|init", SAME),
     _command("reset", SAME),
@@ -208,9 +209,10 @@ OPTIONS: tuple[Option, ...] = (
     _option("--gid", DIFFERS, "start --gid", "system mode only (README, System mode)"),
     _option("--namespace", SAME, "start --namespace"),
     _option("--cwd", SAME, "start --cwd"),
-    _option("--hp", MISSING, "", _STARTUP),
-    _option("--wait-ip", MISSING, "", _STARTUP),
-    _option("--service-name", MISSING, "", _STARTUP),
+    _option("--hp", MISSING, "", "`pmsd startup` sets up the manager of the user who runs it: run it as "
+            "that user"),
+    _option("--wait-ip", SAME, "startup --wait-ip"),
+    _option("--service-name", SAME, "startup --service-name"),
     _option("-c --cron", SAME, "start --cron/-c"),
     _option("-c --cron-restart", SAME, "start --cron-restart/-c"),
     _option("-w --write", DIFFERS, "start --write/-w", "<name>-pm2.json holds pmsd's definition of the app (an "
@@ -245,4 +247,4 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 # pmsd's commands that PM2 does not have, or spells only as an alias pmsd adds.
-PMSD_ONLY = ("events", "log")
+PMSD_ONLY = ("events", "log", "export")
