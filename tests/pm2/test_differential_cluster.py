@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.helpers import wait_for
 from tests.e2e.test_cluster import free_port, serving_pids
 from tests.pm2.conftest import Manager
 from tests.pm2.test_differential import assert_same, differential
@@ -274,3 +275,22 @@ def test_fork_port_and_null_log_path(pm2: Manager, pmsd: Manager, token: str) ->
     seen = differential(pm2, pmsd, scenario)
     assert seen[0] == (0, "4321", [])
     assert_same(seen)
+
+
+def test_pm2_saved_list_moves_over(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """`pm2 save`'s dump.pm2, given to `pmsd resurrect --pm2`: the same apps, instances, statuses and env."""
+    pm2.ok("start", pm2.script(f"a{token}"), "--interpreter", "python3", "--name", f"a{token}")
+    pm2.ok("start", _write(pm2.cwd, f"c{token}.js", IDLE_APP), "-i", "2", "--name", f"c{token}")
+    pm2.ok("start", pm2.script(f"s{token}"), "--interpreter", "python3", "--name", f"s{token}")
+    pm2.ok("stop", f"s{token}")
+
+    def listed(m: Manager) -> list[tuple[str, str, str]]:
+        return sorted((p["name"], p["pm2_env"]["exec_mode"], p["pm2_env"]["status"]) for p in m.jlist())
+
+    expected = sorted([(f"a{token}", "fork_mode", "online"), (f"c{token}", "cluster_mode", "online"),
+                       (f"c{token}", "cluster_mode", "online"), (f"s{token}", "fork_mode", "stopped")])
+    wait_for(lambda: listed(pm2) == expected or None, 15, "PM2's apps", describe=lambda: str(listed(pm2)))
+    pm2.ok("save")
+    pmsd.ok("resurrect", "--pm2", os.path.join(pm2.env["PM2_HOME"], "dump.pm2"))
+    wait_for(lambda: listed(pmsd) == expected or None, 15, "PM2's apps under pmsd",
+             describe=lambda: str(listed(pmsd)))
