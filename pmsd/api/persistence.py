@@ -86,11 +86,18 @@ def resurrect(ctx: Context) -> list[Outcome]:
     with contextlib.suppress(PmsdError):
         ensure_god(ctx)  # apps start without god; its policies join when it can run
     failures = []
-    for name in _by_name([app for app in saved.apps if app.running]):
-        try:
-            outcomes += _start_if_down(ctx, name)
-        except PmsdError as error:
-            failures.append(error.message)
+    # One look at systemd for every app (a ListUnitsByPatterns call) and one registry transaction, not one of
+    # each per app: at boot that is most of resurrect's own time.
+    statuses = {info.pm_id: info.status for info in list_processes(ctx)}
+    with ctx.registry.transaction() as data:
+        for name in _by_name([app for app in saved.apps if app.running]):
+            down = [record for record in data.instances_of(name) if statuses.get(record.pm_id) not in UP]
+            try:
+                if down:
+                    launch_many(ctx, down)
+                    outcomes += [Outcome("started", record.pm_id, record.name) for record in down]
+            except PmsdError as error:
+                failures.append(error.message)
     if failures:
         raise PmsdError("; ".join(failures), "the other saved apps were started; `pmsd ls` shows them")
     return outcomes
@@ -126,13 +133,3 @@ def _restore(ctx: Context, data: RegistryData, group: list[SavedApp], ports: lis
         write_found_ports(ctx.state_dir, group[0].record.name, tuple(ports))
     return outcomes
 
-
-def _start_if_down(ctx: Context, name: str) -> list[Outcome]:
-    """Start the app's records that are not running (a fork app's unit, or the missing instances)."""
-    statuses = {info.pm_id: info.status for info in list_processes(ctx, name)}
-    with ctx.registry.transaction() as data:
-        down = [record for record in data.instances_of(name) if statuses.get(record.pm_id) not in UP]
-        if not down:
-            return []
-        launch_many(ctx, down)
-        return [Outcome("started", record.pm_id, record.name) for record in down]
