@@ -9,7 +9,8 @@ running at once serialise instead of losing each other's updates.
 The registry is never the single point of failure: every write keeps the version it replaces as
 registry.json.bak (a hard link to the old file, so it costs no copy). A registry that cannot be read (a disk
 that filled, an editor's mistake) is copied aside as registry.json.broken-<hash of its content>,
-with a warning, and the backup is read instead; the next change writes a good registry again.
+with a warning, and the backup is read instead (or the last `pmsd save`, pmsd.state.dump, when there is no
+backup); the next change writes a good registry again.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.record import AppRecord, RegistryData
 from pmsd.state.atomic import write_atomic
+from pmsd.state.dump import DumpFile
 from pmsd.systemd.names import instance_env_file_name
 
 FORMAT_VERSION = 1
@@ -62,17 +64,28 @@ class Registry:
             self._readable = os.path.exists(self.path)
             return data
         except _Damaged as damaged:
-            if not os.path.exists(self.backup_path):
-                raise damaged.error from None
-            try:
-                data = self._read_file(self.backup_path)
-            except (_Damaged, PmsdError):
-                raise damaged.error from None
+            data, used = self._fallback(damaged)
             aside = self._set_aside()
-            self.warnings.append(f"{damaged.error.message}; a copy is kept as {aside}, and the backup of the "
-                                 f"version before it ({self.backup_path}) is used instead until the next change "
-                                 "writes the registry again: check `pmsd ls`")
+            self.warnings.append(f"{damaged.error.message}; a copy is kept as {aside}, and {used} is used "
+                                 "instead until the next change writes the registry again: check `pmsd ls`")
             return data
+
+    def _fallback(self, damaged: _Damaged) -> tuple[RegistryData, str]:
+        """What stands in for a damaged registry: its backup, else the apps of the last `pmsd save` (a save
+        holds the same records); the damage itself when neither reads."""
+        if os.path.exists(self.backup_path):
+            with contextlib.suppress(_Damaged, PmsdError):
+                return self._read_file(self.backup_path), f"the backup of the version before it ({self.backup_path})"
+        ignored: list[str] = []
+        try:
+            saved = DumpFile(self.state_dir).read(ignored)
+        except PmsdError:
+            saved = None
+        if saved is None:
+            raise damaged.error from None
+        return (RegistryData(next_id=max([saved.next_id, *(app.record.pm_id + 1 for app in saved.apps)]),
+                             apps=[app.record for app in saved.apps]),
+                f"the apps of the last `pmsd save` ({DumpFile(self.state_dir).path})")
 
     def _set_aside(self) -> str:
         """A copy of the damaged registry, named by its content so that every read of the same damage keeps

@@ -111,3 +111,15 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def god_unit_file(env: dict[str, str]) -> str:
+    """Where a pip-installed pmsd writes god's unit for the user manager (pmsd.definition.god_unit)."""
+    return os.path.join(env["XDG_RUNTIME_DIR"], "systemd", "user", "pmsd-god.service")
+
+
+def forget_god_unit_file(env: dict[str, str], existed_before: bool) -> None:
+    """Remove god's unit file if the test made pmsd write it: tests leave no file behind."""
+    if not existed_before and os.path.exists(god_unit_file(env)):
+        os.unlink(god_unit_file(env))
+        systemctl(env, "daemon-reload")

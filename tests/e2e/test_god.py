@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import APPS, Pmsd, systemctl, unit_property, wait_for
+from tests.e2e.helpers import APPS, Pmsd, forget_god_unit_file, god_unit_file, systemctl, unit_property, wait_for
 
 pytestmark = pytest.mark.e2e
 GOD = "pmsd-god.service"
@@ -41,11 +41,13 @@ def god(user_manager: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
         env.pop(key, None)
     systemctl(env, "set-environment", f"PMSD_STATE_DIR={state}", "PMSD_MEMORY_INTERVAL_MS=200")
     systemctl(env, "stop", GOD)
+    unit_file_existed = os.path.exists(god_unit_file(env))
     cli = Pmsd(env=env, cwd=str(work))
     cli.run("ping")
     yield cli
     cli.run("kill", check=False)
     systemctl(env, "unset-environment", "PMSD_STATE_DIR", "PMSD_MEMORY_INTERVAL_MS")
+    forget_god_unit_file(env, unit_file_existed)
 
 
 class Events:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.helpers import APPS, systemctl, wait_for
+from tests.e2e.helpers import APPS, forget_god_unit_file, god_unit_file, systemctl, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -47,9 +47,11 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> str:
 def god_env(user_manager: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     env = {**os.environ, **user_manager, "PMSD_STATE_DIR": str(tmp_path_factory.mktemp("state")), "NO_COLOR": "1"}
     env.pop("PMSD_NO_GOD", None)
+    unit_file_existed = os.path.exists(god_unit_file(env))
     yield env
     systemctl(env, "stop", "pmsd-god.service")
     systemctl(env, "reset-failed", "pmsd-god.service")
+    forget_god_unit_file(env, unit_file_existed)
 
 
 def test_god_runs_from_a_venv(venv: str, god_env: dict[str, str]) -> None:

@@ -239,3 +239,14 @@ def test_a_damaged_registry_never_becomes_the_backup(tmp_path: Path) -> None:
     (tmp_path / "registry.json").write_text("{bad")
     _add(registry, "third")
     assert (tmp_path / "registry.json.bak").read_text() == good_backup
+
+
+def test_a_damaged_registry_without_a_backup_falls_back_to_the_last_save(tmp_path: Path) -> None:
+    from pmsd.state.dump import DumpFile, Saved, SavedApp
+
+    DumpFile(str(tmp_path)).write(Saved(1, 5, [SavedApp(make_record(pm_id=3, name="saved"), True, {})], {}))
+    (tmp_path / "registry.json").write_text("{bad")
+    warnings: list[str] = []
+    data = Registry(str(tmp_path), warnings).read()
+    assert [(app.pm_id, app.name) for app in data.apps] == [(3, "saved")] and data.next_id == 5
+    assert "the apps of the last `pmsd save`" in warnings[0]
