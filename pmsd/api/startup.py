@@ -73,7 +73,7 @@ def _unit_name(service_name: str) -> str:
     stem = service_name.removesuffix(".service")
     if not _UNIT_NAME.fullmatch(stem):
         raise UsageError(f"--service-name {service_name!r}: not a name systemd takes for a unit",
-                         "use ASCII letters, digits and : - _ . (e.g. pmsd-resurrect)")
+                         "use ASCII letters, digits and : - _ . (e.g. pmsd.resurrect)")
     return f"{stem}.service"
 
 

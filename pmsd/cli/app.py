@@ -510,13 +510,13 @@ def export_(
 
 
 STARTUP_PLATFORM_HELP = "PM2's init system argument: only systemd (the default) is there to choose."
-SERVICE_NAME_HELP = "The unit's name (default pmsd-resurrect.service)."
+SERVICE_NAME_HELP = "The unit's name (default pmsd.resurrect.service)."
 
 
 @app.command()
 def startup(
     platform: Optional[str] = typer.Argument(None, help=STARTUP_PLATFORM_HELP),  # noqa: UP045
-    service_name: str = typer.Option("pmsd-resurrect", "--service-name", help=SERVICE_NAME_HELP),
+    service_name: str = typer.Option("pmsd.resurrect", "--service-name", help=SERVICE_NAME_HELP),
     wait_ip: bool = typer.Option(False, "--wait-ip", help="Start the apps once the network is up "
                                  "(network-online.target)."),
 ) -> None:
@@ -528,7 +528,7 @@ def startup(
 @app.command()
 def unstartup(
     platform: Optional[str] = typer.Argument(None, help=STARTUP_PLATFORM_HELP),  # noqa: UP045
-    service_name: str = typer.Option("pmsd-resurrect", "--service-name", help=SERVICE_NAME_HELP),
+    service_name: str = typer.Option("pmsd.resurrect", "--service-name", help=SERVICE_NAME_HELP),
 ) -> None:
     """Stop bringing the saved apps back at boot (the unit `pmsd startup` installed is removed; lingering
     stays as it is)."""

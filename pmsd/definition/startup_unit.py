@@ -12,7 +12,9 @@ from __future__ import annotations
 from pmsd.definition.unitvalues import exec_argv, exec_line, exec_word
 from pmsd.systemd.paths import scope_flag
 
-STARTUP_UNIT = "pmsd-resurrect.service"
+# "pmsd." like pmsd's other units of its own (pmsd.listen-<app>, pmsd.cron-<app>): no app's unit
+# (pmsd-<name>.service) can be named so, whatever the app is called.
+STARTUP_UNIT = "pmsd.resurrect.service"
 
 
 def startup_unit_text(user: bool, python: str, state_dir: str, wait_network: bool, no_god: bool = False) -> str:

@@ -5,7 +5,7 @@
 
 A "boot" of user mode ends the systemd user manager and starts it again (tests/harness/systemd-user.sh down,
 up): every unit is gone, as after a reboot. Measured in one run, each the median of --reps boots:
-  pmsd            `pmsd startup` + `pmsd save`: pmsd-resurrect.service runs `pmsd resurrect` as the manager starts
+  pmsd            `pmsd startup` + `pmsd save`: pmsd.resurrect.service runs `pmsd resurrect` as the manager starts
   pmsd, no god    the same with PMSD_NO_GOD=1 (resurrect starts the apps only)
   unit files      `pmsd export` of the same apps, installed and enabled in ~/.config/systemd/user: the design
                   pmsd did not choose (persistent unit files), and the floor of what systemd does at boot
