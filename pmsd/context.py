@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pmsd.state.paths import default_state_dir
+from pmsd.state.rebuild import rebuild_from_units
 from pmsd.state.registry import Registry
 from pmsd.systemd.paths import scope_flag
 
@@ -29,7 +30,8 @@ class Context:
     def __post_init__(self) -> None:
         if not self.state_dir:
             self.state_dir = default_state_dir(self.user, self.environ)
-        self.registry = Registry(self.state_dir, self.warnings)
+        self.registry = Registry(self.state_dir, self.warnings,
+                                 rebuild=lambda: rebuild_from_units(self.manager, self.registry.env_dir))
 
     @property
     def scope_flag(self) -> str:

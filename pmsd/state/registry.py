@@ -20,7 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.record import AppRecord, RegistryData
@@ -32,7 +32,8 @@ FORMAT_VERSION = 1
 
 
 class Registry:
-    def __init__(self, state_dir: str, warnings: list[str] | None = None) -> None:
+    def __init__(self, state_dir: str, warnings: list[str] | None = None,
+                 rebuild: Callable[[], RegistryData] | None = None) -> None:
         self.state_dir = state_dir
         self.path = os.path.join(state_dir, "registry.json")
         self.backup_path = self.path + ".bak"
@@ -40,6 +41,7 @@ class Registry:
         self.env_dir = os.path.join(state_dir, "env")
         self.warnings = warnings if warnings is not None else []  # what the caller shows the user
         self._readable = False  # the last read() read self.path itself: it may become the backup
+        self._rebuild = rebuild  # the last resort: the apps systemd runs (pmsd.state.rebuild)
 
     def env_file(self, pm_id: int) -> str:
         return os.path.join(self.env_dir, f"{pm_id}.env")
@@ -82,10 +84,20 @@ class Registry:
         except PmsdError:
             saved = None
         if saved is None:
-            raise damaged.error from None
+            return self._rebuilt(damaged)
         return (RegistryData(next_id=max([saved.next_id, *(app.record.pm_id + 1 for app in saved.apps)]),
                              apps=[app.record for app in saved.apps]),
                 f"the apps of the last `pmsd save` ({DumpFile(self.state_dir).path})")
+
+    def _rebuilt(self, damaged: _Damaged) -> tuple[RegistryData, str]:
+        if self._rebuild is None:
+            raise damaged.error from None
+        try:
+            data = self._rebuild()
+        except PmsdError:
+            raise damaged.error from None  # no systemd to ask either: the damage is the news
+        return data, (f"a list of the {len(data.apps)} app unit(s) systemd runs (their options other than the "
+                      "program, directory and user are back to their defaults; stopped apps are not listed)")
 
     def _set_aside(self) -> str:
         """A copy of the damaged registry, named by its content so that every read of the same damage keeps

@@ -8,6 +8,7 @@ there; the system-mode reboot is the nspawn harness's (tests/system).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -118,3 +119,25 @@ def test_save_refuses_an_empty_list_unless_forced(pmsd: Pmsd) -> None:
     assert result.returncode == 2 and "--force" in result.stderr
     pmsd.run("save", "--force")
     assert "nothing to do" in pmsd.run("resurrect").stdout
+
+
+def test_with_no_registry_backup_or_save_the_running_apps_are_relisted_from_systemd(pmsd: Pmsd,
+                                                                                     token: str) -> None:
+    Path(pmsd.cwd, f"f-{token}.py").write_text(SLEEPER)
+    pmsd.run("start", f"f-{token}.py", "--", "--flag", "x")
+    Path(pmsd.cwd, f"n-{token}.js").write_text(HTTP_APP.format(port=free_port()))
+    pmsd.run("start", f"n-{token}.js", "-i", "2")
+    before = {(p["pm_id"], p["name"], p["pid"]) for p in pmsd.jlist() if p["name"] == f"f-{token}"}
+    online_pids(pmsd, f"n-{token}", 2)
+    state = Path(pmsd.env["XDG_STATE_HOME"], "pmsd")
+    (state / "registry.json").write_text("{lost")
+    (state / "registry.json.bak").unlink(missing_ok=True)
+    listed = pmsd.run("jlist")
+    assert "app unit(s) systemd runs" in listed.stderr
+    apps = json.loads(listed.stdout)
+    assert {(p["pm_id"], p["name"], p["pid"]) for p in apps if p["name"] == f"f-{token}"} == before  # same id
+    fork = next(p for p in apps if p["name"] == f"f-{token}")
+    assert fork["pm2_env"]["args"] == ["--flag", "x"] and fork["pm2_env"]["pm_exec_path"].endswith(f"f-{token}.py")
+    assert sorted(p["pm2_env"]["status"] for p in apps if p["name"] == f"n-{token}") == ["online", "online"]
+    pmsd.run("delete", "all")  # the relisted apps can be managed: deleting them leaves nothing behind
+    assert pmsd.jlist() == []

@@ -12,12 +12,13 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
+from typing import NoReturn
 
 import pytest
 
 from pmsd.cli import commands
 from pmsd.context import Context
-from pmsd.errors import ExitStatus
+from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.record import AppRecord
 from pmsd.state.registry import DAMAGED_HINT, Registry
 from tests.unit.cli_harness import NO_SYSTEMD, Env, Result, run
@@ -449,7 +450,12 @@ REGISTRY_FILES = [
 @pytest.mark.parametrize(("content", "message"), REGISTRY_FILES)
 @pytest.mark.parametrize("argv", [["stop", "web"], ["ls"], ["start", "tool"]], ids=["stop", "ls", "start"])
 def test_damaged_registry(env: Env, capsys: pytest.CaptureFixture[str], argv: list[str], content: str,
-                          message: str) -> None:
+                          message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No backup, no save, and systemd cannot list the app units either: the damage is reported."""
+    def no_systemd(ctx: Context) -> NoReturn:
+        raise PmsdError("systemd cannot be reached")
+
+    monkeypatch.setattr(Context, "manager", property(no_systemd))
     env.state.mkdir()
     (env.state / "registry.json").write_text(content)
     assert_error(run(capsys, *argv), env, ERROR, message, DAMAGED_HINT)
