@@ -361,3 +361,16 @@ def test_god_keeps_following_apps_across_a_daemon_reload(god: Pmsd, events: Even
     events.wait(lambda e: e["event"] == "exit" and e["app"] == "rl", 10, "exit after the reload")
     events.wait(lambda e: e["event"] == "restart" and e["app"] == "rl", 10, "restart after the reload")
     assert god.wait_status("rl", "online")["pm2_env"]["restart_time"] == 1
+
+
+def test_update_moves_god_onto_the_installed_code_and_leaves_apps_alone(god: Pmsd, token: str) -> None:
+    """Issue 14: `pmsd update` (after upgrading pmsd) restarts god only; every app keeps its process."""
+    name = f"upd-{token}"
+    god.run("start", os.path.join(APPS, "sleeper.py"), "--name", name)
+    app = god.wait_status(name, "online")
+    god_pid = unit_property(god.env, GOD, "MainPID")
+    result = god.run("update")
+    assert "god restarted" in result.stdout and "apps were not touched" in result.stdout
+    assert unit_property(god.env, GOD, "MainPID") not in ("0", god_pid)
+    after = god.app(name)
+    assert (after["pid"], after["pm2_env"]["status"], after["pm2_env"]["restart_time"]) == (app["pid"], "online", 0)
