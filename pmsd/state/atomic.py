@@ -43,3 +43,21 @@ def write_if_changed(path: str, text: str, mode: int = 0o644, dir_mode: int = 0o
             return False
     write_atomic(path, text, mode, dir_mode)
     return True
+
+
+def keep_as_backup(path: str, backup_path: str) -> None:
+    """Make the file at `path` (about to be replaced by write_atomic, which puts a new file in its place) the
+    backup: a hard link to it, renamed over the old backup, so the backup is whole at every moment. Where the
+    file system has no hard links, a copy written the same all-or-nothing way."""
+    link = f"{backup_path}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(link)
+    try:
+        os.link(path, link)
+    except FileNotFoundError:
+        return
+    except OSError:  # EPERM, EXDEV, ENOTSUP...: no hard links here
+        with open(path, encoding="utf-8", newline="") as handle:
+            write_atomic(backup_path, handle.read())
+        return
+    os.replace(link, backup_path)

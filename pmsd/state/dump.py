@@ -17,7 +17,7 @@ from typing import Any
 
 from pmsd.errors import PmsdError
 from pmsd.model.record import AppRecord
-from pmsd.state.atomic import write_atomic
+from pmsd.state.atomic import keep_as_backup, write_atomic
 
 FORMAT_VERSION = 1
 DUMP_FILE = "dump.json"
@@ -61,11 +61,7 @@ class DumpFile:
                           indent=1, ensure_ascii=False) + "\n"
         with contextlib.suppress(PmsdError, FileNotFoundError):
             self._read(self.path)  # only a save that reads back may push out the backup
-            link = f"{self.backup_path}.{os.getpid()}.tmp"
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(link)
-            os.link(self.path, link)
-            os.replace(link, self.backup_path)
+            keep_as_backup(self.path, self.backup_path)
         write_atomic(self.path, text)
 
     def read(self, warnings: list[str]) -> Saved | None:

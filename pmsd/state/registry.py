@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.record import AppRecord, RegistryData
-from pmsd.state.atomic import write_atomic
+from pmsd.state.atomic import keep_as_backup, write_atomic
 from pmsd.state.dump import DumpFile
 from pmsd.systemd.names import instance_env_file_name
 
@@ -179,11 +179,7 @@ class Registry:
         registry that read back in this transaction is kept: a damaged one must not push out the good backup."""
         if not self._readable:
             return
-        link = f"{self.backup_path}.{os.getpid()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(link)
-        os.link(self.path, link)
-        os.replace(link, self.backup_path)
+        keep_as_backup(self.path, self.backup_path)
 
 
 class _Damaged(Exception):

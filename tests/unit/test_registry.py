@@ -250,3 +250,16 @@ def test_a_damaged_registry_without_a_backup_falls_back_to_the_last_save(tmp_pat
     data = Registry(str(tmp_path), warnings).read()
     assert [(app.pm_id, app.name) for app in data.apps] == [(3, "saved")] and data.next_id == 5
     assert "the apps of the last `pmsd save`" in warnings[0]
+
+
+def test_backup_is_copied_where_hard_links_are_not_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(source: str, target: str) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    registry = Registry(str(tmp_path))
+    _add(registry, "api")
+    before = (tmp_path / "registry.json").read_text()
+    monkeypatch.setattr(os, "link", no_links)
+    _add(registry, "worker")
+    assert (tmp_path / "registry.json.bak").read_text() == before
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
