@@ -1,6 +1,6 @@
 """Issue 14 on a real booted system: `pmsd save` + `pmsd startup`, then `systemctl reboot` of the system
 instance; the apps of system mode and of a lingering user come back online with the same ids, cron timer
-included, and the stopped app stays stopped."""
+and a cluster app's socket included, and the stopped app stays stopped."""
 
 from __future__ import annotations
 
@@ -33,9 +33,13 @@ def _wait(machine: Machine, expected: list[tuple[int, str, str]], user: str | No
 def test_saved_apps_come_back_after_a_reboot(machine: Machine, token: str) -> None:
     machine.add_user("alice")
     sleeper = f"{machine.apps}/sleeper.py"
-    names = {"run": f"r-{token}", "cron": f"c-{token}", "off": f"o-{token}", "alice": f"a-{token}"}
+    names = {"run": f"r-{token}", "cron": f"c-{token}", "off": f"o-{token}", "alice": f"a-{token}",
+             "cluster": f"k-{token}"}
     try:
         machine.pmsd("start", sleeper, "--name", names["run"], system=True)
+        # A cluster app: its template and socket live in /run/systemd/system, which a reboot empties.
+        machine.pmsd("start", f"{machine.apps}/listen_fds.py", "--name", names["cluster"], "-i", "2", "--port",
+                     "127.0.0.1:18081", system=True)
         machine.pmsd("start", sleeper, "--name", names["cron"], "--cron-restart", "0 3 * * *", system=True)
         machine.pmsd("start", sleeper, "--name", names["off"], system=True)
         machine.pmsd("stop", names["off"], system=True)
@@ -51,6 +55,9 @@ def test_saved_apps_come_back_after_a_reboot(machine: Machine, token: str) -> No
         _wait(machine, alice_before, user="alice")
         timer = f"pmsd.cron-{names['cron']}.timer"
         assert machine.run("systemctl", "is-active", timer).stdout.strip() == "active"
+        served = machine.run("python3", "-c", "import urllib.request; print(urllib.request.urlopen("
+                             "'http://127.0.0.1:18081/', timeout=10).status)").stdout.strip()
+        assert served == "200"
         assert "nothing to do" in machine.pmsd("resurrect", system=True).stdout
     finally:
         for user, system in ((None, True), ("alice", False)):
