@@ -84,17 +84,44 @@ def launch_many(ctx: Context, records: list[AppRecord]) -> None:
 
 def launch(ctx: Context, record: AppRecord) -> None:
     """Create a fork app's transient unit and wait until the app's program is executing."""
+    _submit(ctx, record)
+    _await_started(ctx, record)
+
+
+def launch_fork_apps(ctx: Context, records: list[AppRecord]) -> list[tuple[AppRecord, PmsdError]]:
+    """Start several fork apps at once: every transient unit is created first, so systemd runs their start
+    jobs side by side, then each is waited for. The records that did not start, with why; the others run."""
+    submitted, failures = [], []
+    for record in records:
+        try:
+            _submit(ctx, record)
+            submitted.append(record)
+        except PmsdError as error:
+            failures.append((record, error))
+    for record in submitted:
+        try:
+            _await_started(ctx, record)
+        except PmsdError as error:
+            failures.append((record, error))
+    return failures
+
+
+def _submit(ctx: Context, record: AppRecord) -> None:
     manager = ctx.manager
-    unit = record.unit
     log_fds = open_log_files(ctx, record.spec)
     try:
         inputs = UnitInputs(record.spec, ctx.registry.record_env_file(record), system=not ctx.user, log_fds=log_fds)
         properties = transient_properties(inputs, manager.version)
-        stop_and_collect(manager, unit, LEFTOVER_STOP_S)  # make room: an errored unit of an earlier run keeps it
-        manager.start_transient(unit, properties)  # systemd keeps its own copies of the descriptors
+        stop_and_collect(manager, record.unit, LEFTOVER_STOP_S)  # make room: an errored unit of an earlier run
+        manager.start_transient(record.unit, properties)  # systemd keeps its own copies of the descriptors
     finally:
         for fd in log_fds.values():
             os.close(fd)
+
+
+def _await_started(ctx: Context, record: AppRecord) -> None:
+    manager = ctx.manager
+    unit = record.unit
     state = manager.wait_until(unit, lambda s: s is None or not s.has_job, START_TIMEOUT_S, "the start job")
     ensure_cron(ctx, record)
     if state is None or state.active_state == ActiveState.FAILED:

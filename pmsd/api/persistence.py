@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pmsd.api.god import ensure_god
-from pmsd.api.launch import launch_many, write_environment
+from pmsd.api.launch import launch_fork_apps, launch_many, write_environment
 from pmsd.api.lifecycle import Outcome
 from pmsd.api.query import list_processes
 from pmsd.context import Context
@@ -90,12 +90,20 @@ def resurrect(ctx: Context) -> list[Outcome]:
     # each per app: at boot that is most of resurrect's own time.
     statuses = {info.pm_id: info.status for info in list_processes(ctx)}
     with ctx.registry.transaction() as data:
-        for name in _by_name([app for app in saved.apps if app.running]):
-            down = [record for record in data.instances_of(name) if statuses.get(record.pm_id) not in UP]
+        down = [record for name in _by_name([app for app in saved.apps if app.running])
+                for record in data.instances_of(name) if statuses.get(record.pm_id) not in UP]
+        # Fork apps all at once (systemd starts them side by side); cluster apps app by app, as they share units.
+        forks = [record for record in down if record.instance is None]
+        failed = launch_fork_apps(ctx, forks)
+        failures += [error.message for _record, error in failed]
+        failed_ids = {record.pm_id for record, _error in failed}
+        outcomes += [Outcome("started", record.pm_id, record.name) for record in forks
+                     if record.pm_id not in failed_ids]
+        for name in sorted({record.name for record in down if record.instance is not None}):
+            instances = [record for record in down if record.name == name]
             try:
-                if down:
-                    launch_many(ctx, down)
-                    outcomes += [Outcome("started", record.pm_id, record.name) for record in down]
+                launch_many(ctx, instances)
+                outcomes += [Outcome("started", record.pm_id, record.name) for record in instances]
             except PmsdError as error:
                 failures.append(error.message)
     if failures:
