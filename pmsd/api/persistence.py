@@ -20,7 +20,7 @@ from pmsd.api.launch import launch_fork_apps, launch_many, write_environment
 from pmsd.api.lifecycle import Outcome
 from pmsd.api.query import list_processes
 from pmsd.context import Context
-from pmsd.errors import NotFoundError, PmsdError, UsageError
+from pmsd.errors import NotFoundError, PmsdError
 from pmsd.model.record import AppRecord, RegistryData
 from pmsd.model.status import Status
 from pmsd.state.dump import DumpFile, Saved, SavedApp
@@ -39,12 +39,15 @@ class SaveResult:
     running: int  # of them, how many resurrect starts
 
 
-def save(ctx: Context, force: bool = False) -> SaveResult:
-    """Record every app, as PM2's `save`; an empty list only with force (PM2's `save --force`)."""
+def save(ctx: Context, force: bool = False) -> SaveResult | None:
+    """Record every app, as PM2's `save`. With no apps nothing is written (None, and a warning), so a crash that
+    lost the apps cannot empty the save; force writes the empty list (PM2's `save --force`)."""
     data = ctx.registry.read()
     if not data.apps and not force:
-        raise UsageError("pmsd knows no apps: nothing saved, and the last save is kept",
-                         "`pmsd save --force` saves an empty list (`pmsd resurrect` then brings back nothing)")
+        # PM2 says so and exits 0 ("PM2 is not managing any process, skipping save"): deploy scripts rely on it.
+        ctx.warnings.append("pmsd knows no apps: nothing saved, the last save is kept; `pmsd save --force` "
+                            "saves an empty list (`pmsd resurrect` then brings back nothing)")
+        return None
     statuses = {info.pm_id: info.status for info in list_processes(ctx)} if data.apps else {}
     apps = [SavedApp(record, statuses.get(record.pm_id) in SHOULD_RUN, _env_of(ctx, record))
             for record in sorted(data.apps, key=lambda r: r.pm_id)]

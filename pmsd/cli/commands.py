@@ -437,7 +437,7 @@ def save(ctx: Context, force: bool) -> int:
 
     result = api_save(ctx, force)
     show_warnings(ctx)
-    if not Output.silent:
+    if result is not None and not Output.silent:
         print(f"[pmsd] saved {result.apps} app(s) in {result.path}; `pmsd resurrect` brings back {result.running} "
               "that run now, the others stay stopped")
     return ExitStatus.OK

@@ -294,3 +294,14 @@ def test_pm2_saved_list_moves_over(pm2: Manager, pmsd: Manager, token: str) -> N
     pmsd.ok("resurrect", "--pm2", os.path.join(pm2.env["PM2_HOME"], "dump.pm2"))
     wait_for(lambda: listed(pmsd) == expected or None, 15, "PM2's apps under pmsd",
              describe=lambda: str(listed(pmsd)))
+
+
+def test_save_with_no_apps_is_skipped(pm2: Manager, pmsd: Manager) -> None:
+    """Issue 14: an empty list is not saved (a crash that lost the apps must not empty the save), exit 0."""
+    def scenario(m: Manager) -> Any:
+        result = m.run("save")
+        return result.returncode, "--force" in result.stdout + result.stderr
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0] == (0, True)
+    assert_same(seen)
