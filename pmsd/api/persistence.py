@@ -3,15 +3,15 @@
 save records every app pmsd knows (its registry records: names, ids, namespaces, definitions, instances),
 each record's environment file, the ports found for cluster apps, and which apps should be running: every
 app but the ones stopped on purpose (`stopped`). resurrect puts back what is missing from that and starts
-what should run and does not, app by app, so it is idempotent and one app that fails to start does not keep
-the others down; `pmsd startup` (pmsd.api.startup) runs it when the manager starts, that is at boot.
+what should run and does not (fork apps' units all created at once, then waited for), so it is idempotent,
+and one app that fails to start does not keep the others down. `pmsd startup` (pmsd.api.startup) runs it
+when the manager starts, that is at boot.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +21,7 @@ from pmsd.api.lifecycle import Outcome
 from pmsd.api.query import list_processes
 from pmsd.context import Context
 from pmsd.errors import NotFoundError, PmsdError
-from pmsd.model.record import AppRecord, RegistryData
+from pmsd.model.record import AppRecord, RegistryData, now_ms
 from pmsd.model.status import Status
 from pmsd.state.dump import DumpFile, Saved, SavedApp
 from pmsd.state.envfiles import read_env_file, write_env_file
@@ -57,7 +57,7 @@ def save(ctx: Context, force: bool = False) -> SaveResult | None:
         if found is not None:
             ports[name] = list(found)
     dump = DumpFile(ctx.state_dir)
-    dump.write(Saved(int(time.time() * 1000), data.next_id, apps, ports))
+    dump.write(Saved(now_ms(), data.next_id, apps, ports))
     names = {app.record.name for app in apps}
     return SaveResult(dump.path, len(names), len({app.record.name for app in apps if app.running}))
 
@@ -72,7 +72,7 @@ def _env_of(ctx: Context, record: AppRecord) -> dict[str, str] | None:
 def cleardump(ctx: Context) -> str:
     """An empty save, as PM2's `cleardump`; the save it replaces stays as the backup."""
     dump = DumpFile(ctx.state_dir)
-    dump.write(Saved(int(time.time() * 1000), ctx.registry.read().next_id, [], {}))
+    dump.write(Saved(now_ms(), ctx.registry.read().next_id, [], {}))
     return dump.path
 
 

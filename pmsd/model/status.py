@@ -117,10 +117,29 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
     )
 
 
+# Signals after which systemd calls a service's end clean (service.c, "clean" exit statuses and signals).
+_CLEAN_SIGNALS = frozenset({1, 2, 13, 15})  # SIGHUP, SIGINT, SIGPIPE, SIGTERM
+
+
 def exit_detail(state: ServiceState) -> str:
     """How the unit's main process ended, for error messages."""
     if state.exec_main_code == CLD_EXITED:
-        return f"exited with status {state.exec_main_status} ({state.result})"
+        return f"exited with status {state.exec_main_status} ({_result_of_run(state)})"
     if state.exec_main_code in (CLD_KILLED, CLD_DUMPED):
-        return f"killed by signal {state.exec_main_status} ({state.result})"
+        return f"killed by signal {state.exec_main_status} ({_result_of_run(state)})"
     return f"systemd reports {state.result}"
+
+
+def _result_of_run(state: ServiceState) -> str:
+    """The Result of the run ExecMain* describe. Once a Restart= has begun the next start, systemd resets
+    Result to "success" while ExecMainCode/Status still tell how the last run ended: name that run's result
+    as systemd did (service_result_to_string(): exit-code, signal, core-dump)."""
+    if state.result != "success":
+        return state.result
+    if state.exec_main_code == CLD_EXITED and state.exec_main_status != 0:
+        return "exit-code"
+    if state.exec_main_code == CLD_DUMPED:
+        return "core-dump"
+    if state.exec_main_code == CLD_KILLED and state.exec_main_status not in _CLEAN_SIGNALS:
+        return "signal"
+    return state.result

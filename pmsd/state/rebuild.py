@@ -14,13 +14,13 @@ import dataclasses
 import os
 import re
 import time
-from typing import Any
 
 from pmsd.definition.interpreter import INTERPRETER_BY_EXTENSION
 from pmsd.model.record import AppRecord, RegistryData
 from pmsd.model.spec import AppSpec
 from pmsd.systemd.bus import Manager
 from pmsd.systemd.names import RESERVED_NAMES, UNIT_PREFIX, app_of_unit
+from pmsd.systemd.properties import decode_all
 from pmsd.systemd.states import ActiveState
 
 # D-Bus signatures (org.freedesktop.systemd1.Service(5)): ExecStart= as (path, argv, ignore failure, times...)
@@ -52,11 +52,11 @@ def rebuild_from_units(manager: Manager, env_dir: str) -> RegistryData:
 
 
 def _record(manager: Manager, unit: str, name: str, instance: int | None, env_dir: str) -> AppRecord | None:
-    commands = _decoded(manager.service_property(unit, *EXEC_START))
+    commands = decode_all(manager.service_property(unit, *EXEC_START))
     if not commands:
         return None
     path, argv = str(commands[0][0]), [str(word) for word in commands[0][1]]
-    env_files = [str(entry[0]) for entry in _decoded(manager.service_property(unit, *ENVIRONMENT_FILES))]
+    env_files = [str(entry[0]) for entry in decode_all(manager.service_property(unit, *ENVIRONMENT_FILES))]
     pm_id = -1  # a cluster instance's env file is named by its unit, not its id
     for env_file in env_files:
         stem, ext = os.path.splitext(os.path.basename(env_file))
@@ -64,9 +64,9 @@ def _record(manager: Manager, unit: str, name: str, instance: int | None, env_di
             pm_id = int(stem)
     interpreter, script, args = _program(path, argv)
     spec = AppSpec(name=name, script=script, interpreter=interpreter, exec_path=path, argv=tuple(argv), args=args,
-                   cwd=str(_decoded(manager.service_property(unit, *WORKING_DIRECTORY))) or "/",
-                   user=str(_decoded(manager.service_property(unit, *USER))) or None,
-                   group=str(_decoded(manager.service_property(unit, *GROUP))) or None,
+                   cwd=str(decode_all(manager.service_property(unit, *WORKING_DIRECTORY))) or "/",
+                   user=str(decode_all(manager.service_property(unit, *USER))) or None,
+                   group=str(decode_all(manager.service_property(unit, *GROUP))) or None,
                    exec_mode="cluster" if instance is not None else "fork")
     return AppRecord(pm_id=pm_id, spec=spec, created_at=int(time.time() * 1000), instance=instance)
 
@@ -97,11 +97,3 @@ def _count_instances(apps: list[AppRecord]) -> None:
         if record.instance is not None:
             record.spec = dataclasses.replace(record.spec, instances=counts[record.name])
 
-
-def _decoded(value: Any) -> Any:
-    """pystemd's bytes, inside tuples and lists too, as text."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, (list, tuple)):
-        return type(value)(_decoded(item) for item in value)
-    return value

@@ -38,6 +38,13 @@ def decode(value: Any) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+def decode_all(value: Any) -> Any:
+    """decode() inside lists and tuples too: pystemd gives a(sasb...) properties (ExecStart=) with bytes inside."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(decode_all(item) for item in value)
+    return decode(value)
+
+
 def decode_properties(raw: Any) -> dict[str, Any]:
     """A property dict from pystemd (bytes keys and strings) as pmsd's str-keyed values; byte arrays
     (InvocationID) stay bytes."""

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from pmsd.model.status import Status, pm2_status, process_info
+from pmsd.model.status import Status, exit_detail, pm2_status, process_info
 from tests.unit.helpers import make_record, make_state
 
 CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
@@ -147,3 +147,19 @@ def test_memory_without_a_systemd_figure_is_read_from_the_processes() -> None:
 
 def test_memory_from_systemd_is_used_as_it_is() -> None:
     assert process_info(make_record(), make_state(memory_bytes=12345)).memory_bytes == 12345
+
+
+@pytest.mark.parametrize(("result", "code", "status", "expected"), [
+    ("exit-code", 1, 1, "exited with status 1 (exit-code)"),
+    # Restart= has begun the next start: Result is "success" again, ExecMain* still tell the last run's end.
+    ("success", 1, 1, "exited with status 1 (exit-code)"),
+    ("success", 2, 9, "killed by signal 9 (signal)"),
+    ("success", 3, 6, "killed by signal 6 (core-dump)"),
+    ("success", 2, 15, "killed by signal 15 (success)"),  # a clean signal: systemd calls it success too
+    ("success", 1, 0, "exited with status 0 (success)"),
+])
+def test_exit_detail_names_the_result_of_the_run_that_ended(result: str, code: int, status: int,
+                                                             expected: str) -> None:
+    state = make_state(active_state="activating", sub_state="auto-restart", result=result, exec_main_code=code,
+                       exec_main_status=status)
+    assert exit_detail(state) == expected
