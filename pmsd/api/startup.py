@@ -60,6 +60,8 @@ def unstartup(ctx: Context, service_name: str = STARTUP_UNIT) -> list[str]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
             removed.append(path)
+    with contextlib.suppress(OSError):  # the .wants directory startup made, when nothing else is in it
+        os.rmdir(os.path.join(directory, _wants_dir(ctx.user)))
     if removed:
         # The oneshot stays "active (exited)" after its boot-time run: stopping it only unloads it (it has no
         # ExecStop=; the apps it started are units of their own and keep running).

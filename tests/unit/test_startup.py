@@ -65,6 +65,7 @@ def test_startup_installs_and_enables_and_unstartup_removes(tmp_path: Path, monk
     assert startup(ctx).unit_path == result.unit_path  # again: idempotent
     assert unstartup(ctx) == [str(link), str(unit_dir / STARTUP_UNIT)]
     assert not link.exists() and not (unit_dir / STARTUP_UNIT).exists()
+    assert not link.parent.exists()  # the .wants directory it made, empty again
     assert manager.calls[-2:] == [("stop", STARTUP_UNIT), ("reload",)]
     assert unstartup(ctx) == []
 
