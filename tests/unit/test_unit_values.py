@@ -479,6 +479,8 @@ UNUSUAL: dict[str, list[str]] = {
     "cron_restart": ["@daily", " */5 * * * * ", "0 0 1 * MON", "0 0 12 * * 1-5"],
     "log_type": ["json", "raw"], "exec_mode": ["cluster", "fork_mode"], "instance_var": ["X_1", "_"],
     "increment_var": ["PORT"], "user": ["0", "4294967294", "a b", "+1", "日本", "100%"],
+    # A leading "~" is the home directory (hypothesis found "~" once; kept as a regression case).
+    "cwd": ["~", "~/x", "x/~"], "out_file": ["~/out.log"],
 }
 
 # Settings whose value is text (or a list of texts): every one is fed HOSTILE values below.
@@ -588,9 +590,11 @@ def _assert_value_kept(key: str, value: str, spec: AppSpec, base: str, variant: 
     elif key in ("args", "interpreter_args"):
         assert getattr(spec, key) == ((value, "--x") if variant else tuple(shlex.split(value)))
     elif key == "cwd":
-        assert spec.cwd == "/" + os.path.normpath(os.path.join(base, value)).lstrip("/")
+        # A leading "~" is the user's home, as a shell (and PM2, for log paths) reads it.
+        assert spec.cwd == "/" + os.path.normpath(os.path.join(base, os.path.expanduser(value))).lstrip("/")
     elif key in ("out_file", "log_file", "error_file"):
-        assert getattr(spec, key) in (None, "/" + os.path.normpath(os.path.join(base, value)).lstrip("/"))
+        expected = "/" + os.path.normpath(os.path.join(base, os.path.expanduser(value))).lstrip("/")
+        assert getattr(spec, key) in (None, expected)
 
 
 # ================================================================================ what systemd reads back
