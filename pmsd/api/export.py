@@ -33,7 +33,7 @@ from pmsd.api.targets import resolve_targets
 from pmsd.context import Context
 from pmsd.definition import settings
 from pmsd.definition.cron import on_calendar
-from pmsd.definition.environment import app_environment, runs_as_another_user
+from pmsd.definition.environment import record_environment, runs_as_another_user
 from pmsd.definition.preload import NODE_PRELOAD
 from pmsd.definition.settings import SETTINGS, SYSTEMD_FLOOR, is_node
 from pmsd.definition.unitfiles import render_cluster_units
@@ -180,12 +180,9 @@ def _env_text(ctx: Context, record: AppRecord) -> str:
         with open(ctx.registry.record_env_file(record), encoding="utf-8", newline="") as handle:
             return handle.read()
     except FileNotFoundError:
-        spec = record.spec
         ctx.warnings.append(f"app {record.name!r}: no environment file in pmsd's state, exported its definition's "
                             "env only")
-        return render_env_file(app_environment({}, spec.env, record.pm_id, record.name, spec.namespace,
-                                               record.instance, spec.instance_var, spec.increment_var,
-                                               spec.filter_env, record.increment))
+        return render_env_file(record_environment({}, record))
 
 
 # ------------------------------------------------------------------------------------------------- units

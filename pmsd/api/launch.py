@@ -15,7 +15,7 @@ import sys
 from pmsd.api import cluster
 from pmsd.context import Context
 from pmsd.definition.cron import on_calendar
-from pmsd.definition.environment import app_environment, runs_as_another_user
+from pmsd.definition.environment import record_environment, runs_as_another_user
 from pmsd.definition.units import transient_properties
 from pmsd.definition.unitvalues import exec_argv
 from pmsd.errors import ExitStatus, PmsdError
@@ -42,8 +42,7 @@ def write_environment(ctx: Context, record: AppRecord, fresh: bool) -> None:
     spec = record.spec
     if fresh or not os.path.exists(env_file):
         caller = {} if runs_as_another_user(spec.user, not ctx.user, os.getuid()) else ctx.environ
-        env = app_environment(caller, spec.env, record.pm_id, record.name, spec.namespace, record.instance,
-                              spec.instance_var, spec.increment_var, spec.filter_env, record.increment)
+        env = record_environment(caller, record)
     else:
         env = {**read_env_file(env_file), **spec.env}
     write_env_file(env_file, env)

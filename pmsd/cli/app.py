@@ -85,8 +85,7 @@ def start(**params: Any) -> None:
     try:
         raise typer.Exit(commands.start(ctx, params))
     finally:
-        commands.show_warnings(ctx)
-        ctx.close()
+        commands.finish(ctx)
 
 
 def _start_signature(target_help: str = START_TARGET_HELP) -> inspect.Signature:
@@ -115,8 +114,7 @@ def _start_or(action: str, doc: str) -> Any:
         try:
             raise typer.Exit(commands.start_or(ctx, action, params))
         finally:
-            commands.show_warnings(ctx)
-            ctx.close()
+            commands.finish(ctx)
 
     command.__doc__ = doc
     command.__signature__ = _start_signature(ECOSYSTEM_HELP)  # type: ignore[attr-defined]
@@ -164,8 +162,7 @@ def _lifecycle(verb: str, targets: List[str], silent: bool = False, **kwargs: ob
             commands.show_warnings(ctx)
         raise typer.Exit(commands.report(ctx, outcomes, verb))
     finally:
-        commands.show_warnings(ctx)
-        ctx.close()
+        commands.finish(ctx)
 
 
 @app.command()
@@ -356,8 +353,7 @@ def _with_ctx(command: str, *args: str | None) -> None:
     try:
         raise typer.Exit(getattr(commands, command)(ctx, *args))
     finally:
-        commands.show_warnings(ctx)
-        ctx.close()
+        commands.finish(ctx)
 
 
 @app.command("ls")
@@ -395,8 +391,7 @@ def describe(targets: List[str] = typer.Argument(..., metavar="TARGET...", help=
             status = commands.describe(ctx, target)
         raise typer.Exit(status)
     finally:
-        commands.show_warnings(ctx)
-        ctx.close()
+        commands.finish(ctx)
 
 
 for _alias in ("show", "info", "desc"):
@@ -540,8 +535,7 @@ def _with_ctx_kw(command: str, **kwargs: object) -> None:
     try:
         raise typer.Exit(getattr(commands, command)(ctx, **kwargs))
     finally:
-        commands.show_warnings(ctx)
-        ctx.close()
+        commands.finish(ctx)
 
 
 def run(argv: list[str]) -> int:

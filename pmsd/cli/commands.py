@@ -45,6 +45,13 @@ def show_warnings(ctx: Context) -> None:
     ctx.warnings.clear()
 
 
+def finish(ctx: Context) -> None:
+    """The end of every command: warnings not shown yet (e.g. the registry's backup was read) go to stderr
+    after the output, then the manager connection closes."""
+    show_warnings(ctx)
+    ctx.close()
+
+
 # PM2's `ls --sort <field>[:asc|desc]` fields (lib/API/UX/pm2-ls.js), and what each reads here.
 SORT_FIELDS: dict[str, Callable[[ProcessInfo], Any]] = {
     "name": lambda info: info.name, "namespace": lambda info: info.record.spec.namespace,

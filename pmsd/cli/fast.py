@@ -145,8 +145,6 @@ def try_fast_path(argv: list[str]) -> int | None:
     try:
         return handler(ctx, argv[1:])
     finally:
-        if ctx.warnings:  # e.g. the registry's backup was read: said after the output, on stderr
-            from pmsd.cli import commands
+        from pmsd.cli import commands  # every handler imported it already
 
-            commands.show_warnings(ctx)
-        ctx.close()
+        commands.finish(ctx)

@@ -11,6 +11,8 @@ import pwd
 import re
 from collections.abc import Mapping
 
+from pmsd.model.record import AppRecord
+
 # Variables systemd sets for each execution. A value from EnvironmentFile= would override systemd's own
 # (exec_child merges the file last), so copying them from the caller would hand the app stale sockets,
 # fds and ids; shell bookkeeping is dropped for the same reason.
@@ -24,6 +26,19 @@ _PER_EXECUTION = frozenset({
 })
 
 
+def carried_over(name: str) -> bool:
+    """Whether a variable of the caller's environment reaches the app's environment file: not one systemd sets
+    per execution (or shell bookkeeping), and a name systemd can load from an EnvironmentFile=."""
+    return name not in _PER_EXECUTION and is_valid_env_name(name)
+
+
+def record_environment(caller: Mapping[str, str], record: AppRecord) -> dict[str, str]:
+    """app_environment for a registry record (an app, or one instance of a cluster app)."""
+    spec = record.spec
+    return app_environment(caller, spec.env, record.pm_id, record.name, spec.namespace, record.instance,
+                           spec.instance_var, spec.increment_var, spec.filter_env, record.increment)
+
+
 def app_environment(
     caller: Mapping[str, str], definition: Mapping[str, str], pm_id: int, name: str, namespace: str,
     instance: int | None = None, instance_var: str = "NODE_APP_INSTANCE", increment_var: str | None = None,
@@ -31,8 +46,7 @@ def app_environment(
 ) -> dict[str, str]:
     # Names systemd would refuse to load from an EnvironmentFile (bash function exports, ...) cannot reach
     # the app anyway; leave them out rather than let systemd log a warning at every start.
-    env = {k: v for k, v in filter_caller(caller, filter_env).items()
-           if k not in _PER_EXECUTION and is_valid_env_name(k)}
+    env = {k: v for k, v in filter_caller(caller, filter_env).items() if carried_over(k)}
     env.update(definition)
     # What PM2 exposes to every app; NODE_APP_INSTANCE is 0 for a single instance.
     env.update({"pm_id": str(pm_id), "name": name, "namespace": namespace})

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from pmsd.definition.environment import _PER_EXECUTION, is_valid_env_name
+from pmsd.definition.environment import carried_over
 from pmsd.definition.parsers import describe_value
 from pmsd.definition.settings import ALIASES, SETTINGS_BY_KEY
 from pmsd.errors import UsageError
@@ -136,7 +136,7 @@ def _user_env(env: object, instance_var: object, name: object) -> dict[str, obje
     injected = INJECTED_ENV | {value for value in (instance_var, name) if isinstance(value, str)}
     return {key: value for key, value in env.items()
             if isinstance(key, str) and key not in injected and not key.startswith(INJECTED_ENV_PREFIXES)
-            and key not in _PER_EXECUTION and is_valid_env_name(key)}
+            and carried_over(key)}
 
 
 def _log_files(entry: Mapping[str, object], home_logs: str) -> dict[str, str]:
