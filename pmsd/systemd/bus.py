@@ -161,10 +161,13 @@ class Manager:
                 load_state = self._get(object_path, UNIT, "LoadState", "s", unit)
                 if load_state in ("not-found", "stub"):
                     return None
-                active = active_state(self._get(object_path, UNIT, "ActiveState", "s", unit))
-                sub_state = self._get(object_path, UNIT, "SubState", "s", unit)
+                # The job first: these are separate calls, and a start job that ends between them would
+                # otherwise pair "no job" with the "activating" read before its end (a failed start then
+                # looked started). Read in this order, "no job" means the states below are the job's outcome.
                 job = self._get(object_path, UNIT, "Job", "(uo)", unit)
                 has_job = bool(job and job[0])
+                active = active_state(self._get(object_path, UNIT, "ActiveState", "s", unit))
+                sub_state = self._get(object_path, UNIT, "SubState", "s", unit)
             else:
                 load_state, active, sub_state = listing.load_state, listing.active_state, listing.sub_state
                 has_job = listing.has_job
