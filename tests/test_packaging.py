@@ -157,14 +157,18 @@ def test_gods_units_are_installed_as_plain_files() -> None:
     assert "dh_installsystemduser --no-enable" in rules
 
 
-def test_postinst_only_try_restarts_the_system_god() -> None:
+def test_postinst_only_restarts_gods_that_run() -> None:
+    """The system god: try-restart. User gods: `deb-systemd-invoke --user restart`, which restarts a user
+    manager's god only where it runs or is enabled. Nothing is started or enabled that was not."""
     with open(os.path.join(DEBIAN, "pmsd.postinst"), encoding="utf-8") as file:
         postinst = file.read()
     code = "\n".join(line for line in postinst.splitlines() if not line.lstrip().startswith("#"))
     assert "[ -d /run/systemd/system ]" in code
     assert "deb-systemd-invoke try-restart pmsd-god.service" in code
+    assert "deb-systemd-invoke --user restart pmsd-god.service" in code
+    code = code.replace("deb-systemd-invoke --user restart pmsd-god", "")
     assert not re.search(r"(?<![-\w])(start|restart|enable) pmsd-god", code)
-    assert "--user" not in code and "--global" not in code
+    assert "--global" not in code
 
 
 def test_manpage_has_every_command_and_setting(tmp_path: pathlib.Path) -> None:
@@ -245,7 +249,9 @@ def test_deb_files() -> None:
         assert f"usr/share/man/man1/{page}" in files
     allowed = ("usr/bin/pmsd", "usr/bin/pmsd-god", site + "pmsd/", site + "pmsd-", "usr/lib/systemd/system/pmsd-god",
                "usr/lib/systemd/user/pmsd-god", "usr/share/pmsd/", "usr/share/doc/pmsd/",
-               "usr/share/man/man1/pmsd", "usr/share/lintian/overrides/pmsd")
+               "usr/share/man/man1/pmsd", "usr/share/lintian/overrides/pmsd",
+               "usr/share/bash-completion/completions/pmsd", "usr/share/zsh/vendor-completions/_pmsd",
+               "usr/share/fish/vendor_completions.d/pmsd.fish")
     stray = [name for name, content in files.items() if content is not None and not name.startswith(allowed)]
     assert not stray, f"unexpected files in the package: {stray}"
     assert not [name for name in files if name.startswith("etc/") or ".wants" in name]  # nothing enabled

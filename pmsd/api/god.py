@@ -9,7 +9,7 @@ import sys
 import time
 
 from pmsd.context import Context
-from pmsd.definition.god_unit import god_unit_text
+from pmsd.definition.god_unit import GOD_UNIT_HEAD, god_unit_text
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.status import exit_detail
 from pmsd.state.atomic import write_if_changed
@@ -75,10 +75,29 @@ def ensure_god(ctx: Context) -> None:
         ctx.warnings.append(f"{error.message}; apps run without it" + (f" ({error.hint})" if error.hint else ""))
 
 
+def remove_shadowing_runtime_unit(ctx: Context) -> bool:
+    """Remove the god unit a pip-installed pmsd wrote to the runtime directory once a packaged one exists: the
+    runtime directory comes first in systemd's search path (systemd.unit(5), "Unit File Load Path"), so the
+    old file would keep god on the venv's code after the distro package is installed. Only a file pmsd wrote
+    (its Description) is removed. True when one was (systemd must reload)."""
+    path = runtime_unit_path(ctx)
+    try:
+        with open(path, encoding="utf-8") as file:
+            ours = file.read(4096).startswith(GOD_UNIT_HEAD)
+    except OSError:
+        return False
+    if ours:
+        os.unlink(path)
+    return ours
+
+
 def _start(ctx: Context) -> bool:
     """StartUnit god; True when it was not running (so the caller may wait for it)."""
     manager = ctx.manager
-    if packaged_unit(ctx) is None and _install_runtime_unit(ctx):
+    if packaged_unit(ctx) is None:
+        if _install_runtime_unit(ctx):
+            manager.reload()
+    elif remove_shadowing_runtime_unit(ctx):
         manager.reload()
     # One ListUnitsByPatterns call: this runs on every start and restart, and god is usually up.
     active = next((unit.active_state for unit in manager.list_units([GOD_UNIT])), ActiveState.INACTIVE)

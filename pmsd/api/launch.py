@@ -22,7 +22,7 @@ from pmsd.errors import ExitStatus, PmsdError
 from pmsd.linux.asuser import identity_of, open_as
 from pmsd.model.record import AppRecord, RegistryData, now_ms
 from pmsd.model.spec import AppSpec, UnitInputs, stderr_file, stdout_file
-from pmsd.model.status import Status, exit_detail, pm2_status
+from pmsd.model.status import Status, exit_detail, failed_to_start, pm2_status
 from pmsd.state.envfiles import read_env_file, write_env_file
 from pmsd.systemd.jobs import TimerJob, start_timer, stop_and_collect, stop_and_reset_quietly
 from pmsd.systemd.names import cron_service_unit, cron_timer_unit
@@ -123,7 +123,7 @@ def _await_started(ctx: Context, record: AppRecord) -> None:
     unit = record.unit
     state = manager.wait_until(unit, lambda s: s is None or not s.has_job, START_TIMEOUT_S, "the start job")
     ensure_cron(ctx, record)
-    if state is None or state.active_state == ActiveState.FAILED:
+    if state is None or failed_to_start(state, record.spec.wait_ready):
         detail = exit_detail(state) if state is not None else "the unit vanished"
         stop_and_collect(manager, unit, LEFTOVER_STOP_S)
         raise PmsdError(

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pmsd.systemd.paths import scope_flag
 
+# How every god unit pmsd writes begins: what tells pmsd's own file from one an admin put there.
+GOD_UNIT_HEAD = "[Unit]\nDescription=pmsd god: "
+
 
 def god_unit_text(user: bool, exec_start: str) -> str:
     wanted_by = "default.target" if user else "multi-user.target"
@@ -13,8 +16,7 @@ def god_unit_text(user: bool, exec_start: str) -> str:
     hardening = "" if user else (
         "# god reads app trees (watch) and writes only its state and runtime directories.\n"
         "ProtectSystem=strict\nStateDirectory=pmsd\nStateDirectoryMode=0700\nNoNewPrivileges=yes\n")
-    return f"""[Unit]
-Description=pmsd god: PM2 semantics (events, counters, backoff, memory and watch restarts) for pmsd apps
+    return f"""{GOD_UNIT_HEAD}PM2 semantics (events, counters, backoff, memory and watch restarts) for pmsd apps
 Documentation=man:systemd.service(5)
 # Apps never depend on god: no app unit Requires=, BindsTo= or After= it, so stopping or upgrading god
 # leaves every app running, restarting and logging.

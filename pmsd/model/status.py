@@ -121,6 +121,29 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
 _CLEAN_SIGNALS = frozenset({1, 2, 13, 15})  # SIGHUP, SIGINT, SIGPIPE, SIGTERM
 
 
+# systemd's own exit statuses for a child that failed before or at execve() (EXIT_CHDIR 200 ... EXIT_EXEC 203
+# ... 243; systemd.exec(5), "Process Exit Codes"): the app's code never ran.
+_SETUP_FAILURE_STATUSES = range(200, 244)
+# Results that only the start itself can produce (systemd.service(5), Result=; service_result_to_string()).
+_START_RESULTS = frozenset({"resources", "timeout", "start-limit-hit", "protocol", "exec-condition"})
+
+
+def failed_to_start(state: ServiceState, waits_for_ready: bool) -> bool:
+    """Whether a unit whose start job has ended failed to *start*, rather than started and then exited.
+
+    pmsd reads the unit after its start job has ended, so an app that ran and exited at once (status 3 with
+    stop_exit_codes 3, or a crash in its first millisecond) is already `failed` by then: PM2 reports such an
+    app started (then stopped or errored), and so does pmsd. A Type=exec start ends once execve() succeeded,
+    so only systemd's own setup statuses (203: the program or its interpreter cannot be executed) and
+    start-only results mean the start failed. A Type=notify (wait_ready) start ends at READY=1: any exit
+    before then is a failed start."""
+    if state.active_state != ActiveState.FAILED:
+        return False
+    if waits_for_ready or state.result in _START_RESULTS:
+        return True
+    return state.exec_main_code == CLD_EXITED and state.exec_main_status in _SETUP_FAILURE_STATUSES
+
+
 def exit_detail(state: ServiceState) -> str:
     """How the unit's main process ended, for error messages."""
     if state.exec_main_code == CLD_EXITED:

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import HARNESS
 from tests.e2e.helpers import Pmsd, systemctl, wait_for
-from tests.e2e.test_cluster import free_port, get, online_pids
+from tests.e2e.test_cluster import free_port, get, needs_node, online_pids
 
 pytestmark = pytest.mark.e2e
 SLEEPER = "import time\nprint('up', flush=True)\nwhile True:\n    time.sleep(3600)\n"
@@ -60,6 +60,7 @@ def _apps(pmsd: Pmsd, token: str) -> int:
 
 
 @needs_own_manager
+@needs_node
 def test_saved_apps_come_back_after_a_reboot(pmsd: Pmsd, token: str, startup: None) -> None:
     port = _apps(pmsd, token)
     before = _statuses(pmsd)
@@ -122,6 +123,7 @@ def test_save_skips_an_empty_list_unless_forced(pmsd: Pmsd) -> None:
     assert "nothing to do" in pmsd.run("resurrect").stdout
 
 
+@needs_node
 def test_with_no_registry_backup_or_save_the_running_apps_are_relisted_from_systemd(pmsd: Pmsd,
                                                                                      token: str) -> None:
     Path(pmsd.cwd, f"f-{token}.py").write_text(SLEEPER)

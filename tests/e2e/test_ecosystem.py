@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from tests.e2e.helpers import APPS, Pmsd, markers, wait_for
+from tests.e2e.test_cluster import needs_node
 
 pytestmark = pytest.mark.e2e
 SLEEPER = os.path.join(APPS, "sleeper.py")
@@ -54,7 +55,7 @@ def _ecosystem(fmt: str, directory: str, name: str, marker_dir: str) -> str:
         """)
 
 
-@pytest.mark.parametrize("fmt", ["json", "yaml", "toml", "js"])
+@pytest.mark.parametrize("fmt", ["json", "yaml", "toml", pytest.param("js", marks=needs_node)])
 def test_every_format_starts_its_apps_with_env(pmsd: Pmsd, token: str, marker_dir: str, fmt: str) -> None:
     name = f"eco-{fmt}-{token}"
     path = _ecosystem(fmt, pmsd.cwd, name, marker_dir)

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# A real booted systemd (Debian 12 system instance, systemd 252 as PID 1) in systemd-nspawn, for pmsd's
-# system-mode tests: `pmsd --system`, `User=`, other users, lingering, reboots.
+# A real booted systemd (a Debian 12 system instance, systemd 252 as PID 1, or Debian 13's, systemd 257) in
+# systemd-nspawn, for pmsd's system-mode tests: `pmsd --system`, `User=`, other users, lingering, reboots, and
+# the Debian package installed with apt.
+#
+#   PMSD_TEST_SUITE=bookworm|trixie         which Debian release boots (default bookworm)
+#   PMSD_TEST_INSTALL=venv|package          how pmsd gets inside: the venv bound at /opt/pmsd-venv (default; a
+#                                           bookworm host's python3 must match the machine's), or not at all: the
+#                                           caller installs the .deb (tests/system/test_package.py)
 #
 #   systemd-system.sh image                 build (or reuse) the cached debootstrap rootfs
 #   systemd-system.sh venv                  build (or reuse) the venv pmsd is installed in, seen as /opt/pmsd-venv inside
@@ -44,7 +50,10 @@ REPO=$(cd "$(dirname "$SELF")/../.." && pwd)
 CACHE=/var/cache/pmsd-test
 STATE_ROOT=/run/pmsd-test             # per machine: launcher.pid nspawn.pid leader.pid boots run_dir venv ...
 RUNS=$CACHE/runs                      # per machine: upper/ work/ merged/ console.log (overlay needs a disk fs)
-SUITE=bookworm
+SUITE=${PMSD_TEST_SUITE:-bookworm}
+case "$SUITE" in bookworm | trixie) ;; *) echo "systemd-system: PMSD_TEST_SUITE must be bookworm or trixie, not '$SUITE'" >&2; exit 2 ;; esac
+INSTALL=${PMSD_TEST_INSTALL:-venv}
+case "$INSTALL" in venv | package) ;; *) echo "systemd-system: PMSD_TEST_INSTALL must be venv or package, not '$INSTALL'" >&2; exit 2 ;; esac
 MIRROR=${PMSD_TEST_MIRROR:-http://deb.debian.org/debian}
 ROOTFS=$CACHE/rootfs-$SUITE
 VENV_PATH=/opt/pmsd-venv              # the venv's path on the host (inside the build namespace) and inside
@@ -52,7 +61,10 @@ APPS_PATH=/opt/pmsd-tests/apps        # tests/apps, read-only inside
 BOOT_TIMEOUT=${PMSD_TEST_BOOT_TIMEOUT:-90}
 # What the rootfs holds beyond minbase. Changing this list rebuilds the image (the stamp file holds it).
 # util-linux (Essential) brings runuser and setpriv; no ca-certificates: nothing inside downloads.
-PACKAGES=(systemd systemd-sysv dbus dbus-user-session libpam-systemd python3 python3-venv procps iproute2)
+PACKAGES=(systemd systemd-sysv dbus dbus-user-session libpam-systemd python3 python3-venv procps iproute2
+    # The Debian package's Depends (debian/control), so that `apt-get install ./pmsd_*.deb` works offline
+    # inside, and what the end-to-end suite needs to run there on the release's own python3-* versions.
+    python3-jinja2 python3-pystemd python3-sdnotify python3-typer python3-yaml python3-pytest python3-hypothesis)
 # Host packages: nspawn + debootstrap (--no-install-recommends: the recommended libnss-mymachines edits the
 # host's nsswitch.conf, FACTS), and what pystemd's C extension needs to build (FACTS: "pystemd 0.15.x on PyPI
 # is an sdist only").
@@ -382,7 +394,9 @@ cmd__boot() {
     sd=$(state_dir "$name")
     run_dir=$(cat "$sd/run_dir")
     venv=$(cat "$sd/venv")
+    ROOTFS=$CACHE/rootfs-$(cat "$sd/suite")    # the release `up` chose (reboots do not see its environment)
     scope=$(scope_of "$name")
+    [ -z "$venv" ] || binds+=("--bind-ro=$venv:$VENV_PATH")
     # nspawn keeps /run/systemd/nspawn/... and refuses to clean it up on a disk-backed /run (FACTS). This also
     # hides the host's /run (its journald socket, user manager) from nspawn.
     mount -t tmpfs -o mode=0755 tmpfs /run
@@ -403,7 +417,6 @@ cmd__boot() {
         --register=no --keep-unit --private-network \
         --console=read-only --link-journal=no --resolv-conf=off --timezone=off \
         "${binds[@]}" \
-        --bind-ro="$venv:$VENV_PATH" \
         --bind-ro="$REPO/tests/apps:$APPS_PATH"
 }
 
@@ -442,7 +455,7 @@ cmd_up() {
         return 0
     fi
     cmd_image
-    cmd_venv
+    [ "$INSTALL" = venv ] && cmd_venv
     # Whatever an earlier run left (it died without `down`) goes first: every `up` starts clean.
     [ -z "$(cgroup_pids "$(scope_of "$name")")" ] || stop_machine "$name"
     cleanup "$name"
@@ -450,7 +463,8 @@ cmd_up() {
     run_dir=$RUNS/$name
     mkdir -p "$sd" "$run_dir/upper" "$run_dir/work" "$run_dir/merged"
     echo "$run_dir" >"$sd/run_dir"
-    readlink -f "$CACHE/venv" >"$sd/venv"
+    if [ "$INSTALL" = venv ]; then readlink -f "$CACHE/venv" >"$sd/venv"; else : >"$sd/venv"; fi
+    echo "$SUITE" >"$sd/suite"
     echo "/$scope" >"$sd/cgroup"
     # A concurrent `down` of another machine may remove an empty machine.slice between our two mkdirs: retry.
     make_cgroups "$scope" 2>/dev/null || make_cgroups "$scope" 2>/dev/null || make_cgroups "$scope"
@@ -611,7 +625,7 @@ cmd_status() {
     local name=$1 sd f
     sd=$(state_dir "$name")
     [ -d "$sd" ] || { echo "$name: not up"; return 1; }
-    for f in launcher.pid nspawn.pid leader.pid boots run_dir venv cgroup exit; do
+    for f in launcher.pid nspawn.pid leader.pid boots run_dir venv suite cgroup exit; do
         [ -f "$sd/$f" ] && printf "%s=%s\n" "${f%.pid}" "$(cat "$sd/$f")"
     done
     launcher_alive "$name" && echo "alive=yes" || echo "alive=no"

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pmsd.api.god import god_command, start_failure
+from pmsd.api.god import god_command, remove_shadowing_runtime_unit, start_failure
+from pmsd.context import Context
+from pmsd.definition.god_unit import god_unit_text
 from pmsd.systemd.states import ActiveState
 from tests.unit.helpers import make_state
 
@@ -49,3 +51,26 @@ def test_god_runs_this_interpreter_as_invoked_not_resolved(tmp_path: Path, monke
     link.symlink_to(sys.executable)
     monkeypatch.setattr(sys, "executable", str(link))
     assert god_command() == f"{link} -m pmsd.god"
+
+
+def _runtime_unit(tmp_path: Path, text: str) -> tuple[Context, Path]:
+    ctx = Context(user=True, environ={"XDG_RUNTIME_DIR": str(tmp_path)}, state_dir=str(tmp_path / "state"))
+    path = tmp_path / "systemd" / "user" / "pmsd-god.service"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    return ctx, path
+
+
+def test_a_runtime_god_unit_pmsd_wrote_goes_once_a_packaged_one_exists(tmp_path: Path) -> None:
+    """Regression: a god unit left in /run by a pip-installed pmsd shadowed the distro package's unit (the
+    runtime directory comes first), so god kept running the venv's code after the package was installed."""
+    ctx, path = _runtime_unit(tmp_path, god_unit_text(True, "/opt/venv/bin/python -m pmsd.god"))
+    assert remove_shadowing_runtime_unit(ctx) is True
+    assert not path.exists()
+    assert remove_shadowing_runtime_unit(ctx) is False  # nothing left to remove: no reload
+
+
+def test_a_runtime_god_unit_someone_else_wrote_stays(tmp_path: Path) -> None:
+    ctx, path = _runtime_unit(tmp_path, "[Unit]\nDescription=the admin's own god\n")
+    assert remove_shadowing_runtime_unit(ctx) is False
+    assert path.exists()
