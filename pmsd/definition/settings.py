@@ -152,6 +152,21 @@ def _listen_env(inputs: UnitInputs) -> list[str] | None:
     return env or None
 
 
+def _non_blocking(inputs: UnitInputs) -> bool | None:
+    """NonBlocking=yes for the instances of a Node cluster app with a socket (and its holder, unitfiles.py).
+
+    All of them share one open file description of the listening socket, and O_NONBLOCK belongs to that
+    description, not to an fd. libuv sets it when Node takes the fd (uv_tcp_open); systemd, with its default
+    NonBlocking=no, clears it again in every process it starts with the socket (flags_fds() in
+    src/core/execute.c), so each instance started beside running ones leaves the socket blocking until that new
+    Node sets it back. libuv before 1.45 (Node 18) accepts in a loop until EAGAIN: a running instance that
+    drains the queue meanwhile blocks in accept(2) with the connection it just took still unread, until
+    another connection comes. systemd.service(5) on NonBlocking=: every service sharing a socket must use the
+    same setting, and service code must not change the flag; with yes, systemd and libuv agree."""
+    spec = inputs.spec
+    return True if inputs.listen and spec.clustered and is_node(spec.interpreter) else None
+
+
 def _listen_streams(inputs: UnitInputs) -> list[tuple[str, str]] | None:
     # One ListenStream= per address: systemd passes the fds in the order of these lines (fd 3, 4, ...).
     return [("Stream", address) for address in inputs.listen] or None
@@ -420,7 +435,8 @@ SETTINGS: tuple[Setting, ...] = (
             "listen(PORT) takes it unchanged. In fork mode it only sets PORT, as in PM2.",
             (Directive("ListenStream", "Listen", "a(ss)", _listen_streams, lambda v: _literal(v[0][1]),
                        unit_type="socket", repeated=True),
-             Directive("Environment", "Environment", "as", _preload_env, _env_text)),
+             Directive("Environment", "Environment", "as", _preload_env, _env_text),
+             Directive("NonBlocking", "NonBlocking", "b", _non_blocking, lambda v: "yes" if v else "no")),
             flag="--port"),
     Setting("wait_ready", parse_bool, False, "The app says when it is ready (Node: process.send('ready'); any "
             "language: sd_notify READY=1, Type=notify); until then it is launching, and reload waits for it.",

@@ -22,6 +22,10 @@ from pmsd.systemd.names import escape_name, instance_env_file_name, listener_uni
 
 _UNIT_SECTION = frozenset({"StartLimitBurst", "StartLimitIntervalSec"})
 _TEMPLATED = frozenset({"Description", "EnvironmentFile"})  # spelled by the template itself
+# The holder is passed the socket too (it is the socket's Service=), and systemd sets the socket's O_NONBLOCK as
+# the NonBlocking= of every service it starts with it: the holder must say what the instances say
+# (settings._non_blocking).
+_HOLDER = frozenset({"NonBlocking"})
 
 
 def templates_dir() -> str:
@@ -57,7 +61,9 @@ def render_cluster_units(inputs: UnitInputs, version: int) -> dict[str, str]:
     if socket is not None:
         socket_lines = [line for a in assignments(inputs, version, unit_type="socket") for line in a.lines]
         files[socket] = environment.get_template("app.socket.j2").render(socket_lines=socket_lines, **common)
-        files[listener_unit(spec.name)] = environment.get_template("listener.service.j2").render(**common)
+        holder_lines = [a.line for a in assignments(inputs, version) if a.directive.name in _HOLDER]
+        files[listener_unit(spec.name)] = environment.get_template("listener.service.j2").render(
+            holder_lines=holder_lines, **common)
     return files
 
 

@@ -226,6 +226,48 @@ def test_scale_up_and_down_leaves_running_instances_alone(pmsd: Pmsd, token: str
     assert result.returncode == 2 and "stop" in result.stderr
 
 
+def socket_flags(pid: int, fd: int = 3) -> int | None:
+    """The file status flags (octal in /proc/<pid>/fdinfo/<fd>) of a process's fd, None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as handle:
+            return next(int(line.split()[1], 8) for line in handle if line.startswith("flags:"))
+    except (OSError, StopIteration):
+        return None
+
+
+@needs_node
+def test_starting_an_instance_leaves_the_shared_socket_non_blocking(pmsd: Pmsd, token: str) -> None:
+    """Regression: every instance shares one open file description of the socket, whose O_NONBLOCK libuv sets and
+    systemd set back to its default NonBlocking=no in each instance it started. Until the new Node set it again
+    the running instances' socket was blocking, and Node 18 (libuv 1.44 accepts until EAGAIN) blocked in accept()
+    holding a connection it had not read: requests timed out during reloads and starts."""
+    name, port = f"nonblock-{token}", free_port()
+    pmsd.run("start", NODE_APP, "--name", name, "-i", "1", "--port", f"127.0.0.1:{port}")
+    (running,) = online_pids(pmsd, name, 1)
+    seen: list[int | None] = []
+    done = threading.Event()
+
+    def sample() -> None:  # the window lasted as long as a new Node takes to start (~100-200 ms here)
+        while not done.is_set():
+            seen.append(socket_flags(running))
+            time.sleep(0.0005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        pmsd.run("scale", name, "+2")
+        online_pids(pmsd, name, 3)
+        time.sleep(0.5)
+    finally:
+        done.set()
+        sampler.join(5)
+    flags = [f for f in seen if f is not None]
+    assert len(flags) > 100
+    blocking = [f for f in flags if not f & os.O_NONBLOCK]
+    assert not blocking, f"the socket was blocking in {len(blocking)} of {len(flags)} samples"
+    assert unit_property(pmsd.env, f"pmsd.listen-{name}.service", "NonBlocking") == "yes"
+
+
 def test_stop_closes_the_port_and_delete_removes_the_unit_files(pmsd: Pmsd, token: str) -> None:
     name, port = f"port-{token}", free_port()
     pmsd.run("start", PY_APP, "--name", name, "-i", "2", "--port", f"127.0.0.1:{port}",

@@ -54,6 +54,20 @@ def test_wait_ready_app_in_another_language_must_be_ready_within_listen_timeout(
     assert not any("PMSD_READY_AFTER_MS" in line for line in lines)
 
 
+def test_node_instances_and_the_holder_keep_the_shared_socket_non_blocking() -> None:
+    """Every service started with the socket sets its O_NONBLOCK (one open file description for all) to its own
+    NonBlocking=; libuv wants it set, so the Node instances and the holder say yes (settings._non_blocking).
+    Other languages keep systemd's default: a blocking accept() would fail with EAGAIN on a non-blocking socket."""
+    files = render_cluster_units(UnitInputs(CLUSTER_NODE_SPEC, ENV_FILE), SYSTEMD_FLOOR)
+    assert "NonBlocking=yes" in files["pmsd-web@.service"].splitlines()
+    assert "NonBlocking=yes" in files["pmsd.listen-web.service"].splitlines()
+    python = dataclasses.replace(CLUSTER_NODE_SPEC, interpreter="/usr/bin/python3", exec_path="/usr/bin/python3",
+                                 script="/srv/web/main.py", argv=("/usr/bin/python3", "/srv/web/main.py"))
+    probing = dataclasses.replace(CLUSTER_NODE_SPEC, port=None)
+    for inputs in (UnitInputs(python, ENV_FILE), UnitInputs(probing, ENV_FILE, discover_ports=True)):
+        assert all("NonBlocking" not in text for text in render_cluster_units(inputs, SYSTEMD_FLOOR).values())
+
+
 def test_socket_listens_and_triggers_only_the_holder() -> None:
     text = render_cluster_units(UnitInputs(CLUSTER_NODE_SPEC, ENV_FILE), SYSTEMD_FLOOR)["pmsd-web.socket"]
     assert "ListenStream=127.0.0.1:3000" in text.splitlines()
