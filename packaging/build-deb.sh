@@ -4,6 +4,7 @@
 # runs lintian and a smoke test, writes dist/pmsd_<version>_all.deb and prints its path as the last line of
 # stdout. Everything else goes to stderr.
 #   LINTIAN=0   skip lintian        KEEP=1   keep the temporary build tree (its path is printed)
+#   DEST=DIR    write the .deb to DIR instead of dist/
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 exec 3>&1 1>&2  # fd 3 is the real stdout: only the .deb's path goes there
@@ -84,6 +85,7 @@ for argv in "--help" "start --help"; do
         /usr/bin/python3 -m pmsd $argv >/dev/null) || { echo "build-deb: python3 -m pmsd $argv failed"; exit 1; }
 done
 
-mkdir -p "$repo/dist"
-cp "$deb" "$repo/dist/"
-echo "$repo/dist/$(basename "$deb")" >&3
+dest=${DEST:-$repo/dist}
+mkdir -p "$dest"
+cp "$deb" "$dest/"
+echo "$(cd "$dest" && pwd)/$(basename "$deb")" >&3

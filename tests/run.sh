@@ -3,5 +3,7 @@
 # against a real systemd user manager, which tests/harness/systemd-user.sh brings up when needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash packaging/install.sh --test
-exec python3 -m pytest -q "$@"
+# install.sh prints the interpreter it installed into: this python3, or a venv it made where python3 is
+# "externally managed" (Debian's own, PEP 668).
+python=$(bash packaging/install.sh --test | tail -n 1)
+exec "$python" -m pytest -q "$@"

@@ -51,8 +51,10 @@ def packaged_unit(ctx: Context) -> str | None:
 def god_command() -> str:
     """This interpreter, as invoked: a venv's (or pipx's) `python` is a symlink to the base interpreter, and
     resolving it would leave the venv, where pmsd is installed (god then crash-loops on `No module named
-    'pmsd'`). Running the symlink keeps the venv: Python finds pyvenv.cfg beside it."""
-    return f"{os.path.abspath(sys.executable)} -m pmsd.god"
+    'pmsd'`). Running the symlink keeps the venv: Python finds pyvenv.cfg beside it. -P (Python >= 3.11): the
+    working directory (the user's home) is not put first on sys.path, where a checkout in ~/pmsd would shadow
+    the installed package (god then failed with "cannot import name '__version__' from 'pmsd'")."""
+    return f"{os.path.abspath(sys.executable)} -P -m pmsd.god"
 
 
 def _install_runtime_unit(ctx: Context) -> bool:

@@ -183,7 +183,7 @@ def ensure_cron(ctx: Context, record: AppRecord) -> None:
         timer=timer, service=cron_service_unit(record.name), on_calendar=tuple(on_calendar(pattern)),
         # "--": a name starting with "-" is the target, not an option (issue 11, 8a). exec_argv: systemd would
         # replace $NAME and ${NAME} in it from the environment.
-        command=(sys.executable, "-m", "pmsd", *scope, "restart", "--", *exec_argv([record.name])),
+        command=(sys.executable, "-P", "-m", "pmsd", *scope, "restart", "--", *exec_argv([record.name])),
         environment=(f"PMSD_STATE_DIR={ctx.state_dir}", "PMSD_NO_GOD=1"),
         description=description, service_description=f"pmsd cron restart of app {record.name}",
     ))

@@ -24,7 +24,7 @@ def startup_unit_text(user: bool, python: str, state_dir: str, wait_network: boo
     wanted_by = "default.target" if user else "multi-user.target"
     network = ("# --wait-ip: apps start once the network is up (network-online.target).\n"
                "Wants=network-online.target\nAfter=network-online.target\n") if wait_network else ""
-    command = exec_line(python, exec_argv([python, "-m", "pmsd", scope_flag(user), "resurrect", "--silent"]))
+    command = exec_line(python, exec_argv([python, "-P", "-m", "pmsd", scope_flag(user), "resurrect", "--silent"]))
     return f"""# Written by `pmsd startup`; `pmsd unstartup` removes it.
 [Unit]
 Description=pmsd: bring back the apps `pmsd save` recorded

@@ -161,9 +161,8 @@ class Manager:
                 load_state = self._get(object_path, UNIT, "LoadState", "s", unit)
                 if load_state in ("not-found", "stub"):
                     return None
-                # The job first: these are separate calls, and a start job that ends between them would
-                # otherwise pair "no job" with the "activating" read before its end (a failed start then
-                # looked started). Read in this order, "no job" means the states below are the job's outcome.
+                # The job first (separate calls): "no job" then means the states read next are its outcome,
+                # never the "activating" read before a job that ended in between (a failed start looked started).
                 job = self._get(object_path, UNIT, "Job", "(uo)", unit)
                 has_job = bool(job and job[0])
                 active = active_state(self._get(object_path, UNIT, "ActiveState", "s", unit))

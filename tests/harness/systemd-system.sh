@@ -4,9 +4,12 @@
 # the Debian package installed with apt.
 #
 #   PMSD_TEST_SUITE=bookworm|trixie         which Debian release boots (default bookworm)
-#   PMSD_TEST_INSTALL=venv|package          how pmsd gets inside: the venv bound at /opt/pmsd-venv (default; a
+#   PMSD_TEST_INSTALL=venv|package|stock    how pmsd gets inside: the venv bound at /opt/pmsd-venv (default; a
 #                                           bookworm host's python3 must match the machine's), or not at all: the
-#                                           caller installs the .deb (tests/system/test_package.py)
+#                                           caller installs the .deb (tests/system/test_package.py); `stock` is
+#                                           a plain Debian (minbase, systemd, python3) on the host's network,
+#                                           where the README's own commands install everything
+#                                           (tests/system/test_readme_commands.py)
 #
 #   systemd-system.sh image                 build (or reuse) the cached debootstrap rootfs
 #   systemd-system.sh venv                  build (or reuse) the venv pmsd is installed in, seen as /opt/pmsd-venv inside
@@ -53,9 +56,10 @@ RUNS=$CACHE/runs                      # per machine: upper/ work/ merged/ consol
 SUITE=${PMSD_TEST_SUITE:-bookworm}
 case "$SUITE" in bookworm | trixie) ;; *) echo "systemd-system: PMSD_TEST_SUITE must be bookworm or trixie, not '$SUITE'" >&2; exit 2 ;; esac
 INSTALL=${PMSD_TEST_INSTALL:-venv}
-case "$INSTALL" in venv | package) ;; *) echo "systemd-system: PMSD_TEST_INSTALL must be venv or package, not '$INSTALL'" >&2; exit 2 ;; esac
+case "$INSTALL" in venv | package | stock) ;; *) echo "systemd-system: PMSD_TEST_INSTALL must be venv, package or stock, not '$INSTALL'" >&2; exit 2 ;; esac
 MIRROR=${PMSD_TEST_MIRROR:-http://deb.debian.org/debian}
 ROOTFS=$CACHE/rootfs-$SUITE
+[ "$INSTALL" = stock ] && ROOTFS=$CACHE/rootfs-$SUITE-stock
 VENV_PATH=/opt/pmsd-venv              # the venv's path on the host (inside the build namespace) and inside
 APPS_PATH=/opt/pmsd-tests/apps        # tests/apps, read-only inside
 BOOT_TIMEOUT=${PMSD_TEST_BOOT_TIMEOUT:-90}
@@ -64,7 +68,9 @@ BOOT_TIMEOUT=${PMSD_TEST_BOOT_TIMEOUT:-90}
 PACKAGES=(systemd systemd-sysv dbus dbus-user-session libpam-systemd python3 python3-venv procps iproute2
     # The Debian package's Depends (debian/control), so that `apt-get install ./pmsd_*.deb` works offline
     # inside, and what the end-to-end suite needs to run there on the release's own python3-* versions.
-    python3-jinja2 python3-pystemd python3-sdnotify python3-typer python3-yaml python3-pytest python3-hypothesis)
+    python3-jinja2 python3-pystemd python3-sdnotify python3-typer python3-yaml python3-pytest python3-hypothesis
+    # The package's Recommends: Node apps and ecosystem.config.js, on the release's own node (18, 20).
+    nodejs)
 # Host packages: nspawn + debootstrap (--no-install-recommends: the recommended libnss-mymachines edits the
 # host's nsswitch.conf, FACTS), and what pystemd's C extension needs to build (FACTS: "pystemd 0.15.x on PyPI
 # is an sdist only").
@@ -83,6 +89,8 @@ usage() {
 
 check_host() {
     [ "$(id -u)" -eq 0 ] || cannot_run "it needs root (cgroups, mounts, namespaces)"
+    # Inside one of these machines (the README's test command run in a stock machine): no nspawn in nspawn.
+    [ ! -e /run/systemd/container ] || cannot_run "this is itself a container ($(cat /run/systemd/container))"
     grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || cannot_run "the kernel has no overlayfs"
     [ -n "$(hierarchies)" ] || cannot_run "no cgroup hierarchy is mounted under /sys/fs/cgroup"
     unshare --mount --propagation private true 2>/dev/null || cannot_run "unshare --mount is not permitted"
@@ -129,6 +137,18 @@ live_machines() {
 
 # ---------------------------------------------------------------------------------------------------- image
 
+# The rootfs a machine was booted on (the lower dir of its overlay).
+machine_rootfs() {
+    local sd
+    sd=$(state_dir "$1")
+    if [ -f "$sd/rootfs" ]; then cat "$sd/rootfs"; else echo "$CACHE/rootfs-$(cat "$sd/suite" 2>/dev/null || echo bookworm)"; fi
+}
+
+# A stock machine: what a minimal Debian server has (systemd as init, logind, D-Bus, the distro's python3), and
+# nothing of pmsd's: the README's commands install the rest over the network.
+STOCK_PACKAGES=(systemd systemd-sysv dbus libpam-systemd python3)
+[ "$INSTALL" = stock ] && PACKAGES=("${STOCK_PACKAGES[@]}")
+
 image_stamp() { printf 'suite=%s variant=minbase packages=%s\n' "$SUITE" "${PACKAGES[*]}"; }
 
 cmd_image() {
@@ -140,8 +160,10 @@ cmd_image() {
         return 0
     fi
     # The rootfs is every machine's overlay lower dir: replacing it under a running machine is undefined.
-    local users
-    users=$(live_machines)
+    local users="" machine
+    for machine in $(live_machines); do
+        [ "$(machine_rootfs "$machine")" != "$ROOTFS" ] || users+="$machine "
+    done
     [ -z "$users" ] || die "image: $ROOTFS must be rebuilt but machines are running on it: ${users//$'\n'/ }; run 'down' first"
     local started=$SECONDS tmp=$ROOTFS.new
     rm -rf "$tmp"
@@ -157,6 +179,17 @@ cmd_image() {
     mv "$tmp" "$ROOTFS"
     image_stamp >"$ROOTFS.stamp"
     log "image: built $ROOTFS in $((SECONDS - started)) s ($(du -sh "$ROOTFS" | cut -f1))"
+}
+
+# A stock machine downloads through this network, which intercepts TLS (FACTS: pip fails with
+# CERTIFICATE_VERIFY_FAILED until the host's CA bundle is used): the host's bundle and a pip.conf naming it go
+# into the machine's upper dir, as an admin of such a network configures every host. Nothing of pmsd's.
+seed_network_config() {
+    local upper=$1 bundle=/etc/ssl/certs/ca-certificates.crt
+    [ -f "$bundle" ] || return 0
+    mkdir -p "$upper/etc/ssl/certs"
+    cp "$bundle" "$upper/etc/ssl/certs/site-ca.crt"
+    printf '[global]\ncert = /etc/ssl/certs/site-ca.crt\n' >"$upper/etc/pip.conf"
 }
 
 configure_rootfs() {
@@ -394,7 +427,11 @@ cmd__boot() {
     sd=$(state_dir "$name")
     run_dir=$(cat "$sd/run_dir")
     venv=$(cat "$sd/venv")
-    ROOTFS=$CACHE/rootfs-$(cat "$sd/suite")    # the release `up` chose (reboots do not see its environment)
+    # The release and flavour `up` chose (reboots do not see its environment).
+    ROOTFS=$(cat "$sd/rootfs")
+    local network=(--private-network --resolv-conf=off)
+    # A stock machine uses the host's network: apt and pip download inside.
+    [ "$(cat "$sd/install")" != stock ] || network=(--resolv-conf=copy-host)
     scope=$(scope_of "$name")
     [ -z "$venv" ] || binds+=("--bind-ro=$venv:$VENV_PATH")
     # nspawn keeps /run/systemd/nspawn/... and refuses to clean it up on a disk-backed /run (FACTS). This also
@@ -414,8 +451,8 @@ cmd__boot() {
     fi
     exec systemd-nspawn --boot --quiet \
         --directory="$run_dir/merged" --machine="pmsd-test-$name" \
-        --register=no --keep-unit --private-network \
-        --console=read-only --link-journal=no --resolv-conf=off --timezone=off \
+        --register=no --keep-unit "${network[@]}" \
+        --console=read-only --link-journal=no --timezone=off \
         "${binds[@]}" \
         --bind-ro="$REPO/tests/apps:$APPS_PATH"
 }
@@ -465,6 +502,9 @@ cmd_up() {
     echo "$run_dir" >"$sd/run_dir"
     if [ "$INSTALL" = venv ]; then readlink -f "$CACHE/venv" >"$sd/venv"; else : >"$sd/venv"; fi
     echo "$SUITE" >"$sd/suite"
+    echo "$INSTALL" >"$sd/install"
+    echo "$ROOTFS" >"$sd/rootfs"
+    [ "$INSTALL" != stock ] || seed_network_config "$run_dir/upper"
     echo "/$scope" >"$sd/cgroup"
     # A concurrent `down` of another machine may remove an empty machine.slice between our two mkdirs: retry.
     make_cgroups "$scope" 2>/dev/null || make_cgroups "$scope" 2>/dev/null || make_cgroups "$scope"
@@ -625,7 +665,7 @@ cmd_status() {
     local name=$1 sd f
     sd=$(state_dir "$name")
     [ -d "$sd" ] || { echo "$name: not up"; return 1; }
-    for f in launcher.pid nspawn.pid leader.pid boots run_dir venv suite cgroup exit; do
+    for f in launcher.pid nspawn.pid leader.pid boots run_dir venv suite install rootfs cgroup exit; do
         [ -f "$sd/$f" ] && printf "%s=%s\n" "${f%.pid}" "$(cat "$sd/$f")"
     done
     launcher_alive "$name" && echo "alive=yes" || echo "alive=no"

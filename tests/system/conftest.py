@@ -1,9 +1,11 @@
 """System-mode tests run against a real booted systemd: a Debian 12 system instance (systemd 252 as PID 1) in
 systemd-nspawn, brought up for the session by tests/harness/systemd-system.sh. pmsd is installed inside the way
-a user installs it: a venv of Debian's python3 at /opt/pmsd-venv, built from a copy of this working tree."""
+a user installs it: a venv of Debian's python3 at /opt/pmsd-venv, built from a copy of this working tree; or,
+for tests/system/test_package.py, the .deb installed with apt in a Debian 12 or Debian 13 machine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -15,6 +17,16 @@ import pytest
 
 HARNESS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "harness", "systemd-system.sh")
 CANNOT_RUN = 77  # the harness's "this machine cannot run nspawn at all"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Inside one of these machines (the README's test command run in a stock machine), nspawn cannot boot
+    another: every system test is skipped before its fixtures build anything."""
+    if os.path.exists("/run/systemd/container"):
+        skip = pytest.mark.skip(reason="runs inside a container: no systemd-nspawn machine in a machine")
+        for item in items:
+            if item.path.is_relative_to(os.path.dirname(os.path.abspath(__file__))):
+                item.add_marker(skip)
 
 
 class MachineCommandFailed(subprocess.CalledProcessError):
@@ -31,6 +43,7 @@ class Machine:
 
     name: str
     venv: str = "/opt/pmsd-venv"
+    command: str = "/opt/pmsd-venv/bin/pmsd"  # /usr/bin/pmsd once the package is installed
     apps: str = "/opt/pmsd-tests/apps"  # tests/apps, read-only
 
     def _harness(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -56,8 +69,16 @@ class Machine:
              timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """The pmsd CLI of the venv, inside, as root or `user`; `system` adds --system."""
         scope = ("--system",) if system else ()
-        return self.run(f"{self.venv}/bin/pmsd", *scope, *args, user=user, check=check, timeout=timeout,
+        return self.run(self.command, *scope, *args, user=user, check=check, timeout=timeout,
                         env={"NO_COLOR": "1", **(env or {})})
+
+    def push(self, source: str, destination: str, timeout: float = 120) -> None:
+        """Copy a host file into the machine (as root, through the harness's stdin)."""
+        with open(source, "rb") as data:
+            result = subprocess.run(["bash", HARNESS, "exec", self.name, "--", "sh", "-c", 'cat > "$0"', destination],
+                                    stdin=data, capture_output=True, timeout=timeout)
+        if result.returncode != 0:
+            raise AssertionError(f"could not copy {source} to {destination}: {result.stderr.decode(errors='replace')}")
 
     def uid(self, user: str) -> int:
         return int(self.run("id", "-u", user).stdout)
@@ -102,17 +123,18 @@ def _down_stale_machines() -> None:
     except OSError:
         return
     for name in names:
-        pid = name.removeprefix("pytest-")
+        pid = name.removeprefix("pytest-").split("-")[0]
         if name.startswith("pytest-") and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
             subprocess.run(["bash", HARNESS, "down", name], capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture(scope="session")
-def machine() -> Iterator[Machine]:
-    """A booted Debian 12 system instance for the session (built and cached on first use: a few minutes)."""
-    name = f"pytest-{os.getpid()}"
+@contextlib.contextmanager
+def booted(name: str, suite: str = "bookworm", install: str = "venv") -> Iterator[Machine]:
+    """Boot machine `name` (Debian `suite`, pmsd from the venv or from nothing: `install="package"`), and power
+    it off and remove all it left afterwards. Skips when this host cannot run nspawn at all."""
     _down_stale_machines()
-    up = subprocess.run(["bash", HARNESS, "up", name], capture_output=True, text=True, timeout=1200)
+    env = {**os.environ, "PMSD_TEST_SUITE": suite, "PMSD_TEST_INSTALL": install}
+    up = subprocess.run(["bash", HARNESS, "up", name], capture_output=True, text=True, timeout=1200, env=env)
     if up.returncode == CANNOT_RUN:
         pytest.skip(f"no system instance: {up.stderr.strip()}")
     if up.returncode != 0:
@@ -124,6 +146,13 @@ def machine() -> Iterator[Machine]:
         down = subprocess.run(["bash", HARNESS, "down", name], capture_output=True, text=True, timeout=120)
         if down.returncode != 0:
             pytest.fail(f"could not bring the system instance {name} down:\n{down.stderr}")
+
+
+@pytest.fixture(scope="session")
+def machine() -> Iterator[Machine]:
+    """A booted Debian 12 system instance for the session (built and cached on first use: a few minutes)."""
+    with booted(f"pytest-{os.getpid()}") as booted_machine:
+        yield booted_machine
 
 
 @pytest.fixture

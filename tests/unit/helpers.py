@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import unicodedata
 from typing import Any
+
+import pytest
 
 from pmsd.model.record import AppRecord
 from pmsd.model.spec import AppSpec
 from pmsd.systemd.states import ServiceState
+
+# Node apps resolve `node` on PATH; ecosystem files in JavaScript (and .json that is not JSON) need it to run.
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
 GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 UPDATE_GOLDEN = os.environ.get("PMSD_UPDATE_GOLDEN") == "1"  # rewrite tests/unit/golden/*.service from the code

@@ -22,7 +22,7 @@ from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.record import AppRecord
 from pmsd.state.registry import DAMAGED_HINT, Registry
 from tests.unit.cli_harness import NO_SYSTEMD, Env, Result, run
-from tests.unit.helpers import make_record
+from tests.unit.helpers import make_record, needs_node
 
 USAGE = ExitStatus.USAGE
 NOT_FOUND = ExitStatus.NOT_FOUND
@@ -220,7 +220,7 @@ ECOSYSTEMS = [
     # PM2 reads a .json file that is not JSON as a JavaScript expression; this one is neither.
     pytest.param("bad.json", '{"apps": [\n  {"name": "x", "script": "tool" "y"}\n]}\n', [], USAGE,
                  "bad.json:2: neither JSON nor a JavaScript expression (as PM2 reads .json files): "
-                 "SyntaxError: Unexpected string", None, id="invalid-json"),
+                 "SyntaxError: Unexpected string", None, id="invalid-json", marks=needs_node),
     pytest.param("latin.json", b'{"name": "caf\xe9", "script": "tool"}', [], USAGE, "latin.json: not UTF-8 text",
                  None, id="json-not-utf8"),
     pytest.param("bad.yaml", "apps:\n  - name: a\n    script: tool\n   bad: 1\n", [], USAGE,

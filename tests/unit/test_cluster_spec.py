@@ -13,7 +13,7 @@ from pmsd.definition.settings import parse_exec_mode, parse_instances, parse_por
 from pmsd.errors import UsageError
 from pmsd.model.record import AppRecord
 from pmsd.model.spec import AppSpec, Source
-from tests.unit.helpers import SYSTEM_PATH, make_spec
+from tests.unit.helpers import SYSTEM_PATH, make_spec, needs_node
 
 CPUS = os.cpu_count() or 1
 
@@ -56,6 +56,7 @@ def test_bad_port(value: object) -> None:
         parse_port(value)
 
 
+@needs_node
 def test_instances_of_a_node_app_imply_cluster_mode(source: Source) -> None:
     spec = _build({"script": "server.js", "instances": 3}, source)
     assert (spec.exec_mode, spec.instances, spec.clustered) == ("cluster", 3, True)

@@ -199,7 +199,8 @@ def test_cron_error_is_a_value_error() -> None:
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_systemd = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not on PATH")
 BASE = datetime(2024, 2, 27, 23, 58, 30)  # UTC; near minute, hour, day and (leap) month boundaries
-_ELAPSE = re.compile(r"(?:Next elapse|Iter\. #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
+# systemd-analyze calendar labels later elapses "Iter. #2:" (252) or "Iteration #2:" (257).
+_ELAPSE = re.compile(r"(?:Next elapse|Iter\. #\d+|Iteration #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
 
 def _analyze(*args: str) -> subprocess.CompletedProcess[str]:

@@ -50,7 +50,7 @@ def test_god_runs_this_interpreter_as_invoked_not_resolved(tmp_path: Path, monke
     link.parent.mkdir(parents=True)
     link.symlink_to(sys.executable)
     monkeypatch.setattr(sys, "executable", str(link))
-    assert god_command() == f"{link} -m pmsd.god"
+    assert god_command() == f"{link} -P -m pmsd.god"
 
 
 def _runtime_unit(tmp_path: Path, text: str) -> tuple[Context, Path]:
@@ -74,3 +74,12 @@ def test_a_runtime_god_unit_someone_else_wrote_stays(tmp_path: Path) -> None:
     ctx, path = _runtime_unit(tmp_path, "[Unit]\nDescription=the admin's own god\n")
     assert remove_shadowing_runtime_unit(ctx) is False
     assert path.exists()
+
+
+def test_god_cron_and_startup_commands_do_not_import_from_their_working_directory() -> None:
+    """Regression: god runs in the user's home; a checkout there named `pmsd` shadowed the installed package
+    (`python -m` puts the working directory first on sys.path; -P does not)."""
+    from pmsd.definition.startup_unit import startup_unit_text
+
+    assert " -P -m pmsd.god" in god_command()
+    assert " -P -m pmsd " in startup_unit_text(True, "/usr/bin/python3", "/home/dev/.local/state/pmsd", False)

@@ -94,7 +94,8 @@ def test_bad_stdin_changes_nothing(env: Env, capsys: pytest.CaptureFixture[str],
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"apps": [{"name": "a",}]}'))
     result = run(capsys, *prefix, verb, "-")
     assert result.status == USAGE, result.err
-    assert result.err.startswith("[pmsd][ERROR] stdin:1:24: invalid JSON: Expecting property name")
+    # Python 3.13 words it "Illegal trailing comma" (column 23), 3.11 "Expecting property name" (column 24).
+    assert result.err.startswith("[pmsd][ERROR] stdin:1:2") and "invalid JSON" in result.err
     assert NO_SYSTEMD not in result.err
     assert apps(env) == before
 

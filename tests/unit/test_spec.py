@@ -15,7 +15,7 @@ from pmsd.definition.build import COMPUTED_FIELDS, PASSTHROUGH_KEYS, build_spec
 from pmsd.definition.settings import SETTINGS_BY_KEY
 from pmsd.errors import ExitStatus, UsageError
 from pmsd.model.spec import AppSpec, Source
-from tests.unit.helpers import SYSTEM_PATH, make_spec
+from tests.unit.helpers import SYSTEM_PATH, make_spec, needs_node
 
 
 def _build(raw: dict[str, object], source: Source, warn: list[str] | None = None,
@@ -65,7 +65,8 @@ def test_cwd_that_is_not_a_directory(source: Source) -> None:
     assert "'cwd'" in error.message and "not a directory" in error.message
 
 
-@pytest.mark.parametrize(("script", "name"), [("main.py", "main"), ("run.sh", "run"), ("server.js", "server"),
+@pytest.mark.parametrize(("script", "name"), [("main.py", "main"), ("run.sh", "run"),
+                                              pytest.param("server.js", "server", marks=needs_node),
                                               ("tool", "tool"), ("sleep", "sleep")])
 def test_default_name_is_the_script_without_extension(source: Source, script: str, name: str) -> None:
     assert _build({"script": script}, source).name == name

@@ -40,7 +40,7 @@ def _ctx(tmp_path: Path, user: bool = True, **environ: str) -> tuple[Context, Fa
 def test_the_unit_resurrects_at_the_managers_start(user: bool, scope: str, wanted_by: str) -> None:
     text = startup_unit_text(user, "/opt/my venv/bin/python", "/var/lib/pm%sd", wait_network=False)
     lines = text.splitlines()
-    assert f'ExecStart="/opt/my venv/bin/python" -m pmsd {scope} resurrect --silent' in lines
+    assert f'ExecStart="/opt/my venv/bin/python" -P -m pmsd {scope} resurrect --silent' in lines
     assert "Environment=PMSD_STATE_DIR=/var/lib/pm%%sd" in lines  # % is a specifier: doubled
     assert "Type=oneshot" in lines and "RemainAfterExit=yes" in lines and f"WantedBy={wanted_by}" in lines
     assert not any(line.startswith(("After=", "Wants=")) for line in lines)
