@@ -201,11 +201,17 @@ def describe(ctx: Context, target: str) -> int:
     from pmsd.model.record import now_ms
     from pmsd.model.spec import UnitInputs
     from pmsd.render.describe import render
+    from pmsd.render.formats import memory
+    from pmsd.systemd.bus import MEMORY_PEAK_SINCE, memory_peak
 
     for info in list_processes(ctx, target):
         inputs = UnitInputs(info.record.spec, ctx.registry.record_env_file(info.record), system=not ctx.user)
         unit_file = render_unit_file(inputs, ctx.manager.version)
-        sys.stdout.write(render(info, now_ms(), ctx.user, unit_file, _log_notes(ctx, info.record)))
+        peak = (memory(peak_bytes) + " (whole unit cgroup, since it started)"
+                if (peak_bytes := memory_peak(ctx.manager, info.unit)) is not None
+                else "-" if ctx.manager.version >= MEMORY_PEAK_SINCE
+                else f"- (systemd {MEMORY_PEAK_SINCE} and later; this manager is {ctx.manager.version})")
+        sys.stdout.write(render(info, now_ms(), ctx.user, unit_file, _log_notes(ctx, info.record), peak))
     return ExitStatus.OK
 
 

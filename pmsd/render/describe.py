@@ -12,11 +12,9 @@ from pmsd.systemd.names import cron_timer_unit
 from pmsd.systemd.paths import scope_flag
 
 
-def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes: list[str]) -> str:
-    spec = info.record.spec
-    scope = scope_flag(user)
-    created = datetime.datetime.fromtimestamp(info.record.created_at / 1000).isoformat(sep=" ",
-                                                                                        timespec="seconds")
+def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes: list[str], peak: str = "-") -> str:
+    spec, scope = info.record.spec, scope_flag(user)
+    created = datetime.datetime.fromtimestamp(info.record.created_at / 1000).isoformat(sep=" ", timespec="seconds")
     out_log, err_log, _ = log_paths(spec)
     rows = [
         ("status", str(info.status)),
@@ -29,6 +27,7 @@ def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes
         ("unstable restarts", str(info.unstable_restarts)),
         ("uptime", uptime(info.uptime_since_ms, now_ms)),
         ("memory", memory(info.memory_bytes) + " (whole unit cgroup, children included)"),
+        ("memory peak", peak),
         ("cpu", f"{info.cpu_percent:g}% (average since start)"),
         ("script path", spec.script),
         ("script args", shlex.join(spec.args)),

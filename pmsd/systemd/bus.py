@@ -305,6 +305,22 @@ class Manager:
         return PmsdError(f"systemd {self.scope_label} manager: {message}" + (f" ({unit})" if unit else ""))
 
 
+# MemoryPeak (the cgroup's memory.peak) is on the bus from systemd 255 (NEWS for v255); older managers lack it.
+MEMORY_PEAK_SINCE = 255
+
+
+def memory_peak(manager: Manager, unit: str) -> int | None:
+    """The highest memory the unit's cgroup has used since it started, where the manager reports it (systemd
+    >= 255, and a cgroup whose memory controller keeps memory.peak); None otherwise."""
+    if manager.version < MEMORY_PEAK_SINCE:
+        return None
+    try:
+        value = int(manager.service_property(unit, "MemoryPeak", "t"))
+    except PmsdError:
+        return None
+    return None if value == _UNSET else value
+
+
 def memory_current(manager: Manager, unit: str) -> int | None:
     value = manager.service_property(unit, "MemoryCurrent", "t")
     return None if value == _UNSET else int(value)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Core benchmark: pmsd against PM2 and against raw systemd floors, side by side, in one run.
 
-    python3 tests/bench/bench_core.py [--quick] [--json PATH]
+    python3 tests/bench/bench_core.py [--quick] [--json PATH] [--pmsd LABEL=COMMAND]...
 
 Measures (medians of N fresh repetitions, N=7, or 3 with --quick):
   start    invoking `X start` until the CLI has returned AND the app's first line has run;
@@ -320,7 +320,12 @@ def find_pmsd(env: dict[str, str], state_home: Path) -> Manager | None:
     else:
         cli = [PYTHON, "-m", "pmsd"]
         pmsd_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    manager = Manager("pmsd", cli, pmsd_env)
+    return usable_pmsd("pmsd", cli, pmsd_env)
+
+
+def usable_pmsd(label: str, cli: list[str], pmsd_env: dict[str, str]) -> Manager | None:
+    """A pmsd CLI as a Manager, None if its jlist does not work."""
+    manager = Manager(label, cli, pmsd_env)
     try:
         manager.jlist()
     except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
@@ -656,12 +661,12 @@ def run_pm2(bench: Bench, pm2: Pm2) -> None:
         pm2.kill()
 
 
-def run_pmsd(bench: Bench, pmsd: Manager) -> None:
-    print(f"== pmsd ({' '.join(pmsd.cli)}) ==", flush=True)
+def run_pmsd(bench: Bench, pmsd: Manager, floors: bool = True) -> None:
+    print(f"== {pmsd.label} ({' '.join(pmsd.cli)}) ==", flush=True)
     try:
         bench.start_part(pmsd)
         # Only the bench's idle apps: other pmsd users (e.g. e2e tests) may have pmsd-* units too.
-        bench.ls_part(pmsd, f"pmsd-bench-{pmsd.label}-idle-*")
+        bench.ls_part(pmsd, f"pmsd-bench-{pmsd.label}-idle-*" if floors else None)
         bench.crash_part(pmsd)
     finally:
         pmsd.delete_all()
@@ -752,16 +757,28 @@ RATIOS: list[tuple[str, str, str, str]] = [
 ]
 
 
-def ratio_table(results: Results, levels: tuple[int, ...]) -> list[dict[str, Any]]:
+def ratios(extra_labels: Sequence[str] = ()) -> list[tuple[str, str, str, str]]:
+    """RATIOS, plus each other pmsd CLI (--pmsd) against PM2 and against the default pmsd."""
+    rows = list(RATIOS)
+    for label in extra_labels:
+        rows += [(f"start: {label} / PM2", "start", f"{label} start", "pm2 start"),
+                 (f"start: {label} / pmsd", "start", f"{label} start", "pmsd start"),
+                 (f"ls: {label} / PM2", "ls", f"{label} ls", "pm2 ls"),
+                 (f"ls: {label} / pmsd", "ls", f"{label} ls", "pmsd ls"),
+                 (f"jlist: {label} / PM2", "ls", f"{label} jlist", "pm2 jlist")]
+    return rows
+
+
+def ratio_table(results: Results, levels: tuple[int, ...], extra_labels: Sequence[str] = ()) -> list[dict[str, Any]]:
     rows = []
-    for row, group, num, den in RATIOS:
+    for row, group, num, den in ratios(extra_labels):
         for level in levels if group == "ls" else (None,):
             value = ratio(results.median(group, num, level), results.median(group, den, level))
             rows.append({"ratio": row, "level": level, "value": value})
     return rows
 
 
-def print_report(results: Results, levels: tuple[int, ...], n: int) -> None:
+def print_report(results: Results, levels: tuple[int, ...], n: int, extra_labels: Sequence[str] = ()) -> None:
     print(f"\nMedians of {n} fresh repetitions, milliseconds.\n")
     print("start one app (CLI returned AND app code running)")
     for item in (i for i in results.items if i.group == "start"):
@@ -773,7 +790,7 @@ def print_report(results: Results, levels: tuple[int, ...], n: int) -> None:
     for item in (i for i in results.items if i.group == "crash"):
         print(f"  {item.label:38s} {fmt_ms(item.median_ms)}" + ("  FAILED" if item.error else ""))
     print("\nratios of medians" + " " * 24 + "".join(f"{f'{lv} apps':>10s}" for lv in levels))
-    for row, group, num, den in RATIOS:
+    for row, group, num, den in ratios(extra_labels):
         cells = [ratio(results.median(group, num, lv), results.median(group, den, lv)) for lv in levels]
         if group == "ls":
             print(f"  {row:38s}" + "".join(f"  {fmt_ratio(c)}" for c in cells))
@@ -795,7 +812,8 @@ def machine_meta(began: float, load_before: tuple[float, float, float]) -> dict[
     return meta
 
 
-def write_json(path: Path, results: Results, meta: dict[str, Any], levels: tuple[int, ...]) -> None:
+def write_json(path: Path, results: Results, meta: dict[str, Any], levels: tuple[int, ...],
+               extra_labels: Sequence[str] = ()) -> None:
     doc = {
         "meta": meta,
         "results": [
@@ -811,7 +829,7 @@ def write_json(path: Path, results: Results, meta: dict[str, Any], levels: tuple
             }
             for i in results.items
         ],
-        "ratios": ratio_table(results, levels),
+        "ratios": ratio_table(results, levels, extra_labels),
     }
     path.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nJSON written to {path}")
@@ -832,6 +850,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-pm2", action="store_true")
     parser.add_argument("--skip-pmsd", action="store_true")
+    parser.add_argument("--pmsd", action="append", default=[], metavar="LABEL=COMMAND",
+                        help="also benchmark this pmsd CLI (the command is split on spaces), e.g. "
+                        "package=/usr/bin/pmsd venv=/opt/pmsd-venv/bin/pmsd; repeatable")
     return parser.parse_args(argv)
 
 
@@ -862,10 +883,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_pm2(bench, pm2)
         if pmsd:
             run_pmsd(bench, pmsd)
+        extra = [m for m in (usable_pmsd(label, command.split(), env | {"XDG_STATE_HOME": str(scratch / label)})
+                             for label, _, command in (item.partition("=") for item in args.pmsd)) if m]
+        for other in extra:
+            run_pmsd(bench, other, floors=False)
         # The ls floors must query the units pmsd ls queries; without pmsd they get units of their own.
         run_floors(bench, raw, with_ls=pmsd is None)
     reap_orphans()
-    print_report(bench.results, levels, n)
+    labels = [m.label for m in extra]
+    print_report(bench.results, levels, n, labels)
     meta = {
         "reps": n,
         "levels": list(levels),
@@ -873,11 +899,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pm2_version": pm2_version(),
         "pmsd_cli": pmsd.cli if pmsd else None,
         "pmsd_start_extra": pmsd.start_extra if pmsd else None,
+        "pmsd_others": {m.label: m.cli for m in extra},
         "ls_floor_pattern": "pmsd-bench-pmsd-idle-*" if pmsd else f"{raw.prefix}*",
         **machine_meta(began, load_before),
     }
     if args.json:
-        write_json(args.json, bench.results, meta, levels)
+        write_json(args.json, bench.results, meta, levels, labels)
     return 0
 
 
