@@ -15,6 +15,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 
+from pmsd.api.logfiles import make_log_dirs
 from pmsd.context import Context
 from pmsd.definition.settings import MAX_INSTANCES, is_node
 from pmsd.definition.unitfiles import render_cluster_units
@@ -67,6 +68,7 @@ def install_units(ctx: Context, spec: AppSpec) -> None:
     """Write the app's unit files; reload the manager only if a loaded unit now differs from its file."""
     manager = ctx.manager
     inputs = unit_inputs(ctx, spec)
+    make_log_dirs(spec)  # cluster apps never log to files as another user (check_log_files)
     changed = write_units(ctx.user, ctx.environ, render_cluster_units(inputs, manager.version))
     if not changed:
         return

@@ -13,6 +13,7 @@ import os
 import sys
 
 from pmsd.api import cluster
+from pmsd.api.logfiles import make_log_dirs
 from pmsd.context import Context
 from pmsd.definition.cron import on_calendar
 from pmsd.definition.environment import record_environment, runs_as_another_user
@@ -133,11 +134,12 @@ def _await_started(ctx: Context, record: AppRecord) -> None:
 
 
 def open_log_files(ctx: Context, spec: AppSpec) -> dict[str, int]:
-    """The log files of an app that runs as another user, opened (and created, as that user) with that user's
-    rights: systemd would open the paths as root, following a symlink the user put there, and create a file
-    owned by root wherever the path points (systemd.exec(5), StandardOutput=append:). Empty for other apps,
-    whose files systemd opens."""
+    """The log files of an app that runs as another user, opened (and created, with their directories, as that
+    user) with that user's rights: systemd would open the paths as root, following a symlink the user put
+    there, and create a file owned by root wherever the path points (systemd.exec(5), StandardOutput=append:).
+    Empty for other apps, whose files systemd opens (make_log_dirs creates their directories)."""
     if spec.user is None or not runs_as_another_user(spec.user, not ctx.user, os.getuid()):
+        make_log_dirs(spec)
         return {}
     paths = {stream: path for stream, path in (("out", stdout_file(spec)), ("err", stderr_file(spec))) if path}
     if not paths:
@@ -150,7 +152,8 @@ def open_log_files(ctx: Context, spec: AppSpec) -> dict[str, int]:
     fds: dict[str, int] = {}
     try:
         for stream, path in paths.items():
-            fds[stream] = open_as(identity, path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOCTTY, 0o640)
+            fds[stream] = open_as(identity, path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOCTTY, 0o640,
+                                  make_parents=True)
     except OSError as error:
         for fd in fds.values():
             os.close(fd)

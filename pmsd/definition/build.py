@@ -318,7 +318,8 @@ def _watch_paths(values: Mapping[str, Any], cwd: str) -> tuple[str, ...]:
 
 
 def _log_path(values: Mapping[str, Any], key: str, cwd: str, app: _App, warn: list[str]) -> str | None:
-    """PM2 log paths are relative to the app's cwd; systemd creates the file but not its directory. "NULL" and
+    """PM2 log paths are relative to the app's cwd; their directories are created at start, as PM2 does (what
+    exists of the path must be directories). "NULL" and
     "/dev/null" mean no file, as in PM2 (lib/Common.js): the stream is discarded (DISCARD), or for log_file
     nothing changes. log_file true asks for PM2's default combined file: the journal already holds both
     streams together, so they stay there."""
@@ -334,8 +335,11 @@ def _log_path(values: Mapping[str, Any], key: str, cwd: str, app: _App, warn: li
     path = _normalized(os.path.join(cwd, os.path.expanduser(values[key])))
     if os.path.isdir(path):
         raise app.fail(key, f"{path} is a directory; give a file path")
-    if not os.path.isdir(os.path.dirname(path)):
-        raise app.fail(key, f"directory {os.path.dirname(path)} does not exist", "create it first")
+    existing = os.path.dirname(path)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise app.fail(key, f"{existing} is not a directory", "give a path whose directories are directories")
     problem = path_problem(path)  # StandardOutput=append:PATH
     if problem is not None:
         raise app.fail(key, f"systemd cannot append to this file: {problem}", PATH_HINT)

@@ -125,6 +125,16 @@ def test_file_options_keep_stderr_apart(pmsd: Pmsd, token: str) -> None:
     assert _history(pmsd, name, "--raw") == []
 
 
+def test_log_directories_are_created_as_pm2_creates_them(pmsd: Pmsd, token: str) -> None:
+    """Regression (issue 16): `-o logs/deep/new/out.log` failed with "directory does not exist"; PM2 creates it."""
+    name = f"deep-{token}"
+    _start_talker(pmsd, name, 3, "-o", "logs/deep/new/out.log", "-e", "logs/deep/err/err.log", err_every=2)
+    out_file = os.path.join(pmsd.cwd, "logs", "deep", "new", "out.log")
+    err_file = os.path.join(pmsd.cwd, "logs", "deep", "err", "err.log")
+    wait_for(lambda: os.path.exists(err_file) and _read(err_file).count("\n") == 2, 10, "stderr lines")
+    assert _read(out_file).splitlines() == [f"{name} out 1"]
+
+
 def test_err_never_shows_merged_journal_lines(pmsd: Pmsd, token: str) -> None:
     name = f"merged-{token}"
     _start_talker(pmsd, name, 4, err_every=2)
