@@ -71,6 +71,10 @@ GOD_ONLY: dict[str, str] = {
     # RestartSteps=/RestartMaxDelaySec= came in systemd 254; the settings table has no row for them.
     "exp_backoff_restart_delay": "pmsd god's exponential backoff: systemd restarts after RestartSec=, its cap",
     "max_memory_restart": "pmsd god's restart above a memory size; memory_max (MemoryMax=) is a hard limit",
+    "log_max_size": "pmsd god's log rotation: systemd appends to the files; rotate them with logrotate",
+    "log_retain": "pmsd god's log rotation",
+    "log_compress": "pmsd god's log rotation",
+    "log_rotate_interval": "pmsd god's log rotation",
 }
 
 

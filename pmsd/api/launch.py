@@ -14,6 +14,7 @@ import sys
 
 from pmsd.api import cluster
 from pmsd.api.logfiles import make_log_dirs
+from pmsd.api.logpipes import log_pipes
 from pmsd.context import Context
 from pmsd.definition.cron import on_calendar
 from pmsd.definition.environment import record_environment, runs_as_another_user
@@ -108,11 +109,13 @@ def launch_fork_apps(ctx: Context, records: list[AppRecord]) -> list[tuple[AppRe
 
 def _submit(ctx: Context, record: AppRecord) -> None:
     manager = ctx.manager
-    log_fds = open_log_files(ctx, record.spec)
+    stop_and_collect(manager, record.unit, LEFTOVER_STOP_S)  # make room: an errored unit of an earlier run
+    pipes = log_pipes(ctx, record.spec)  # god writes the files: it opens them, as the app's user
+    log_fds = {} if pipes else open_log_files(ctx, record.spec)
     try:
-        inputs = UnitInputs(record.spec, ctx.registry.record_env_file(record), system=not ctx.user, log_fds=log_fds)
+        inputs = UnitInputs(record.spec, ctx.registry.record_env_file(record), system=not ctx.user, log_fds=log_fds,
+                            log_pipes=pipes)
         properties = transient_properties(inputs, manager.version)
-        stop_and_collect(manager, record.unit, LEFTOVER_STOP_S)  # make room: an errored unit of an earlier run
         manager.start_transient(record.unit, properties)  # systemd keeps its own copies of the descriptors
     finally:
         for fd in log_fds.values():

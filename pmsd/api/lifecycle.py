@@ -27,6 +27,7 @@ from pmsd.api.launch import (
     write_environment,
 )
 from pmsd.api.linger import linger_warning
+from pmsd.api.logpipes import remove_log_pipes
 from pmsd.api.targets import (
     STDIN,
     STDIN_LABEL,
@@ -371,6 +372,7 @@ def _rename(ctx: Context, record: AppRecord, spec: AppSpec, update_env: bool, ac
     running = pm2_status(state, record.spec.autorestart, record.spec.stop_exit_codes) in RUNNING_STATUSES
     stop_record(ctx, record)
     remove_cron(ctx, record.name)
+    remove_log_pipes(ctx, record.name)
     record.spec = spec
     record.restart_offset += 1 if running else 0
     write_environment(ctx, record, fresh=update_env)
@@ -527,6 +529,7 @@ def delete(ctx: Context, target: Targets, only: Sequence[str] = ()) -> list[Outc
                 continue
             # The app's last process is gone: so are its cron timer and its unit files.
             remove_cron(ctx, name)
+            remove_log_pipes(ctx, name)
             cluster.remove_app_units(ctx, name)
         return outcomes
 

@@ -308,10 +308,15 @@ def flush(ctx: Context, target: str | None) -> int:
 
 def reload_logs(ctx: Context) -> int:
     from pmsd.api.logs import sources_for
+    from pmsd.api.reloadlogs import reopen_log_files
 
+    reopened = reopen_log_files(ctx)
+    done = {record.pm_id for record, _ in reopened}
     files = [(record, source.path) for record in ctx.registry.read().apps for source in sources_for(record)
-             if source.path]
+             if source.path and record.pm_id not in done]
     print("[pmsd] journal: nothing to reopen; journald rotates its own files (SystemMaxUse=, MaxFileSec=)")
+    for record, paths in reopened:
+        print(f"[pmsd] {record.name}: reopened {', '.join(paths)}")
     for record, path in files:
         print(f"[pmsd] {record.name}: {path} was opened by systemd with O_APPEND when the app started and stays "
               f"open; rotate it with logrotate's copytruncate, or `pmsd restart {record.name}` to reopen it")

@@ -51,7 +51,7 @@ from pmsd.definition.parsers import port_number as port_number
 from pmsd.definition.preload import NODE_PRELOAD
 from pmsd.definition.unitvalues import env_file_problem, exec_argv, exec_line, exec_word, glob_escape, literal
 from pmsd.errors import UsageError
-from pmsd.model.spec import DISCARD, AppSpec, UnitInputs, stderr_file, stdout_file
+from pmsd.model.spec import DISCARD, UnitInputs, stderr_file, stdout_file
 
 SYSTEMD_FLOOR = 252  # Debian 12; the oldest manager pmsd supports
 LOG_RATE_LIMIT_INTERVAL_USEC = 30_000_000
@@ -229,18 +229,38 @@ def _memory_max(inputs: UnitInputs) -> int | None:
     return inputs.spec.memory_max
 
 
-def _stdout_kind(spec: AppSpec) -> str | None:
-    return "null" if spec.disable_logs or spec.out_file == DISCARD else None
+def _stdout_path(inputs: UnitInputs) -> str | None:
+    """Where systemd appends stdout: god's pipe, or the file itself; None for a descriptor or the journal."""
+    if "out" in inputs.log_fds:
+        return None
+    return inputs.log_pipes.get("out") if inputs.log_pipes else stdout_file(inputs.spec)
 
 
-def _stderr_kind(spec: AppSpec) -> str | None:
-    if spec.disable_logs or spec.error_file == DISCARD:
+def _stderr_path(inputs: UnitInputs) -> str | None:
+    if "err" in inputs.log_fds:
+        return None
+    return inputs.log_pipes.get("err") if inputs.log_pipes else stderr_file(inputs.spec)
+
+
+def _stdout_kind(inputs: UnitInputs) -> str | None:
+    spec = inputs.spec
+    if spec.disable_logs or (spec.out_file == DISCARD and "out" not in inputs.log_pipes):
         return "null"
-    # StandardError= defaults to "inherit", i.e. wherever stdout goes: when only stdout goes to a file (or
-    # nowhere), stderr must be sent to the journal explicitly.
-    if (stdout_file(spec) or _stdout_kind(spec)) and not stderr_file(spec):
-        return "journal"
     return None
+
+
+def _stderr_kind(inputs: UnitInputs) -> str | None:
+    spec = inputs.spec
+    if spec.disable_logs or (spec.error_file == DISCARD and "err" not in inputs.log_pipes):
+        return "null"
+    # StandardError= defaults to "inherit", i.e. wherever stdout goes: when only stdout goes to a file, a pipe
+    # (or nowhere), stderr must be sent to the journal explicitly.
+    if inputs.log_pipes:
+        out_elsewhere = "out" in inputs.log_pipes or bool(_stdout_kind(inputs))
+        err_elsewhere = "err" in inputs.log_pipes
+    else:
+        out_elsewhere, err_elsewhere = bool(stdout_file(spec) or _stdout_kind(inputs)), bool(stderr_file(spec))
+    return "journal" if out_elsewhere and not err_elsewhere else None
 
 
 @dataclass(frozen=True)
@@ -365,23 +385,23 @@ SETTINGS: tuple[Setting, ...] = (
             "(relative to cwd). systemd opens it; no process sits between the app and the file. 'NULL' or "
             "'/dev/null' discards stdout (StandardOutput=null), as PM2 means them.",
             (Directive("StandardOutput", "StandardOutputFileToAppend", "s",
-                       lambda i: None if "out" in i.log_fds else stdout_file(i.spec),
+                       _stdout_path,
                        lambda v: f"append:{_literal(v)}"),
              # Opened by pmsd as the app's user, for an app that runs as another user: systemd would open the
              # path itself, as root (systemd.exec(5), StandardOutput=), following whatever the user put there.
              Directive("StandardOutput", "StandardOutputFileDescriptor", "h", lambda i: i.log_fds.get("out"),
                        lambda _fd: "fd"),
-             Directive("StandardOutput", "StandardOutput", "s", lambda i: _stdout_kind(i.spec), str)),
+             Directive("StandardOutput", "StandardOutput", "s", _stdout_kind, str)),
             aliases=("out", "output", "out_log"), flag="--output", short="-o"),
     Setting("error_file", parse_text, None, "File the app's stderr is appended to, instead of the journal. "
             "The only way to keep stderr apart: in the journal both streams share one connection. 'NULL' or "
             "'/dev/null' discards stderr.",
             (Directive("StandardError", "StandardErrorFileToAppend", "s",
-                       lambda i: None if "err" in i.log_fds else stderr_file(i.spec),
+                       _stderr_path,
                        lambda v: f"append:{_literal(v)}"),
              Directive("StandardError", "StandardErrorFileDescriptor", "h", lambda i: i.log_fds.get("err"),
                        lambda _fd: "fd"),
-             Directive("StandardError", "StandardError", "s", lambda i: _stderr_kind(i.spec), str)),
+             Directive("StandardError", "StandardError", "s", _stderr_kind, str)),
             aliases=("err", "error", "err_file", "err_log"), flag="--error", short="-e"),
     Setting("log_file", parse_log_file, None, "One file for stdout and stderr together (used when neither "
             "out_file nor error_file is set: systemd cannot write one stream to two files). true (PM2's default "
@@ -399,8 +419,16 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--log-date-format"),
     Setting("log_type", parse_log_type, None, "'json': `pmsd logs` prints this app's lines as PM2's JSON "
             "log records.", flag="--log-type"),
-    Setting("time", parse_bool, False, "Prefix log lines with a timestamp in `pmsd logs` (journald stores "
-            "one for every line anyway).", flag="--time"),
+    Setting("time", parse_bool, False, "Prefix log lines with a timestamp (PM2's YYYY-MM-DDTHH:mm:ss): in the "
+            "log files god writes, and in `pmsd logs`.", flag="--time"),
+    Setting("log_max_size", parse_memory_bytes, None, "Rotate the app's log files (those god writes) above "
+            "this size ('10M'), as pm2-logrotate's max_size.", flag="--log-max-size", by_god=True),
+    Setting("log_retain", parse_count, 30, "Rotated log files kept per file (pm2-logrotate's retain).",
+            flag="--log-retain", by_god=True),
+    Setting("log_compress", parse_bool, False, "gzip rotated log files (pm2-logrotate's compress).",
+            flag="--log-compress", by_god=True),
+    Setting("log_rotate_interval", parse_positive_duration_ms, None, "Rotate the app's log files this often "
+            "('24h', '30m'), at the first line after the interval.", flag="--log-rotate-interval", by_god=True),
     Setting("max_memory_restart", parse_memory_bytes, None, "Restart the app when its memory exceeds this "
             "('150M', '1G', or bytes). Measured for the whole unit (MemoryCurrent: the app and every child), "
             "not only the main process as PM2 does; god checks every second.",

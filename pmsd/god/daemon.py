@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pmsd.context import Context
 from pmsd.errors import PmsdError
 from pmsd.god.handlers import ApiHandlers
+from pmsd.god.logwriter import LogWriter, target_of
 from pmsd.god.loop import Loop, Timer
 from pmsd.god.notify import notifier
 from pmsd.god.policies import BackoffPolicy, MemoryPolicy, Restarter, WatchPolicy, log
@@ -62,7 +63,9 @@ class God:
         self.backoff = BackoffPolicy(self.loop, self.trackers, restarter)
         self.memory = MemoryPolicy(self.loop, self.manager, self.trackers, restarter, memory_interval_s)
         self.watch = WatchPolicy(self.loop, self.trackers, restarter)
-        self.handlers = ApiHandlers(ctx, self.trackers, self.counters, lambda: self._sync_registry(seed=False))
+        self.logs = LogWriter(self.loop, log)
+        self.handlers = ApiHandlers(ctx, self.trackers, self.counters, lambda: self._sync_registry(seed=False),
+                                    self.logs.reopen)
 
     # ------------------------------------------------------------------------------------ start / stop
     def start(self) -> None:
@@ -92,6 +95,7 @@ class God:
             if self.registry_watcher is not None:
                 self.registry_watcher.close()
             self.watch.close()
+            self.logs.close()
             log("stopped")
 
     def stop(self) -> None:
@@ -221,6 +225,8 @@ class God:
             return
         self.registry_stamp = stamp
         records = {record.unit: record for record in data.apps}
+        self.logs.sync(target for record in data.apps if record.instance is None
+                       and (target := target_of(record, self.ctx.user, dict(self.ctx.environ))) is not None)
         loaded = {listing.name for listing in self.manager.list_units([f"{UNIT_PREFIX}*.service"])}
         for unit in list(self.trackers):
             if unit not in records or records[unit].pm_id != self.trackers[unit].record.pm_id:

@@ -31,11 +31,12 @@ class ApiHandlers:
     """Answers one request from what god follows: its trackers, its live counters, the registry."""
 
     def __init__(self, ctx: Context, trackers: Mapping[str, AppTracker], counters: dict[int, AppCounters],
-                 refresh_registry: Callable[[], None]) -> None:
+                 refresh_registry: Callable[[], None], reopen_logs: Callable[[], None] = lambda: None) -> None:
         self.ctx = ctx
         self.trackers = trackers
         self.counters = counters
         self.refresh_registry = refresh_registry
+        self.reopen_logs = reopen_logs
         self.started_at = now_ms()
 
     def __call__(self, connection: Connection, request: dict[str, Any]) -> Reply | None:
@@ -47,6 +48,10 @@ class ApiHandlers:
             return self.list(request_id)
         if method == "subscribe":
             return self.subscribe(request_id, connection)
+        if method == "reloadLogs":
+            self.refresh_registry()
+            self.reopen_logs()
+            return {"id": request_id, "result": {"reopened": True}}
         return error_reply(request_id, f"unknown method {method!r}", f"methods: {', '.join(METHODS)}",
                            ExitStatus.USAGE)
 

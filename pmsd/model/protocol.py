@@ -26,7 +26,7 @@ from typing import Any, NotRequired, TypedDict
 
 from pmsd.errors import ExitStatus
 
-METHODS: tuple[str, ...] = ("ping", "list", "subscribe")
+METHODS: tuple[str, ...] = ("ping", "list", "subscribe", "reloadLogs")
 MAX_LINE = 1 << 20  # a request longer than this is not one pmsd would send
 
 RequestId = int | None  # a reply's "id" is its request's; null when it answers none
@@ -75,7 +75,12 @@ class ErrorReply(TypedDict):
     error: ErrorBody
 
 
-Reply = PingReply | ListReply | SubscribeReply | ErrorReply
+class ReopenedReply(TypedDict):
+    id: RequestId
+    result: dict[str, bool]
+
+
+Reply = PingReply | ListReply | SubscribeReply | ReopenedReply | ErrorReply
 
 
 class EventMessage(TypedDict):

@@ -41,6 +41,12 @@ class AppSpec:
     merge_logs: bool = False
     log_date_format: str | None = None
     log_type: str | None = None
+    # Rotation of the log files god writes (pmsd.god.logwriter): pm2-logrotate's max_size, retain, compress,
+    # and an interval instead of its cron pattern.
+    log_max_size: int | None = None
+    log_retain: int = 30
+    log_compress: bool = False
+    log_rotate_interval: int | None = None  # ms
     exp_backoff_restart_delay: int = 0
     max_memory_restart: int | None = None
     memory_max: int | None = None
@@ -86,6 +92,9 @@ class UnitInputs:
     # Log files pmsd opened itself, by stream ("out", "err"), handed to systemd as descriptors: those of an
     # app that runs as another user, opened with that user's rights (pmsd.linux.asuser).
     log_fds: Mapping[str, int] = field(default_factory=dict)
+    # The pipes god reads the app's streams from, by stream, when god writes its log files (pmsd.definition.
+    # logpipes); empty when systemd writes them (append:) or the journal keeps the lines.
+    log_pipes: Mapping[str, str] = field(default_factory=dict)
     # The TCP ports a cluster app without a declared `port` was found listening on (pmsd.state.ports).
     found_ports: tuple[int, ...] = ()
     # Discovery on: the preload reports ports the app listens on that no inherited socket serves.

@@ -120,7 +120,8 @@ def test_usage_errors_carry_their_status_on_the_wire(god_socket: tuple[str, Cont
         "message": "not a JSON request: a message must be a JSON object", "status": ExitStatus.USAGE}
     unknown = _exchange(path, encode({"id": 7, "method": "launch"}))
     assert unknown == {"id": 7, "error": {"message": "unknown method 'launch'",
-                                          "hint": "methods: ping, list, subscribe", "status": ExitStatus.USAGE}}
+                                          "hint": "methods: ping, list, subscribe, reloadLogs",
+                                          "status": ExitStatus.USAGE}}
 
 
 def test_a_refused_peer_is_told_permission(god_socket: tuple[str, Context], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +143,7 @@ def test_the_client_exits_with_the_status_god_sent(god_socket: tuple[str, Contex
         client.close()
     assert raised.value.status == ExitStatus.USAGE
     assert raised.value.message == "god: unknown method 'launch'"
-    assert raised.value.hint == "methods: ping, list, subscribe"
+    assert raised.value.hint == "methods: ping, list, subscribe, reloadLogs"
 
 
 def test_events_round_trip_and_read_like_pm2() -> None:

@@ -291,6 +291,7 @@ PASSTHROUGH_SAMPLE: dict[str, object] = {
     "max_memory_restart": "150M", "memory_max": "1G", "cron_restart": "@daily", "ignore_watch": ["tmp"],
     "watch_delay": 500, "instances": 3, "wait_ready": True, "listen_timeout": 5000, "instance_var": "ID",
     "increment_var": "N", "filter_env": ["SECRET_"], "treekill": False, "shutdown_with_message": True,
+    "log_max_size": "10M", "log_retain": 5, "log_compress": True, "log_rotate_interval": "24h",
 }
 
 
@@ -382,9 +383,13 @@ def test_log_path_aliases(app_dir: Path, source: Source, alias: str, field: str)
     assert getattr(_build({"script": "main.py", alias: "x.log"}, source), field) == str(app_dir / "x.log")
 
 
-def test_log_path_in_a_missing_directory(app_dir: Path, source: Source) -> None:
-    error = _error({"name": "api", "script": "main.py", "out_file": "nope/out.log"}, source)
-    assert "key 'out_file'" in error.message and str(app_dir / "nope") in error.message
+def test_log_path_in_a_missing_directory_is_taken_and_one_through_a_file_is_not(app_dir: Path,
+                                                                                  source: Source) -> None:
+    """PM2 creates missing directories (pmsd does at start); a path through a file can never be created."""
+    assert _build({"name": "api", "script": "main.py", "out_file": "nope/deep/out.log"}, source).out_file == str(
+        app_dir / "nope" / "deep" / "out.log")
+    error = _error({"name": "api", "script": "main.py", "out_file": "main.py/out.log"}, source)
+    assert "key 'out_file'" in error.message and f"{app_dir / 'main.py'} is not a directory" in error.message
 
 
 def test_log_path_that_is_a_directory(app_dir: Path, source: Source) -> None:

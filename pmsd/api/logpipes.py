@@ -1,0 +1,72 @@
+"""The log pipes of an app whose files god writes (pmsd.definition.logpipes): its socket unit written and
+listening before the app starts, removed with the app."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+
+from pmsd.api.god import god_disabled
+from pmsd.context import Context
+from pmsd.definition.logpipes import log_holder_unit, log_sinks, log_socket_unit, pipe_paths, render_log_units
+from pmsd.errors import PmsdError
+from pmsd.model.record import AppRecord
+from pmsd.model.spec import AppSpec
+from pmsd.state.unitfiles import remove_units, write_units
+from pmsd.systemd.bus import UnitGone
+from pmsd.systemd.names import GOD_UNIT
+from pmsd.systemd.paths import runtime_unit_dir
+from pmsd.systemd.states import ActiveState
+
+LISTEN_TIMEOUT_S = 10.0
+
+
+def log_pipes(ctx: Context, spec: AppSpec) -> dict[str, str]:
+    """The pipes the app's streams go to, by stream, their socket unit listening; empty when god does not
+    write this app's files (no files, a cluster app, or PMSD_NO_GOD: systemd then appends to the files)."""
+    if god_disabled(ctx) or not log_sinks(spec):
+        remove_log_pipes(ctx, spec.name)  # its files went (or god did): systemd appends, or the journal
+        return {}
+    pipes = pipe_paths(spec, ctx.user, ctx.environ)
+    unit = log_socket_unit(spec.name)
+    manager = ctx.manager
+    if write_units(ctx.user, ctx.environ, render_log_units(spec.name, pipes, GOD_UNIT)) and \
+            manager.unit_summary(unit) is not None:
+        # Other pipes than the loaded socket has (a stream added or removed): the app is stopped (launch
+        # stops it first), so nothing is lost by recreating them.
+        manager.stop(unit)
+        manager.reload()
+    try:
+        manager.start_unit(unit)
+    except UnitGone:  # a unit of this name was known before its file existed: the manager must look again
+        manager.reload()
+        manager.start_unit(unit)
+    deadline = time.monotonic() + LISTEN_TIMEOUT_S
+    while (summary := manager.unit_summary(unit)) is None or summary[0] != ActiveState.ACTIVE:
+        if time.monotonic() > deadline or (summary is not None and summary[0] == ActiveState.FAILED):
+            raise PmsdError(f"app {spec.name!r}: its log pipes ({unit}) do not listen",
+                            f"see `systemctl {'--user' if ctx.user else '--system'} status {unit}`")
+        time.sleep(0.01)
+    manager.start_unit(log_holder_unit(spec.name))  # the socket is now "running": no traffic starts anything
+    return pipes
+
+
+def remove_log_pipes(ctx: Context, name: str) -> None:
+    """Stop the app's socket unit (systemd removes its pipes) and remove its file; nothing if it has none."""
+    unit = log_socket_unit(name)
+    if not os.path.exists(os.path.join(runtime_unit_dir(ctx.user, ctx.environ), unit)):
+        return
+    with contextlib.suppress(PmsdError):
+        if ctx.manager.unit_summary(unit) is not None:
+            ctx.manager.stop(unit)
+    remove_units(ctx.user, ctx.environ, [unit, log_holder_unit(name)])
+
+
+def god_written(ctx: Context, record: AppRecord) -> tuple[str, ...]:
+    """The files god writes for this app (its pipes exist); empty for the others."""
+    sinks = log_sinks(record.spec) if record.instance is None else {}
+    pipes = pipe_paths(record.spec, ctx.user, ctx.environ) if sinks else {}
+    if not pipes or not all(os.path.exists(path) for path in pipes.values()):
+        return ()
+    return tuple(dict.fromkeys(path for files in sinks.values() for path in files))

@@ -1,0 +1,92 @@
+"""Log files written by god (PM2's file options done whole): the app's stdout and stderr go into pipes that
+systemd holds open (a socket unit with ListenFIFO=, pmsd.log-<app>.socket), and god reads them and writes the
+files: per stream, PM2's combined log_file, timestamps (time, log_date_format) or JSON records (log_type),
+reopened on reloadLogs, rotated by size or age.
+
+Why pipes held by systemd (README, "Log files"): the app writes to a pipe, never through a process of pmsd's;
+the pipe lives in the socket unit, not in god, so lines written while god restarts, is killed or upgraded wait
+in it (up to PipeSize=, 1 MiB) and reach the files afterwards, in order; a line arriving while god is stopped
+starts god (the socket's Service=). Apps without files pay nothing: their output goes to the journal as before.
+Cluster instances (one template for all) keep systemd's own append: files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pmsd.definition.unitvalues import literal
+from pmsd.model.spec import DISCARD, AppSpec
+from pmsd.systemd.names import escape_name
+from pmsd.systemd.paths import runtime_dir
+
+LOG_SOCKET_PREFIX = "pmsd.log-"
+STREAMS = ("out", "err")
+# The pipe's buffer: what an app can write while god is away before its write() waits. Linux caps it at
+# /proc/sys/fs/pipe-max-size for unprivileged managers (1 MiB by default); systemd only warns above it.
+PIPE_SIZE = 1 << 20
+
+
+def log_socket_unit(name: str) -> str:
+    return f"{LOG_SOCKET_PREFIX}{escape_name(name)}.socket"
+
+
+def log_holder_unit(name: str) -> str:
+    """The socket's service (the same name: systemd's default Service=), which does nothing."""
+    return f"{LOG_SOCKET_PREFIX}{escape_name(name)}.service"
+
+
+def pipes_dir(user: bool, environ: Mapping[str, str]) -> str:
+    """Not god's RuntimeDirectory (removed when god stops): the pipes outlive god."""
+    return os.path.join(runtime_dir(environ), "pmsd-logs") if user else "/run/pmsd-logs"
+
+
+def log_sinks(spec: AppSpec) -> dict[str, tuple[str, ...]]:
+    """The files each stream goes to, as PM2 writes them: out_file, error_file, and log_file (both streams,
+    next to the other two). A stream with no file is not in the result (it goes to the journal)."""
+    if spec.disable_logs or spec.clustered:
+        return {}
+    combined = (spec.log_file,) if spec.log_file and spec.log_file != DISCARD else ()
+    sinks = {}
+    for stream, own in (("out", spec.out_file), ("err", spec.error_file)):
+        files = ((own,) if own and own != DISCARD else ()) + combined
+        if files:
+            sinks[stream] = files
+    return sinks
+
+
+def pipe_paths(spec: AppSpec, user: bool, environ: Mapping[str, str]) -> dict[str, str]:
+    """The pipe of each stream that goes to files."""
+    base = os.path.join(pipes_dir(user, environ), escape_name(spec.name))
+    return {stream: f"{base}.{stream}" for stream in log_sinks(spec)}
+
+
+def render_log_units(name: str, pipes: Mapping[str, str], god_unit: str) -> dict[str, str]:
+    """The socket unit holding the pipes, and its do-nothing service: a socket whose Service= is already
+    running refuses to start (socket_start() in src/core/socket.c), so the service cannot be god itself; it
+    pulls god in (Wants=) when a line arrives while nothing has started it yet."""
+    listen = "".join(f"ListenFIFO={literal(path)}\n" for path in pipes.values())
+    socket = f"""# Written by pmsd: the log pipes of an app, held open by systemd so that lines wait here while god
+# (which writes them to the app's files) is away.
+[Unit]
+Description=pmsd app {escape_name(name)}: log pipes
+
+[Socket]
+{listen}SocketMode=0600
+DirectoryMode=0700
+PipeSize={PIPE_SIZE}
+RemoveOnStop=yes
+"""
+    holder = f"""# Written by pmsd: keeps {log_socket_unit(name)} in its "running" state (systemd.socket(5), Service=).
+[Unit]
+Description=pmsd app {escape_name(name)}: log pipes holder
+BindsTo={log_socket_unit(name)}
+After={log_socket_unit(name)}
+Wants={god_unit}
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+"""
+    return {log_socket_unit(name): socket, log_holder_unit(name): holder}

@@ -1,0 +1,314 @@
+"""god's writer of app log files (pmsd.definition.logpipes): each app's pipes read on god's loop, every line
+written to PM2's files for its stream (out_file, error_file, and log_file for both), raw, with PM2's timestamp
+prefix (`time`, `log_date_format`) or as PM2's JSON record (`log_type: json`); files reopened on reloadLogs and
+rotated by size or age (pm2-logrotate's naming, retention and gzip).
+
+Lines are written as soon as they are read, so a kill -9 of god loses nothing the pipe had not handed over; a
+line split over two reads waits in memory for its end (one line at most per stream).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fnmatch
+import functools
+import gzip
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pmsd.definition.logpipes import log_sinks, pipe_paths
+from pmsd.god.loop import Loop
+from pmsd.linux.asuser import Identity, identity_of, open_as
+from pmsd.model.record import AppRecord
+from pmsd.model.spec import AppSpec
+from pmsd.render.logs import PM2_DEFAULT_TIMESTAMP, format_time
+
+READ_CHUNK = 1 << 16
+LONGEST_LINE = 1 << 20  # a "line" without a newline this long is written as one
+FILE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOCTTY | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """When a file is rotated: above max_bytes, or older than interval_s; `retain` rotated files are kept."""
+
+    max_bytes: int | None = None
+    interval_s: int | None = None
+    retain: int = 30
+    compress: bool = False
+
+
+@dataclass(frozen=True)
+class LogTarget:
+    """One app whose files god writes."""
+
+    name: str
+    pm_id: int
+    pipes: tuple[tuple[str, str], ...]  # (stream, pipe path)
+    sinks: tuple[tuple[str, tuple[str, ...]], ...]  # (stream, file paths)
+    date_format: str | None = None
+    as_json: bool = False
+    rotation: Rotation = Rotation()
+    owner: tuple[str, str | None] | None = None  # (user, group) the files belong to; None: god's own user
+
+
+def target_of(record: AppRecord, user: bool, environ: dict[str, str]) -> LogTarget | None:
+    """The app's target if god writes its files: it has files and its pipes exist (pmsd.api.logpipes)."""
+    spec = record.spec
+    sinks = log_sinks(spec)
+    pipes = pipe_paths(spec, user, environ)
+    if not sinks or not all(os.path.exists(path) for path in pipes.values()):
+        return None
+    date_format = spec.log_date_format or (PM2_DEFAULT_TIMESTAMP if spec.time else None)
+    # System mode runs god as root: another user's files are created and opened as that user.
+    owner = (spec.user, spec.group) if spec.user and not user and spec.user not in ("root", "0") else None
+    return LogTarget(spec.name, record.pm_id, tuple(sorted(pipes.items())), tuple(sorted(sinks.items())),
+                     date_format, spec.log_type == "json", rotation_of(spec), owner)
+
+
+def rotation_of(spec: AppSpec) -> Rotation:
+    interval = spec.log_rotate_interval // 1000 if spec.log_rotate_interval else None
+    return Rotation(spec.log_max_size, interval, spec.log_retain, spec.log_compress)
+
+
+def format_lines(lines: list[bytes], stream: str, target: LogTarget, now: float) -> bytes:
+    """The lines (without their newlines) as they go into the files."""
+    if target.as_json:
+        stamp = datetime.datetime.fromtimestamp(now, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return b"".join(json.dumps({"message": line.decode(errors="replace"), "timestamp": stamp, "type": stream,
+                                    "process_id": target.pm_id, "app_name": target.name},
+                                   ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for line in lines)
+    if target.date_format:
+        prefix = f"{format_time(int(now * 1e6), target.date_format)}: ".encode()
+        return b"".join(prefix + line + b"\n" for line in lines)
+    return b"".join(line + b"\n" for line in lines)
+
+
+def rotated_name(path: str, when: float) -> str:
+    """pm2-logrotate's name for a rotated file, app-out__2026-12-06_20-40-00.log, with microseconds added
+    (-123456): rotations by size can come several to a second, and a rename must never replace an older one.
+    The names sort in time order."""
+    stem, ext = os.path.splitext(path)
+    micros = int(when * 1e6)
+    while True:
+        seconds, fraction = divmod(micros, 1_000_000)
+        name = f"{stem}__{time.strftime('%Y-%m-%d_%H-%M-%S', time.localtime(seconds))}-{fraction:06d}{ext}"
+        if not os.path.lexists(name) and not os.path.lexists(name + ".gz"):
+            return name
+        micros += 1
+
+
+def rotated_files(path: str) -> list[str]:
+    """The rotated files of `path`, oldest first (their names sort by time)."""
+    stem, ext = os.path.splitext(path)
+    directory, base = os.path.split(stem)
+    pattern = f"{glob_literal(base)}__????-??-??_??-??-??-??????{glob_literal(ext)}*"
+    try:
+        return sorted(os.path.join(directory, name) for name in os.listdir(directory or ".")
+                      if fnmatch.fnmatchcase(name, pattern))
+    except OSError:
+        return []
+
+
+def glob_literal(text: str) -> str:
+    return "".join(f"[{char}]" if char in "*?[" else char for char in text)
+
+
+@dataclass
+class FileSink:
+    """One log file, kept open for appending; rotated when its rotation says so."""
+
+    path: str
+    rotation: Rotation
+    owner: Identity | None
+    log: Callable[[str], None]
+    fd: int = -1
+    size: int = 0
+    opened_at: float = 0.0
+
+    def open(self) -> None:
+        try:
+            if self.owner is not None:
+                self.fd = open_as(self.owner, self.path, FILE_FLAGS, 0o640, make_parents=True)
+            else:
+                os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+                self.fd = os.open(self.path, FILE_FLAGS, 0o640)
+            self.size = os.fstat(self.fd).st_size
+        except OSError as error:
+            self.fd = -1
+            self.log(f"cannot open log file {self.path}: {error.strerror}")
+        self.opened_at = time.time()
+
+    def write(self, data: bytes) -> None:
+        if self.fd < 0:
+            self.open()
+            if self.fd < 0:
+                return
+        if self._due(len(data)):
+            self.rotate()
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self.fd, view)
+            except OSError as error:
+                self.log(f"cannot write log file {self.path}: {error.strerror}")
+                return
+            view = view[written:]
+        self.size += len(data)
+
+    def _due(self, incoming: int) -> bool:
+        rotation = self.rotation
+        if rotation.max_bytes is not None and self.size > 0 and self.size + incoming > rotation.max_bytes:
+            return True
+        return rotation.interval_s is not None and self.size > 0 and time.time() - self.opened_at >= rotation.interval_s
+
+    def rotate(self) -> None:
+        """Rename the file away and start a new one; compression and pruning run beside the loop."""
+        self.close()
+        now = time.time()
+        target = rotated_name(self.path, now)
+        try:
+            os.rename(self.path, target)
+        except OSError as error:
+            self.log(f"cannot rotate log file {self.path}: {error.strerror}")
+        else:
+            threading.Thread(target=finish_rotation, args=(self.path, target, self.rotation, self.log),
+                             daemon=True).start()
+        self.open()
+
+    def reopen(self) -> None:
+        self.close()
+        self.open()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+def finish_rotation(path: str, rotated: str, rotation: Rotation, log: Callable[[str], None]) -> None:
+    """gzip the rotated file (when asked), then keep only the `retain` newest rotated files."""
+    if rotation.compress:
+        try:
+            with open(rotated, "rb") as source, gzip.open(rotated + ".gz", "wb") as sink:
+                shutil.copyfileobj(source, sink)
+            os.unlink(rotated)
+        except OSError as error:
+            log(f"cannot compress {rotated}: {error.strerror}")
+    for old in rotated_files(path)[:-rotation.retain or None]:
+        with contextlib.suppress(OSError):
+            os.unlink(old)
+
+
+@dataclass
+class PipeReader:
+    target: LogTarget
+    stream: str
+    path: str
+    fd: int
+    partial: bytes = b""
+    sinks: list[FileSink] = field(default_factory=list)
+
+
+class LogWriter:
+    """Every app's pipes on god's loop; sync() follows the registry."""
+
+    def __init__(self, loop: Loop, log: Callable[[str], None]) -> None:
+        self.loop = loop
+        self.log = log
+        self.readers: dict[str, PipeReader] = {}  # by pipe path
+        self.sinks: dict[str, FileSink] = {}  # by file path: a combined file is shared by both streams
+        self.targets: dict[str, LogTarget] = {}
+
+    def sync(self, targets: Iterable[LogTarget]) -> None:
+        wanted = {target.name: target for target in targets}
+        for name in [name for name, old in self.targets.items() if wanted.get(name) != old]:
+            self._drop(self.targets.pop(name))
+        for name, target in wanted.items():
+            if name not in self.targets:
+                self._add(target)
+        self._close_unused_sinks()
+
+    def reopen(self) -> None:
+        """Reopen every file (reloadLogs): after a rotation tool moved it, or someone removed it."""
+        for sink in self.sinks.values():
+            sink.reopen()
+
+    def close(self) -> None:
+        self.sync(())
+
+    def _add(self, target: LogTarget) -> None:
+        owner = identity_of(*target.owner) if target.owner else None
+        sinks = dict(target.sinks)
+        for stream, path in target.pipes:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as error:
+                self.log(f"app {target.name}: cannot open its log pipe {path}: {error.strerror}")
+                continue
+            reader = PipeReader(target, stream, path, fd)
+            for file in sinks.get(stream, ()):
+                sink = self.sinks.get(file)
+                if sink is None:
+                    sink = self.sinks[file] = FileSink(file, target.rotation, owner, self.log)
+                reader.sinks.append(sink)
+            self.readers[path] = reader
+            self.loop.add_reader(fd, functools.partial(self._readable, reader))
+        self.targets[target.name] = target
+
+    def _drop(self, target: LogTarget) -> None:
+        for _, path in target.pipes:
+            reader = self.readers.pop(path, None)
+            if reader is None:
+                continue
+            self._readable(reader, final=True)  # what the pipe still holds belongs to this definition
+            self._close_reader(reader)
+
+    def _close_reader(self, reader: PipeReader) -> None:
+        if reader.fd < 0:
+            return
+        self.loop.remove_reader(reader.fd)
+        os.close(reader.fd)
+        reader.fd = -1
+
+    def _close_unused_sinks(self) -> None:
+        used = {id(sink) for reader in self.readers.values() for sink in reader.sinks}
+        for path in [path for path, sink in self.sinks.items() if id(sink) not in used]:
+            self.sinks.pop(path).close()
+
+    def _readable(self, reader: PipeReader, final: bool = False) -> None:
+        chunks: list[bytes] = []
+        if reader.fd < 0:
+            return
+        while True:  # drain what is there now, then back to the loop
+            try:
+                chunk = os.read(reader.fd, READ_CHUNK)
+            except BlockingIOError:
+                break
+            except OSError as error:
+                self.log(f"app {reader.target.name}: reading {reader.path}: {error.strerror}")
+                break
+            if not chunk:  # no writer left: systemd stopped the app's socket (the app was deleted)
+                self._close_reader(reader)
+                break
+            chunks.append(chunk)
+            if len(chunks) >= 16:
+                break  # 1 MiB at a time: other apps and god's own work get their turn
+        if not chunks:
+            return
+        lines = (reader.partial + b"".join(chunks)).split(b"\n")
+        reader.partial = lines.pop()
+        if len(reader.partial) >= LONGEST_LINE or (final and reader.partial):
+            lines.append(reader.partial)
+            reader.partial = b""
+        if lines:
+            data = format_lines(lines, reader.stream, reader.target, time.time())
+            for sink in reader.sinks:
+                sink.write(data)

@@ -1,0 +1,92 @@
+"""PM2's log files written by god (issue 16): timestamps and JSON in the files, the combined log_file,
+reloadLogs reopening a removed file, rotation, and no line lost or duplicated while god is killed, stopped
+and restarted in the middle of a burst (the pipes are held by systemd, pmsd.definition.logpipes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import APPS, Pmsd, systemctl, unit_property, wait_for
+from tests.e2e.test_god import GOD, god  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.e2e
+STEADY = os.path.join(APPS, "steady.py")
+TALKER = os.path.join(APPS, "talker.py")
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _expected(count: int) -> list[str]:
+    return [f"line {n}" for n in range(count)]
+
+
+def test_files_get_pm2s_timestamps_json_and_the_combined_log(god: Pmsd, token: str) -> None:  # noqa: F811
+    logs = Path(god.cwd, "logs", token)
+    god.run("start", TALKER, "--name", f"t-{token}", "--time", "-o", str(logs / "out.log"),
+            "-e", str(logs / "err.log"), "-l", str(logs / "all.log"),
+            env={"LINES": "4", "ERR_EVERY": "2", "TAG": "t"})
+    wait_for(lambda: len(_lines(logs / "all.log")) == 4 or None, 10, "4 lines in the combined file")
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d: "
+    assert [re.sub(stamp, "", line) for line in _lines(logs / "out.log")] == ["t out 1", "t out 3"]
+    assert [re.sub(stamp, "", line) for line in _lines(logs / "err.log")] == ["t err 0", "t err 2"]
+    assert all(re.match(stamp, line) for line in _lines(logs / "all.log"))
+    god.run("start", TALKER, "--name", f"j-{token}", "--log-type", "json", "-o", str(logs / "j.log"),
+            env={"LINES": "2", "TAG": "j"})
+    wait_for(lambda: len(_lines(logs / "j.log")) == 2 or None, 10, "2 JSON records")
+    record = json.loads(_lines(logs / "j.log")[0])
+    assert {k: record[k] for k in ("message", "type", "app_name")} == {"message": "j out 0", "type": "out",
+                                                                          "app_name": f"j-{token}"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["timestamp"])
+    # `pmsd logs --err` reads the file
+    assert any(line.endswith("t err 2") for line in god.run("logs", f"t-{token}", "--err", "--nostream",
+                                                             "--raw").stdout.splitlines())
+
+
+def test_reload_logs_reopens_a_removed_file(god: Pmsd, token: str) -> None:  # noqa: F811
+    out = Path(god.cwd, f"r-{token}.log")
+    name = f"r-{token}"
+    god.run("start", TALKER, "--name", name, "-o", str(out), env={"LINES": "1", "TAG": "r"})
+    wait_for(lambda: _lines(out) == ["r out 0"] or None, 10, "the first line")
+    out.unlink()
+    assert f"{name}: reopened {out}" in god.run("reloadLogs").stdout
+    pid = int(god.app(name)["pid"])
+    os.kill(pid, signal.SIGUSR1)
+    wait_for(lambda: len(_lines(out)) == 1 or None, 10, "a line in the new file")
+    assert _lines(out)[0].startswith("r ping 1")
+
+
+def test_no_line_lost_or_doubled_while_god_is_killed_stopped_and_started(god: Pmsd, token: str) -> None:  # noqa: F811
+    out = Path(god.cwd, f"b-{token}.log")
+    count = 100_000
+    god.run("start", STEADY, "--name", f"b-{token}", "-o", str(out),
+            env={"LINES": str(count), "CHUNK": "500", "PAUSE_MS": "5"})  # about 1 s of lines
+    wait_for(lambda: len(_lines(out)) > 1000 or None, 10, "the burst under way")
+    os.kill(int(unit_property(god.env, GOD, "MainPID")), signal.SIGKILL)
+    systemctl(god.env, "stop", GOD)  # lines keep coming: they wait in the pipe
+    systemctl(god.env, "start", GOD)
+    wait_for(lambda: len(_lines(out)) >= count or None, 30, f"{count} lines",
+             describe=lambda: str(len(_lines(out))))
+    assert _lines(out) == _expected(count)
+
+
+def test_size_rotation_keeps_every_line(god: Pmsd, token: str) -> None:  # noqa: F811
+    out = Path(god.cwd, "rot", f"s-{token}.log")
+    count = 20_000
+    god.run("start", STEADY, "--name", f"s-{token}", "-o", str(out), "--log-max-size", "20K",
+            "--log-retain", "1000", env={"LINES": str(count), "CHUNK": "200", "PAUSE_MS": "2"})
+
+    def files() -> list[Path]:  # oldest first
+        return [*sorted(out.parent.glob(f"s-{token}__*.log")), out]
+
+    wait_for(lambda: sum(len(_lines(f)) for f in files()) >= count or None, 30, f"{count} lines",
+             describe=lambda: str(sum(len(_lines(f)) for f in files())))
+    assert len(files()) >= 10
+    assert [line for f in files() for line in _lines(f)] == _expected(count)

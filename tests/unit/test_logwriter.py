@@ -1,0 +1,113 @@
+"""god's log writer (pmsd.god.logwriter) on real pipes and files, and what the unit of an app whose files god
+writes says (pmsd.definition.logpipes, the settings table). No systemd: the pipes are made here."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from pmsd.definition.logpipes import log_sinks, pipe_paths, render_log_units
+from pmsd.definition.units import transient_properties
+from pmsd.god.logwriter import FileSink, LogTarget, LogWriter, Rotation, format_lines, rotated_files
+from pmsd.god.loop import Loop
+from pmsd.model.spec import UnitInputs
+from tests.unit.helpers import make_spec
+
+NOW = 1_796_000_000.25  # 2026-11-30T00:53:20.250Z
+
+
+def test_pm2s_line_shapes() -> None:
+    target = LogTarget("api", 3, (), ())
+    assert format_lines([b"a", b"b"], "out", target, NOW) == b"a\nb\n"
+    stamped = format_lines([b"a"], "out", LogTarget("api", 3, (), (), date_format="YYYY-MM-DD HH:mm"), NOW)
+    assert re.fullmatch(rb"\d{4}-\d\d-\d\d \d\d:\d\d: a\n", stamped)
+    record = json.loads(format_lines([b"caf\xc3\xa9"], "err", LogTarget("api", 3, (), (), as_json=True), NOW))
+    assert record == {"message": "café", "timestamp": "2026-11-30T00:53:20.250Z", "type": "err", "process_id": 3,
+                      "app_name": "api"}
+
+
+def test_streams_go_to_pm2s_files() -> None:
+    spec = make_spec(out_file="/l/out.log", error_file="/l/err.log", log_file="/l/all.log")
+    assert log_sinks(spec) == {"out": ("/l/out.log", "/l/all.log"), "err": ("/l/err.log", "/l/all.log")}
+    assert log_sinks(make_spec(log_file="/l/all.log")) == {"out": ("/l/all.log",), "err": ("/l/all.log",)}
+    assert log_sinks(make_spec(out_file="/l/out.log")) == {"out": ("/l/out.log",)}
+    assert log_sinks(make_spec(out_file="/l/out.log", instances=2)) == {}  # cluster: systemd appends
+    assert log_sinks(make_spec()) == {}
+
+
+def test_the_unit_writes_to_gods_pipes_and_the_rest_to_the_journal() -> None:
+    spec = make_spec(out_file="/l/out.log")
+    pipes = pipe_paths(spec, True, {"XDG_RUNTIME_DIR": "/run/user/1000"})
+    assert pipes == {"out": f"/run/user/1000/pmsd-logs/{spec.name}.out"}
+    properties = {p.name: p.value for p in transient_properties(UnitInputs(spec, "/s/env", log_pipes=pipes), 252)}
+    assert properties["StandardOutputFileToAppend"] == pipes["out"]
+    assert properties["StandardError"] == "journal"  # not inherited into stdout's pipe
+    units = render_log_units(spec.name, pipes, "pmsd-god.service")
+    assert f"ListenFIFO={pipes['out']}\n" in units[f"pmsd.log-{spec.name}.socket"]
+    assert "Wants=pmsd-god.service\n" in units[f"pmsd.log-{spec.name}.service"]
+
+
+@pytest.fixture
+def pipes(tmp_path: Path) -> dict[str, str]:
+    paths = {stream: str(tmp_path / f"app.{stream}") for stream in ("out", "err")}
+    for path in paths.values():
+        os.mkfifo(path)
+    return paths
+
+
+def _drain(loop: Loop) -> None:
+    for _ in range(5):
+        loop.call_later(0, lambda: None)
+        loop.run_once(lambda: None)
+
+
+def test_lines_reach_every_file_of_their_stream(tmp_path: Path, pipes: dict[str, str]) -> None:
+    loop = Loop()
+    writer = LogWriter(loop, print)
+    logs = tmp_path / "logs" / "deep"  # created by the writer
+    combined = str(logs / "all.log")
+    target = LogTarget("app", 0, tuple(sorted(pipes.items())),
+                       (("err", (str(logs / "err.log"), combined)), ("out", (str(logs / "out.log"), combined))))
+    writer.sync([target])
+    out = os.open(pipes["out"], os.O_WRONLY)
+    err = os.open(pipes["err"], os.O_WRONLY)
+    os.write(out, b"one\ntw")
+    _drain(loop)
+    os.write(out, b"o\n")
+    os.write(err, b"oops\n")
+    _drain(loop)
+    assert (logs / "out.log").read_text() == "one\ntwo\n"
+    assert (logs / "err.log").read_text() == "oops\n"
+    assert (logs / "all.log").read_text() == "one\ntwo\noops\n"
+    # reloadLogs after the file was removed: a new one is written
+    (logs / "out.log").unlink()
+    writer.reopen()
+    os.write(out, b"three\n")
+    _drain(loop)
+    assert (logs / "out.log").read_text() == "three\n"
+    os.close(out)
+    os.close(err)
+    writer.close()
+
+
+def test_size_rotation_keeps_every_line_and_only_the_newest_files(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.log")
+    sink = FileSink(path, Rotation(max_bytes=100, retain=2, compress=True), None, print)
+    lines = [f"line {n:03d} ".ljust(30, "x").encode() + b"\n" for n in range(40)]
+    for line in lines:
+        sink.write(line)
+        os.utime(path, (1, 1))
+    sink.close()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and thread.daemon:
+            thread.join(10)
+    rotated = rotated_files(path)
+    assert 1 <= len(rotated) <= 2 and all(name.endswith(".log.gz") for name in rotated)
+    kept = b"".join(gzip.decompress(Path(name).read_bytes()) for name in rotated) + Path(path).read_bytes()
+    assert kept.endswith(b"".join(lines[-3:]))  # the newest lines, whole and in order
