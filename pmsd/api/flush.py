@@ -28,6 +28,12 @@ def flush(ctx: Context, target: str | None = None) -> list[Flushed]:
     done: list[Flushed] = []
     with ctx.registry.transaction() as data:
         for record in resolve_targets(data, target or "all"):
+            spec = record.spec
+            # PM2's log_file next to out_file/error_file: the combined file god writes (pmsd.god.logwriter).
+            combined = [spec.log_file] if spec.log_file and (spec.out_file or spec.error_file) else []
+            for path in combined:
+                if _truncate(ctx, record, path):
+                    done.append(Flushed(record, path))
             for source in sources_for(record):
                 if source.path:
                     if _truncate(ctx, record, source.path):

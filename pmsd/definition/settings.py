@@ -382,8 +382,9 @@ SETTINGS: tuple[Setting, ...] = (
             (Directive("Group", "Group", "s", lambda i: i.spec.group, _literal, system_only=True),),
             aliases=("gid",), flag="--gid"),
     Setting("out_file", parse_text, None, "File the app's stdout is appended to, instead of the journal "
-            "(relative to cwd). systemd opens it; no process sits between the app and the file. 'NULL' or "
-            "'/dev/null' discards stdout (StandardOutput=null), as PM2 means them.",
+            "(relative to cwd; missing directories are created). god writes it from a pipe systemd holds "
+            "(timestamps, JSON, reloadLogs, rotation); cluster apps and PMSD_NO_GOD have systemd append to it "
+            "directly. 'NULL' or '/dev/null' discards stdout (StandardOutput=null), as PM2 means them.",
             (Directive("StandardOutput", "StandardOutputFileToAppend", "s",
                        _stdout_path,
                        lambda v: f"append:{_literal(v)}"),
@@ -393,9 +394,9 @@ SETTINGS: tuple[Setting, ...] = (
                        lambda _fd: "fd"),
              Directive("StandardOutput", "StandardOutput", "s", _stdout_kind, str)),
             aliases=("out", "output", "out_log"), flag="--output", short="-o"),
-    Setting("error_file", parse_text, None, "File the app's stderr is appended to, instead of the journal. "
-            "The only way to keep stderr apart: in the journal both streams share one connection. 'NULL' or "
-            "'/dev/null' discards stderr.",
+    Setting("error_file", parse_text, None, "File the app's stderr is appended to, instead of the journal, "
+            "as out_file. The only way to keep stderr apart: in the journal both streams share one connection. "
+            "'NULL' or '/dev/null' discards stderr.",
             (Directive("StandardError", "StandardErrorFileToAppend", "s",
                        _stderr_path,
                        lambda v: f"append:{_literal(v)}"),
@@ -403,9 +404,9 @@ SETTINGS: tuple[Setting, ...] = (
                        lambda _fd: "fd"),
              Directive("StandardError", "StandardError", "s", _stderr_kind, str)),
             aliases=("err", "error", "err_file", "err_log"), flag="--error", short="-e"),
-    Setting("log_file", parse_log_file, None, "One file for stdout and stderr together (used when neither "
-            "out_file nor error_file is set: systemd cannot write one stream to two files). true (PM2's default "
-            "file) keeps both streams in the journal, where they already are together.",
+    Setting("log_file", parse_log_file, None, "One file for stdout and stderr together, also next to out_file "
+            "and error_file (god writes all three, as PM2). true (PM2's default file) keeps both streams in the "
+            "journal, where they already are together.",
             aliases=("log",), flag="--log", short="-l", optional="",
             flag_help="One file for stdout and stderr together; without a path (PM2's default file) the "
             "lines stay in the journal."),
@@ -414,11 +415,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("merge_logs", parse_bool, False, "Cluster instances share log files (no -<id> suffix); "
             "accepted for compatibility, a single instance has one set of files anyway.",
             aliases=("combine_logs",), flag="--merge-logs"),
-    Setting("log_date_format", parse_str, None, "Timestamp format `pmsd logs` prints for this app (PM2's "
-            "moment.js tokens, e.g. 'YYYY-MM-DD HH:mm:ss Z'); journald timestamps every line.",
+    Setting("log_date_format", parse_str, None, "Timestamp prefix of each line in the app's log files and in "
+            "`pmsd logs` (PM2's moment.js tokens, e.g. 'YYYY-MM-DD HH:mm:ss Z').",
             flag="--log-date-format"),
-    Setting("log_type", parse_log_type, None, "'json': `pmsd logs` prints this app's lines as PM2's JSON "
-            "log records.", flag="--log-type"),
+    Setting("log_type", parse_log_type, None, "'json': the app's log files and `pmsd logs` hold PM2's JSON "
+            "records ({message, timestamp, type, process_id, app_name}), one per line.", flag="--log-type"),
     Setting("time", parse_bool, False, "Prefix log lines with a timestamp (PM2's YYYY-MM-DDTHH:mm:ss): in the "
             "log files god writes, and in `pmsd logs`.", flag="--time"),
     Setting("log_max_size", parse_memory_bytes, None, "Rotate the app's log files (those god writes) above "

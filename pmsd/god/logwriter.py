@@ -165,7 +165,10 @@ class FileSink:
     def _due(self, incoming: int) -> bool:
         rotation = self.rotation
         if rotation.max_bytes is not None and self.size > 0 and self.size + incoming > rotation.max_bytes:
-            return True
+            with contextlib.suppress(OSError):
+                self.size = os.fstat(self.fd).st_size  # `pmsd flush` may have emptied it meanwhile
+            if self.size > 0 and self.size + incoming > rotation.max_bytes:
+                return True
         return rotation.interval_s is not None and self.size > 0 and time.time() - self.opened_at >= rotation.interval_s
 
     def rotate(self) -> None:
