@@ -31,7 +31,7 @@ def log_pipes(ctx: Context, spec: AppSpec) -> dict[str, str]:
     pipes = pipe_paths(spec, ctx.user, ctx.environ)
     unit = log_socket_unit(spec.name)
     manager = ctx.manager
-    if write_units(ctx.user, ctx.environ, render_log_units(spec.name, pipes, GOD_UNIT)) and \
+    if write_units(ctx.user, ctx.environ, render_log_units(spec.name, pipes, GOD_UNIT, ctx.user)) and \
             manager.unit_summary(unit) is not None:
         # Other pipes than the loaded socket has (a stream added or removed): the app is stopped (launch
         # stops it first), so nothing is lost by recreating them.

@@ -5,9 +5,10 @@ reopened on reloadLogs, rotated by size or age.
 
 Why pipes held by systemd (README, "Log files"): the app writes to a pipe, never through a process of pmsd's;
 the pipe lives in the socket unit, not in god, so lines written while god restarts, is killed or upgraded wait
-in it (up to PipeSize=, 1 MiB) and reach the files afterwards, in order; a line arriving while god is stopped
-starts god (the socket's Service=). Apps without files pay nothing: their output goes to the journal as before.
-Cluster instances (one template for all) keep systemd's own append: files.
+in it (up to PipeSize=: 1 MiB, 16 MiB for the system manager) and reach the files afterwards, in order; a
+line arriving while nothing holds the socket starts its holder, which pulls god in (Wants=). Apps without files
+pay nothing: their output goes to the journal as before. Cluster instances (one template for all) keep
+systemd's own append: files.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pmsd.systemd.paths import runtime_dir
 LOG_SOCKET_PREFIX = "pmsd.log-"
 STREAMS = ("out", "err")
 # The pipe's buffer: what an app can write while god is away before its write() waits. Linux caps it at
-# /proc/sys/fs/pipe-max-size for unprivileged managers (1 MiB by default); systemd only warns above it.
-PIPE_SIZE = 1 << 20
+# /proc/sys/fs/pipe-max-size for unprivileged managers (1 MiB by default; systemd only warns above it); the
+# system manager (CAP_SYS_RESOURCE) may go beyond (fcntl(2), F_SETPIPE_SZ). Pages are used as lines wait.
+USER_PIPE_SIZE = 1 << 20
+SYSTEM_PIPE_SIZE = 16 << 20
 
 
 def log_socket_unit(name: str) -> str:
@@ -61,7 +64,7 @@ def pipe_paths(spec: AppSpec, user: bool, environ: Mapping[str, str]) -> dict[st
     return {stream: f"{base}.{stream}" for stream in log_sinks(spec)}
 
 
-def render_log_units(name: str, pipes: Mapping[str, str], god_unit: str) -> dict[str, str]:
+def render_log_units(name: str, pipes: Mapping[str, str], god_unit: str, user: bool = True) -> dict[str, str]:
     """The socket unit holding the pipes, and its do-nothing service: a socket whose Service= is already
     running refuses to start (socket_start() in src/core/socket.c), so the service cannot be god itself; it
     pulls god in (Wants=) when a line arrives while nothing has started it yet."""
@@ -74,7 +77,7 @@ Description=pmsd app {escape_name(name)}: log pipes
 [Socket]
 {listen}SocketMode=0600
 DirectoryMode=0700
-PipeSize={PIPE_SIZE}
+PipeSize={USER_PIPE_SIZE if user else SYSTEM_PIPE_SIZE}
 RemoveOnStop=yes
 """
     holder = f"""# Written by pmsd: keeps {log_socket_unit(name)} in its "running" state (systemd.socket(5), Service=).
