@@ -13,11 +13,13 @@ import os
 import sys
 
 from pmsd.api import cluster
+from pmsd.api.god import god_disabled
 from pmsd.api.logfiles import make_log_dirs
 from pmsd.api.logpipes import log_pipes
 from pmsd.context import Context
 from pmsd.definition.cron import on_calendar
 from pmsd.definition.environment import record_environment, runs_as_another_user
+from pmsd.definition.logpipes import log_sinks
 from pmsd.definition.units import transient_properties
 from pmsd.definition.unitvalues import exec_argv
 from pmsd.errors import ExitStatus, PmsdError
@@ -110,6 +112,8 @@ def launch_fork_apps(ctx: Context, records: list[AppRecord]) -> list[tuple[AppRe
 def _submit(ctx: Context, record: AppRecord) -> None:
     manager = ctx.manager
     stop_and_collect(manager, record.unit, LEFTOVER_STOP_S)  # make room: an errored unit of an earlier run
+    if log_sinks(record.spec) and not god_disabled(ctx):
+        check_god_log_files(ctx, record.spec)
     pipes = log_pipes(ctx, record.spec)  # god writes the files: it opens them, as the app's user
     log_fds = {} if pipes else open_log_files(ctx, record.spec)
     try:
@@ -145,6 +149,36 @@ def open_log_files(ctx: Context, spec: AppSpec) -> dict[str, int]:
         make_log_dirs(spec)
         return {}
     paths = {stream: path for stream, path in (("out", stdout_file(spec)), ("err", stderr_file(spec))) if path}
+    return _open_as_app_user(spec, paths)
+
+
+def check_god_log_files(ctx: Context, spec: AppSpec) -> None:
+    """The files god will write for the app (pmsd.god.logwriter), created now with the rights god will open them
+    with (the app's user, for another user's app): a path that user cannot write is refused here, with the
+    reason, rather than found by god after the start."""
+    paths = {path: path for files in log_sinks(spec).values() for path in files}
+    if spec.user is not None and runs_as_another_user(spec.user, not ctx.user, os.getuid()):
+        fds = _open_as_app_user(spec, paths)
+    else:
+        fds = {}
+        try:
+            for path in paths:
+                os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+                fds[path] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOCTTY | os.O_CLOEXEC, 0o640)
+        except OSError as error:
+            raise PmsdError(f"app {spec.name!r}: cannot write its log file {error.filename or path}: "
+                            f"{error.strerror}", "fix the path, or its permissions", ExitStatus.PERMISSION) from None
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        return
+    for fd in fds.values():
+        os.close(fd)
+
+
+def _open_as_app_user(spec: AppSpec, paths: dict[str, str]) -> dict[str, int]:
+    """Each path opened for appending (created, with its directories) by the app's user; key -> descriptor."""
+    assert spec.user is not None
     if not paths:
         return {}
     try:

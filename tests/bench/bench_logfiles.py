@@ -179,6 +179,8 @@ def main() -> int:
             return 1
         pmsd.env = {**pmsd.env, "PMSD_STATE_DIR": str(state)}
         pmsd.env.pop("PMSD_NO_GOD", None)
+        god_file = Path(env["XDG_RUNTIME_DIR"], "systemd", "user", GOD)
+        god_file_existed = god_file.exists()
         run(["systemctl", "--user", "set-environment", f"PMSD_STATE_DIR={state}"], env)
         run(["systemctl", "--user", "restart", GOD], env, check=False)
         try:
@@ -192,6 +194,9 @@ def main() -> int:
             run([*pmsd.cli, "delete", "all"], pmsd.env, check=False)
             run(["systemctl", "--user", "unset-environment", "PMSD_STATE_DIR"], env, check=False)
             run(["systemctl", "--user", "stop", GOD], env, check=False)
+            if not god_file_existed:  # the bench leaves no file behind: the god unit pmsd wrote goes
+                god_file.unlink(missing_ok=True)
+                run(["systemctl", "--user", "daemon-reload"], env, check=False)
     reap_orphans()
     print(f"\n{args.lines} lines, one run. PM2 {pm2_version()}.")
     print(f"{'':28s}{'kept':>9s}{'seconds':>9s}{'max write':>11s}{'p99 write':>11s}{'tail 1000':>11s}")
