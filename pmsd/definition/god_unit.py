@@ -14,8 +14,9 @@ def god_unit_text(user: bool, exec_start: str) -> str:
     wanted_by = "default.target" if user else "multi-user.target"
     scope = scope_flag(user)
     hardening = "" if user else (
-        "# god reads app trees (watch) and writes only its state and runtime directories.\n"
-        "ProtectSystem=strict\nStateDirectory=pmsd\nStateDirectoryMode=0700\nNoNewPrivileges=yes\n")
+        "# god reads app trees (watch) and writes its state and runtime directories and the apps' log files\n"
+        "# (anywhere but /usr, /boot and /etc: \"strict\" made /var/log read-only to it).\n"
+        "ProtectSystem=full\nStateDirectory=pmsd\nStateDirectoryMode=0700\nNoNewPrivileges=yes\n")
     return f"""{GOD_UNIT_HEAD}PM2 semantics (events, counters, backoff, memory and watch restarts) for pmsd apps
 Documentation=man:systemd.service(5)
 # Apps never depend on god: no app unit Requires=, BindsTo= or After= it, so stopping or upgrading god

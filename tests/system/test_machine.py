@@ -4,6 +4,7 @@ mode and in a lingering user's manager, god starts in both modes, and a reboot k
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -55,6 +56,22 @@ def test_system_mode_start_and_ls(machine: Machine, token: str) -> None:
         assert "root" in row
     finally:
         machine.pmsd("delete", name, system=True, check=False)
+
+
+def test_the_system_god_writes_log_files_under_var_log(machine: Machine, token: str) -> None:
+    """Regression: god's system unit had ProtectSystem=strict, so it could not write an app's -o file in
+    /var/log ("Read-only file system"), and the lines were lost."""
+    name, log = f"vl-{token}", f"/var/log/pmsd-test-{token}/out.log"
+    machine.pmsd("start", f"{machine.apps}/talker.py", "--name", name, "-o", log, "--time", system=True,
+                 env={"LINES": "2", "TAG": token})
+    try:
+        deadline = time.monotonic() + 10
+        while machine.run("cat", log, check=False).stdout.count(f"{token} out") < 2:
+            assert time.monotonic() < deadline, machine.run("journalctl", "-u", "pmsd-god", "-n", "5").stdout
+            time.sleep(0.1)
+    finally:
+        machine.pmsd("delete", name, system=True, check=False)
+        machine.run("rm", "-rf", f"/var/log/pmsd-test-{token}")
 
 
 def test_user_with_linger_runs_apps_in_their_manager(machine: Machine, token: str) -> None:
