@@ -3,8 +3,8 @@ written to PM2's files for its stream (out_file, error_file, and log_file for bo
 prefix (`time`, `log_date_format`) or as PM2's JSON record (`log_type: json`); files reopened on reloadLogs and
 rotated by size or age (pm2-logrotate's naming, retention and gzip).
 
-Lines are written as soon as they are read, so a kill -9 of god loses nothing the pipe had not handed over; a
-line split over two reads waits in memory for its end (one line at most per stream).
+Lines are taken out of a pipe only once they are in the files (pmsd.linux.pipepeek): a kill -9 of god loses
+none; a partial line stays in the pipe until its end arrives.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pmsd.definition.logpipes import log_sinks, pipe_paths
 from pmsd.god.loop import Loop
 from pmsd.linux.asuser import Identity, identity_of, open_as
+from pmsd.linux.pipepeek import PipePeek
 from pmsd.model.record import AppRecord
 from pmsd.model.spec import AppSpec
 from pmsd.render.logs import PM2_DEFAULT_TIMESTAMP, format_time
 
-READ_CHUNK = 1 << 16
-LONGEST_LINE = 1 << 20  # a "line" without a newline this long is written as one
+PARTIAL_RECHECK_S = 0.02  # how soon a pipe holding only a partial line is looked at again
 FILE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOCTTY | os.O_CLOEXEC
 
 
@@ -216,7 +216,8 @@ class PipeReader:
     stream: str
     path: str
     fd: int
-    partial: bytes = b""
+    peek: PipePeek = field(default_factory=PipePeek)
+    waiting: bool = False  # a partial line is in the pipe: not watched, looked at again by a timer
     sinks: list[FileSink] = field(default_factory=list)
 
 
@@ -277,8 +278,11 @@ class LogWriter:
     def _close_reader(self, reader: PipeReader) -> None:
         if reader.fd < 0:
             return
-        self.loop.remove_reader(reader.fd)
+        if not reader.waiting:
+            self.loop.remove_reader(reader.fd)
+        reader.waiting = False
         os.close(reader.fd)
+        reader.peek.close()
         reader.fd = -1
 
     def _close_unused_sinks(self) -> None:
@@ -287,31 +291,41 @@ class LogWriter:
             self.sinks.pop(path).close()
 
     def _readable(self, reader: PipeReader, final: bool = False) -> None:
-        chunks: list[bytes] = []
+        """Write the complete lines the pipe holds, then take them out of it (peek first: a kill -9 between
+        the two repeats lines rather than losing them). A partial line stays in the pipe; the pipe is then
+        looked at again shortly rather than on readability, which would fire until the line ends."""
         if reader.fd < 0:
             return
-        while True:  # drain what is there now, then back to the loop
+        for _ in range(16):  # at most 16 MiB at a time: other apps and god's own work get their turn
             try:
-                chunk = os.read(reader.fd, READ_CHUNK)
-            except BlockingIOError:
-                break
+                data = reader.peek.peek(reader.fd)
             except OSError as error:
                 self.log(f"app {reader.target.name}: reading {reader.path}: {error.strerror}")
-                break
-            if not chunk:  # no writer left: systemd stopped the app's socket (the app was deleted)
+                return
+            if data is None:  # no writer left: systemd stopped the app's socket (the app was deleted)
                 self._close_reader(reader)
-                break
-            chunks.append(chunk)
-            if len(chunks) >= 16:
-                break  # 1 MiB at a time: other apps and god's own work get their turn
-        if not chunks:
+                return
+            cut = data.rfind(b"\n") + 1
+            if final or (len(data) >= reader.peek.capacity and not cut):
+                cut = len(data)  # the rest of the pipe, or a line longer than one peek
+            if cut:
+                lines = data[:cut].split(b"\n")
+                if lines[-1] == b"":
+                    lines.pop()
+                formatted = format_lines(lines, reader.stream, reader.target, time.time())
+                for sink in reader.sinks:
+                    sink.write(formatted)
+                reader.peek.take(reader.fd, cut)
+            if cut < len(data) or not data:
+                if cut < len(data) and not reader.waiting:  # a partial line: look again in a moment
+                    reader.waiting = True
+                    self.loop.remove_reader(reader.fd)
+                    self.loop.call_later(PARTIAL_RECHECK_S, functools.partial(self._recheck, reader))
+                return
+
+    def _recheck(self, reader: PipeReader) -> None:
+        if reader.fd < 0 or not reader.waiting:
             return
-        lines = (reader.partial + b"".join(chunks)).split(b"\n")
-        reader.partial = lines.pop()
-        if len(reader.partial) >= LONGEST_LINE or (final and reader.partial):
-            lines.append(reader.partial)
-            reader.partial = b""
-        if lines:
-            data = format_lines(lines, reader.stream, reader.target, time.time())
-            for sink in reader.sinks:
-                sink.write(data)
+        reader.waiting = False
+        self.loop.add_reader(reader.fd, functools.partial(self._readable, reader))
+        self._readable(reader)
