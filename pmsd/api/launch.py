@@ -13,9 +13,8 @@ import os
 import sys
 
 from pmsd.api import cluster
-from pmsd.api.god import god_disabled
 from pmsd.api.logfiles import make_log_dirs
-from pmsd.api.logpipes import log_pipes
+from pmsd.api.logpipes import log_pipes, uses_log_pipes
 from pmsd.context import Context
 from pmsd.definition.cron import on_calendar
 from pmsd.definition.environment import record_environment, runs_as_another_user
@@ -112,7 +111,7 @@ def launch_fork_apps(ctx: Context, records: list[AppRecord]) -> list[tuple[AppRe
 def _submit(ctx: Context, record: AppRecord) -> None:
     manager = ctx.manager
     stop_and_collect(manager, record.unit, LEFTOVER_STOP_S)  # make room: an errored unit of an earlier run
-    if log_sinks(record.spec) and not god_disabled(ctx):
+    if uses_log_pipes(ctx, record.spec):  # checked before anything of the app's pipes exists
         check_god_log_files(ctx, record.spec)
     pipes = log_pipes(ctx, record.spec)  # god writes the files: it opens them, as the app's user
     log_fds = {} if pipes else open_log_files(ctx, record.spec)

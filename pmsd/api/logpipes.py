@@ -24,8 +24,10 @@ LISTEN_TIMEOUT_S = 10.0
 
 def log_pipes(ctx: Context, spec: AppSpec) -> dict[str, str]:
     """The pipes the app's streams go to, by stream, their socket unit listening; empty when god does not
-    write this app's files (no files, a cluster app, or PMSD_NO_GOD: systemd then appends to the files)."""
-    if god_disabled(ctx) or not log_sinks(spec):
+    write this app's files (no files, a cluster app, PMSD_NO_GOD, or a god that could not start: systemd then
+    appends to the files). A god that is not running must not be counted on: once its pipe is full, the
+    app's write() would wait for it."""
+    if not uses_log_pipes(ctx, spec):
         remove_log_pipes(ctx, spec.name)  # its files went (or god did): systemd appends, or the journal
         return {}
     pipes = pipe_paths(spec, ctx.user, ctx.environ)
@@ -50,6 +52,16 @@ def log_pipes(ctx: Context, spec: AppSpec) -> dict[str, str]:
         time.sleep(0.01)
     manager.start_unit(log_holder_unit(spec.name))  # the socket is now "running": no traffic starts anything
     return pipes
+
+
+def uses_log_pipes(ctx: Context, spec: AppSpec) -> bool:
+    return not god_disabled(ctx) and bool(log_sinks(spec)) and god_running(ctx)
+
+
+def god_running(ctx: Context) -> bool:
+    """god is up or coming up (one ListUnitsByPatterns call); ensure_god has asked for it before any start."""
+    states = {unit.active_state for unit in ctx.manager.list_units([GOD_UNIT])}
+    return bool(states & {ActiveState.ACTIVE, ActiveState.ACTIVATING, ActiveState.RELOADING})
 
 
 def remove_log_pipes(ctx: Context, name: str) -> None:
