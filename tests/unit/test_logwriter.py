@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from pmsd.api.logpipes import uses_log_pipes
+from pmsd.context import Context
 from pmsd.definition.logpipes import log_sinks, pipe_paths, render_log_units
 from pmsd.definition.units import transient_properties
 from pmsd.god.logwriter import FileSink, LogTarget, LogWriter, Rotation, format_lines, rotated_files
@@ -135,3 +137,31 @@ def test_a_line_is_taken_from_the_pipe_only_once_it_is_written(tmp_path: Path, p
     os.close(out)
     os.close(keeper)
     writer.close()
+
+
+class _Listing:
+    def __init__(self, state: str) -> None:
+        self.active_state = state
+
+
+class _Manager:
+    def __init__(self, god_state: str | None) -> None:
+        self.god_state = god_state
+
+    def list_units(self, patterns: list[str]) -> list[_Listing]:
+        return [] if self.god_state is None else [_Listing(self.god_state)]
+
+
+@pytest.mark.parametrize(("god_state", "environ", "used"), [
+    ("active", {}, True),
+    ("activating", {}, True),
+    ("failed", {}, False),  # could not start: its pipe would fill and the app's write() would wait
+    (None, {}, False),
+    ("active", {"PMSD_NO_GOD": "1"}, False),
+])
+def test_god_writes_the_files_only_when_it_runs(tmp_path: Path, god_state: str | None, environ: dict[str, str],
+                                                used: bool) -> None:
+    ctx = Context(user=True, environ={"XDG_RUNTIME_DIR": str(tmp_path), **environ}, state_dir=str(tmp_path))
+    ctx._manager = _Manager(god_state)  # type: ignore[assignment]
+    assert uses_log_pipes(ctx, make_spec(out_file="/l/out.log")) is used
+    assert uses_log_pipes(ctx, make_spec()) is False  # no files: the journal
