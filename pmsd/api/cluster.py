@@ -19,6 +19,7 @@ from pmsd.api.logfiles import make_log_dirs
 from pmsd.context import Context
 from pmsd.definition.settings import MAX_INSTANCES, is_node
 from pmsd.definition.unitfiles import render_cluster_units
+from pmsd.definition.unitvalues import fnmatch_literal
 from pmsd.errors import PmsdError, UsageError
 from pmsd.linux.readiness import wait_cgroup_accepting
 from pmsd.model.record import AppRecord
@@ -80,12 +81,7 @@ def install_units(ctx: Context, spec: AppSpec) -> None:
 
 def instance_units(manager: Manager, name: str) -> list[UnitListing]:
     """The app's loaded instance units, with their states (one ListUnitsByPatterns call)."""
-    return manager.list_units([f"{UNIT_PREFIX}{_glob_escape(escape_name(name))}@*.service"])
-
-
-def _glob_escape(text: str) -> str:
-    # ListUnitsByPatterns takes fnmatch() globs: the escaped name's "\" and any "*?[" must match literally.
-    return "".join(f"[{char}]" if char in "*?[\\" else char for char in text)
+    return manager.list_units([f"{UNIT_PREFIX}{fnmatch_literal(escape_name(name))}@*.service"])
 
 
 def launch(ctx: Context, records: Sequence[AppRecord]) -> None:

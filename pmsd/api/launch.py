@@ -14,7 +14,7 @@ import sys
 
 from pmsd.api import cluster
 from pmsd.api.logfiles import make_log_dirs
-from pmsd.api.logpipes import log_pipes, uses_log_pipes
+from pmsd.api.logpipes import log_pipes, remove_log_pipes, uses_log_pipes
 from pmsd.context import Context
 from pmsd.definition.cron import on_calendar
 from pmsd.definition.environment import record_environment, runs_as_another_user
@@ -111,10 +111,12 @@ def launch_fork_apps(ctx: Context, records: list[AppRecord]) -> list[tuple[AppRe
 def _submit(ctx: Context, record: AppRecord) -> None:
     manager = ctx.manager
     stop_and_collect(manager, record.unit, LEFTOVER_STOP_S)  # make room: an errored unit of an earlier run
-    if uses_log_pipes(ctx, record.spec):  # checked before anything of the app's pipes exists
-        check_god_log_files(ctx, record.spec)
-    pipes = log_pipes(ctx, record.spec)  # god writes the files: it opens them, as the app's user
-    log_fds = {} if pipes else open_log_files(ctx, record.spec)
+    if uses_log_pipes(ctx, record.spec):  # god writes the files: it opens them, as the app's user
+        check_god_log_files(ctx, record.spec)  # before anything of the app's pipes exists
+        pipes, log_fds = log_pipes(ctx, record.spec), {}
+    else:
+        remove_log_pipes(ctx, record.spec.name)  # its files went (or god did): systemd appends, or the journal
+        pipes, log_fds = {}, open_log_files(ctx, record.spec)
     try:
         inputs = UnitInputs(record.spec, ctx.registry.record_env_file(record), system=not ctx.user, log_fds=log_fds,
                             log_pipes=pipes)
@@ -157,22 +159,16 @@ def check_god_log_files(ctx: Context, spec: AppSpec) -> None:
     reason, rather than found by god after the start."""
     paths = {path: path for files in log_sinks(spec).values() for path in files}
     if spec.user is not None and runs_as_another_user(spec.user, not ctx.user, os.getuid()):
-        fds = _open_as_app_user(spec, paths)
-    else:
-        fds = {}
-        try:
-            for path in paths:
-                os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-                fds[path] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOCTTY | os.O_CLOEXEC, 0o640)
-        except OSError as error:
-            raise PmsdError(f"app {spec.name!r}: cannot write its log file {error.filename or path}: "
-                            f"{error.strerror}", "fix the path, or its permissions", ExitStatus.PERMISSION) from None
-        finally:
-            for fd in fds.values():
-                os.close(fd)
+        for fd in _open_as_app_user(spec, paths).values():
+            os.close(fd)
         return
-    for fd in fds.values():
-        os.close(fd)
+    make_log_dirs(spec, paths)
+    for path in paths:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOCTTY | os.O_CLOEXEC, 0o640))
+        except OSError as error:
+            raise PmsdError(f"app {spec.name!r}: cannot write its log file {path}: {error.strerror}",
+                            "fix the path, or its permissions", ExitStatus.PERMISSION) from None
 
 
 def _open_as_app_user(spec: AppSpec, paths: dict[str, str]) -> dict[str, int]:

@@ -9,7 +9,14 @@ import time
 
 from pmsd.api.god import god_disabled
 from pmsd.context import Context
-from pmsd.definition.logpipes import log_holder_unit, log_sinks, log_socket_unit, pipe_paths, render_log_units
+from pmsd.definition.logpipes import (
+    existing_pipes,
+    log_holder_unit,
+    log_sinks,
+    log_socket_unit,
+    pipe_paths,
+    render_log_units,
+)
 from pmsd.errors import PmsdError
 from pmsd.model.record import AppRecord
 from pmsd.model.spec import AppSpec
@@ -23,13 +30,8 @@ LISTEN_TIMEOUT_S = 10.0
 
 
 def log_pipes(ctx: Context, spec: AppSpec) -> dict[str, str]:
-    """The pipes the app's streams go to, by stream, their socket unit listening; empty when god does not
-    write this app's files (no files, a cluster app, PMSD_NO_GOD, or a god that could not start: systemd then
-    appends to the files). A god that is not running must not be counted on: once its pipe is full, the
-    app's write() would wait for it."""
-    if not uses_log_pipes(ctx, spec):
-        remove_log_pipes(ctx, spec.name)  # its files went (or god did): systemd appends, or the journal
-        return {}
+    """The pipes the app's streams go to, by stream, their socket unit listening. For an app that
+    uses_log_pipes(): the caller decides, once per start."""
     pipes = pipe_paths(spec, ctx.user, ctx.environ)
     unit = log_socket_unit(spec.name)
     manager = ctx.manager
@@ -55,6 +57,9 @@ def log_pipes(ctx: Context, spec: AppSpec) -> dict[str, str]:
 
 
 def uses_log_pipes(ctx: Context, spec: AppSpec) -> bool:
+    """Whether god writes the app's files: it has files (a fork app), god is wanted and running. A god that
+    could not start must not be counted on: once its pipe is full, the app's write() would wait for it (systemd
+    then appends to the files itself)."""
     return not god_disabled(ctx) and bool(log_sinks(spec)) and god_running(ctx)
 
 
@@ -77,8 +82,6 @@ def remove_log_pipes(ctx: Context, name: str) -> None:
 
 def god_written(ctx: Context, record: AppRecord) -> tuple[str, ...]:
     """The files god writes for this app (its pipes exist); empty for the others."""
-    sinks = log_sinks(record.spec) if record.instance is None else {}
-    pipes = pipe_paths(record.spec, ctx.user, ctx.environ) if sinks else {}
-    if not pipes or not all(os.path.exists(path) for path in pipes.values()):
+    if not existing_pipes(record.spec, ctx.user, ctx.environ):
         return ()
-    return tuple(dict.fromkeys(path for files in sinks.values() for path in files))
+    return tuple(dict.fromkeys(path for files in log_sinks(record.spec).values() for path in files))

@@ -64,6 +64,12 @@ def pipe_paths(spec: AppSpec, user: bool, environ: Mapping[str, str]) -> dict[st
     return {stream: f"{base}.{stream}" for stream in log_sinks(spec)}
 
 
+def existing_pipes(spec: AppSpec, user: bool, environ: Mapping[str, str]) -> dict[str, str]:
+    """The app's pipes when god writes its files (they exist: pmsd.api.logpipes made them); empty otherwise."""
+    pipes = pipe_paths(spec, user, environ)
+    return pipes if pipes and all(os.path.exists(path) for path in pipes.values()) else {}
+
+
 def render_log_units(name: str, pipes: Mapping[str, str], god_unit: str, user: bool = True) -> dict[str, str]:
     """The socket unit holding the pipes, and its do-nothing service: a socket whose Service= is already
     running refuses to start (socket_start() in src/core/socket.c), so the service cannot be god itself; it

@@ -185,6 +185,11 @@ def exec_line(path: str, argv: list[str]) -> str:
     return "@" + " ".join(exec_word(word) for word in [path, *argv])
 
 
+def fnmatch_literal(text: str) -> str:
+    """An fnmatch() pattern matching `text` itself (ListUnitsByPatterns, Python's fnmatch): "*?[\\" bracketed."""
+    return "".join(f"[{char}]" if char in "*?[\\" else char for char in text)
+
+
 def glob_escape(path: str) -> str:
     """EnvironmentFile= text that the glob systemd expands matches only `path` itself."""
     return _GLOB_SPECIAL.sub(r"\\\1", path)

@@ -225,8 +225,8 @@ class God:
             return
         self.registry_stamp = stamp
         records = {record.unit: record for record in data.apps}
-        self.logs.sync(target for record in data.apps if record.instance is None
-                       and (target := target_of(record, self.ctx.user, dict(self.ctx.environ))) is not None)
+        self.logs.sync(target for record in data.apps
+                       if (target := target_of(record, self.ctx.user, self.ctx.environ)) is not None)
         loaded = {listing.name for listing in self.manager.list_units([f"{UNIT_PREFIX}*.service"])}
         for unit in list(self.trackers):
             if unit not in records or records[unit].pm_id != self.trackers[unit].record.pm_id:

@@ -19,10 +19,12 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from pmsd.definition.logpipes import log_sinks, pipe_paths
+from pmsd.definition.environment import runs_as_another_user
+from pmsd.definition.logpipes import existing_pipes, log_sinks
+from pmsd.definition.unitvalues import fnmatch_literal
 from pmsd.god.loop import Loop
 from pmsd.linux.asuser import Identity, identity_of, open_as
 from pmsd.linux.pipepeek import PipePeek
@@ -58,16 +60,16 @@ class LogTarget:
     owner: tuple[str, str | None] | None = None  # (user, group) the files belong to; None: god's own user
 
 
-def target_of(record: AppRecord, user: bool, environ: dict[str, str]) -> LogTarget | None:
+def target_of(record: AppRecord, user: bool, environ: Mapping[str, str]) -> LogTarget | None:
     """The app's target if god writes its files: it has files and its pipes exist (pmsd.api.logpipes)."""
     spec = record.spec
-    sinks = log_sinks(spec)
-    pipes = pipe_paths(spec, user, environ)
-    if not sinks or not all(os.path.exists(path) for path in pipes.values()):
+    pipes = existing_pipes(spec, user, environ)
+    if not pipes:
         return None
+    sinks = log_sinks(spec)
     date_format = spec.log_date_format or (PM2_DEFAULT_TIMESTAMP if spec.time else None)
     # System mode runs god as root: another user's files are created and opened as that user.
-    owner = (spec.user, spec.group) if spec.user and not user and spec.user not in ("root", "0") else None
+    owner = (spec.user, spec.group) if spec.user and runs_as_another_user(spec.user, not user, os.getuid()) else None
     return LogTarget(spec.name, record.pm_id, tuple(sorted(pipes.items())), tuple(sorted(sinks.items())),
                      date_format, spec.log_type == "json", rotation_of(spec), owner)
 
@@ -108,16 +110,12 @@ def rotated_files(path: str) -> list[str]:
     """The rotated files of `path`, oldest first (their names sort by time)."""
     stem, ext = os.path.splitext(path)
     directory, base = os.path.split(stem)
-    pattern = f"{glob_literal(base)}__????-??-??_??-??-??-??????{glob_literal(ext)}*"
+    pattern = f"{fnmatch_literal(base)}__????-??-??_??-??-??-??????{fnmatch_literal(ext)}*"
     try:
         return sorted(os.path.join(directory, name) for name in os.listdir(directory or ".")
                       if fnmatch.fnmatchcase(name, pattern))
     except OSError:
         return []
-
-
-def glob_literal(text: str) -> str:
-    return "".join(f"[{char}]" if char in "*?[" else char for char in text)
 
 
 @dataclass
