@@ -247,7 +247,15 @@ class LogWriter:
         self.sync(())
 
     def _add(self, target: LogTarget) -> None:
-        owner = identity_of(*target.owner) if target.owner else None
+        owner = None
+        if target.owner is not None:
+            user, group = target.owner
+            try:
+                owner = identity_of(user, group)
+            except KeyError:  # the user (or group) was removed since the app started: god must not fail with it
+                self.log(f"app {target.name}: no user {user!r} or group {group!r} to write its log files as; "
+                         "its lines wait in its pipes")
+                return
         sinks = dict(target.sinks)
         for stream, path in target.pipes:
             try:

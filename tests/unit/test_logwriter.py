@@ -165,3 +165,12 @@ def test_god_writes_the_files_only_when_it_runs(tmp_path: Path, god_state: str |
     ctx._manager = _Manager(god_state)  # type: ignore[assignment]
     assert uses_log_pipes(ctx, make_spec(out_file="/l/out.log")) is used
     assert uses_log_pipes(ctx, make_spec()) is False  # no files: the journal
+
+
+def test_an_app_whose_user_is_gone_does_not_stop_god(pipes: dict[str, str]) -> None:
+    """Regression (found in review): identity_of's KeyError escaped LogWriter.sync, inside god's registry sync."""
+    said: list[str] = []
+    writer = LogWriter(Loop(), said.append)
+    writer.sync([LogTarget("app", 0, (("out", pipes["out"]),), (("out", ("/l/out.log",)),),
+                           owner=("no-such-user-pmsd", None))])
+    assert writer.readers == {} and "no user 'no-such-user-pmsd'" in said[0]
