@@ -13,20 +13,19 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
-from pmsd.api.logfiles import make_log_dirs
 from pmsd.context import Context
 from pmsd.definition.settings import MAX_INSTANCES, is_node
-from pmsd.definition.unitfiles import render_cluster_units
+from pmsd.definition.unitfiles import LOG_DROPIN, render_cluster_units, render_log_dropin
 from pmsd.definition.unitvalues import fnmatch_literal
 from pmsd.errors import PmsdError, UsageError
 from pmsd.linux.readiness import wait_cgroup_accepting
 from pmsd.model.record import AppRecord
 from pmsd.model.spec import AppSpec, UnitInputs
-from pmsd.model.status import exit_detail
+from pmsd.model.status import exit_detail, failed_to_start
 from pmsd.state.ports import forget_found_ports, parse_status_ports, read_found_ports, write_found_ports
-from pmsd.state.unitfiles import installed_units, remove_units, write_units
+from pmsd.state.unitfiles import dropin_path, installed_units, read_dropin, remove_dropin, remove_units, write_units
 from pmsd.systemd.bus import Manager
 from pmsd.systemd.jobs import stop_and_collect, stop_and_reset, stop_and_wait
 from pmsd.systemd.names import (
@@ -65,12 +64,13 @@ def listen_addresses(ctx: Context, spec: AppSpec) -> tuple[str, ...]:
     return unit_inputs(ctx, spec).listen
 
 
-def install_units(ctx: Context, spec: AppSpec) -> None:
-    """Write the app's unit files; reload the manager only if a loaded unit now differs from its file."""
+def install_units(ctx: Context, spec: AppSpec, log_dropins: Mapping[str, str] | None = None) -> None:
+    """Write the app's unit files, and the instances' log drop-ins (instance_log_dropins); reload the manager
+    only if a loaded unit now differs from its files."""
     manager = ctx.manager
     inputs = unit_inputs(ctx, spec)
-    make_log_dirs(spec)  # cluster apps never log to files as another user (check_log_files)
-    changed = write_units(ctx.user, ctx.environ, render_cluster_units(inputs, manager.version))
+    changed = write_units(ctx.user, ctx.environ, {**render_cluster_units(inputs, manager.version),
+                                                  **(log_dropins or {})})
     if not changed:
         return
     loaded = [*(unit.name for unit in instance_units(manager, spec.name)), socket_unit(spec.name),
@@ -79,21 +79,36 @@ def install_units(ctx: Context, spec: AppSpec) -> None:
         manager.reload()
 
 
+def instance_log_dropins(ctx: Context, records: Sequence[AppRecord], pipes: Mapping[int, Mapping[str, str]]
+                         ) -> dict[str, str]:
+    """Where each instance's stdout and stderr go, in a drop-in of its own (the template names no file): PM2
+    gives each instance its own files (AppRecord.log_spec), or god's pipes for them (`pipes`, by pm_id)."""
+    version = ctx.manager.version
+    dropins: dict[str, str] = {}
+    for record in records:
+        inputs = UnitInputs(record.log_spec, ctx.registry.record_env_file(record), system=not ctx.user,
+                            log_pipes=pipes.get(record.pm_id, {}))
+        dropins[dropin_path(record.unit, LOG_DROPIN)] = render_log_dropin(inputs, version)
+    return dropins
+
+
 def instance_units(manager: Manager, name: str) -> list[UnitListing]:
     """The app's loaded instance units, with their states (one ListUnitsByPatterns call)."""
     return manager.list_units([f"{UNIT_PREFIX}{fnmatch_literal(escape_name(name))}@*.service"])
 
 
-def launch(ctx: Context, records: Sequence[AppRecord]) -> None:
+def launch(ctx: Context, records: Sequence[AppRecord], pipes: Mapping[int, Mapping[str, str]]) -> None:
     """Start instances together (their start jobs run in parallel) and wait until each is started: exec'd,
-    or READY=1 for wait_ready apps (bounded by listen_timeout, systemd's TimeoutStartSec=)."""
+    or READY=1 for wait_ready apps (bounded by listen_timeout, systemd's TimeoutStartSec=). `pipes`: god's log
+    pipes of the instances whose files god writes, by pm_id (pmsd.api.logpipes)."""
     manager = ctx.manager
     spec = records[0].spec
+    log_dropins = instance_log_dropins(ctx, records, pipes)
     if discovers_ports(spec) and read_found_ports(ctx.state_dir, spec.name) is None:
-        probe_ports(ctx, records[0])
+        probe_ports(ctx, records[0], log_dropins)
     else:
         _learn_reported_ports(ctx, spec)
-    install_units(ctx, spec)
+    install_units(ctx, spec, log_dropins)
     for record in records:
         manager.start_unit(record.unit)
     for record in records:
@@ -109,14 +124,19 @@ def _check_started(ctx: Context, record: AppRecord) -> ServiceState:
         # daemon-reload. Starting again is harmless (a running unit ignores it) and tells us for sure.
         manager.start_unit(record.unit)
         state = _wait_started(manager, record.unit, record.spec, "the start job")
-    if state is None or state.active_state not in UP_STATES:
+    # Like a fork app (pmsd.api.launch), an instance that ran and already failed (autorestart off, a crash in its
+    # first millisecond) started: PM2 lists it, then errored. Inactive stays a failure: a start job that failed
+    # on a dependency (the app's socket) leaves the instance inactive.
+    ran_and_failed = state is not None and state.active_state == ActiveState.FAILED and not failed_to_start(
+        state, record.spec.wait_ready)
+    if state is None or (state.active_state not in UP_STATES and not ran_and_failed):
         raise PmsdError(f"app {record.name!r} instance {record.instance} (id {record.pm_id}) failed to start: "
                         f"{_failure(ctx, record, state)}",
                         f"see `{journalctl_command(ctx.user, record.unit)}` (or `pmsd logs {record.pm_id}`)")
     return state
 
 
-def probe_ports(ctx: Context, record: AppRecord) -> tuple[int, ...]:
+def probe_ports(ctx: Context, record: AppRecord, log_dropins: Mapping[str, str]) -> tuple[int, ...]:
     """The first run of a Node cluster app whose port is written in its code: find the ports it listens on.
 
     One instance runs alone, with no socket: the preload turns each listen(port) into a listen on an ephemeral
@@ -126,7 +146,7 @@ def probe_ports(ctx: Context, record: AppRecord) -> tuple[int, ...]:
     is refused while this settles. An app that reports no port within listen_timeout is a worker: it keeps
     running, and the recorded empty set means it is not probed again."""
     manager = ctx.manager
-    install_units(ctx, record.spec)
+    install_units(ctx, record.spec, log_dropins)
     manager.start_unit(record.unit)
     _check_started(ctx, record)
     ports = _reported_ports(manager, record.unit, time.monotonic() + record.spec.listen_timeout / 1000)
@@ -242,7 +262,13 @@ def stand_in(ctx: Context, record: AppRecord) -> Iterator[None]:
     env_file = ctx.registry.instance_env_file(record.name, number)
     shutil.copyfile(ctx.registry.record_env_file(record), env_file)
     os.chmod(env_file, 0o600)
+    # Its output goes where `record`'s does (the same files, or god's pipes for them, which take any number
+    # of writers): a stand-in is not in the registry, and god follows only registered instances.
+    logs = read_dropin(ctx.user, ctx.environ, record.unit, LOG_DROPIN)
     try:
+        if logs is not None and write_units(ctx.user, ctx.environ, {dropin_path(unit, LOG_DROPIN): logs}) and \
+                manager.needs_reload(unit):
+            manager.reload()
         manager.start_unit(unit)
         state = _wait_started(manager, unit, record.spec, "the stand-in's start")
         if state is not None and state.active_state in (ActiveState.ACTIVE, ActiveState.ACTIVATING):
@@ -254,6 +280,7 @@ def stand_in(ctx: Context, record: AppRecord) -> Iterator[None]:
             manager.reset_failed(unit)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(env_file)
+        remove_dropin(ctx.user, ctx.environ, unit, LOG_DROPIN)
 
 
 def parse_scale(current: int, request: str) -> int:

@@ -28,7 +28,7 @@ def flush(ctx: Context, target: str | None = None) -> list[Flushed]:
     done: list[Flushed] = []
     with ctx.registry.transaction() as data:
         for record in resolve_targets(data, target or "all"):
-            spec = record.spec
+            spec = record.log_spec
             # PM2's log_file next to out_file/error_file: the combined file god writes (pmsd.god.logwriter).
             combined = [spec.log_file] if spec.log_file and (spec.out_file or spec.error_file) else []
             for path in combined:

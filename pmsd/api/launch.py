@@ -19,6 +19,7 @@ from pmsd.context import Context
 from pmsd.definition.cron import on_calendar
 from pmsd.definition.environment import record_environment, runs_as_another_user
 from pmsd.definition.logpipes import log_sinks
+from pmsd.definition.unitfiles import LOG_DROPIN
 from pmsd.definition.units import transient_properties
 from pmsd.definition.unitvalues import exec_argv
 from pmsd.errors import ExitStatus, PmsdError
@@ -27,6 +28,7 @@ from pmsd.model.record import AppRecord, RegistryData, now_ms
 from pmsd.model.spec import AppSpec, UnitInputs, stderr_file, stdout_file
 from pmsd.model.status import Status, exit_detail, failed_to_start, pm2_status
 from pmsd.state.envfiles import read_env_file, write_env_file
+from pmsd.state.unitfiles import remove_dropin
 from pmsd.systemd.jobs import TimerJob, start_timer, stop_and_collect, stop_and_reset_quietly
 from pmsd.systemd.names import cron_service_unit, cron_timer_unit
 from pmsd.systemd.paths import journalctl_command
@@ -67,6 +69,7 @@ def undo_create(ctx: Context, records: list[AppRecord]) -> None:
             os.unlink(ctx.registry.record_env_file(record))
         with contextlib.suppress(PmsdError):
             stop_and_collect(ctx.manager, record.unit, LEFTOVER_STOP_S)
+            remove_record_logs(ctx, record)
     spec = records[0].spec
     with contextlib.suppress(PmsdError):
         if spec.clustered:
@@ -77,11 +80,34 @@ def undo_create(ctx: Context, records: list[AppRecord]) -> None:
 def launch_many(ctx: Context, records: list[AppRecord]) -> None:
     """Start an app's records: cluster instances together, fork units one by one."""
     if records[0].instance is not None:
-        cluster.launch(ctx, records)
+        cluster.launch(ctx, records, _instance_log_pipes(ctx, records))
         ensure_cron(ctx, records[0])
         return
     for record in records:
         launch(ctx, record)
+
+
+def _instance_log_pipes(ctx: Context, records: list[AppRecord]) -> dict[int, dict[str, str]]:
+    """god's log pipes of each instance (by pm_id), listening, when god writes the app's files; otherwise the
+    instances' files are made ready for systemd to append to, and pipes of an earlier start are removed."""
+    god_writes = uses_log_pipes(ctx, records[0].spec)
+    pipes: dict[int, dict[str, str]] = {}
+    for record in records:
+        spec = record.log_spec
+        if god_writes:
+            check_god_log_files(ctx, spec)
+            pipes[record.pm_id] = log_pipes(ctx, spec, record.instance)
+        else:
+            remove_log_pipes(ctx, record.name, record.instance)
+            make_log_dirs(spec)  # cluster apps never log to files as another user (check_log_files)
+    return pipes
+
+
+def remove_record_logs(ctx: Context, record: AppRecord) -> None:
+    """What routes the record's output: its log pipes, and an instance's log drop-in."""
+    remove_log_pipes(ctx, record.name, record.instance)
+    if record.instance is not None:
+        remove_dropin(ctx.user, ctx.environ, record.unit, LOG_DROPIN)
 
 
 def launch(ctx: Context, record: AppRecord) -> None:
@@ -132,8 +158,8 @@ def _await_started(ctx: Context, record: AppRecord) -> None:
     unit = record.unit
     state = manager.wait_until(unit, lambda s: s is None or not s.has_job, START_TIMEOUT_S, "the start job")
     ensure_cron(ctx, record)
-    if state is None or failed_to_start(state, record.spec.wait_ready):
-        detail = exit_detail(state) if state is not None else "the unit vanished"
+    if failed_to_start(state, record.spec.wait_ready):
+        detail = exit_detail(state) if state is not None else "it exited before it said it was ready (READY=1)"
         stop_and_collect(manager, unit, LEFTOVER_STOP_S)
         raise PmsdError(
             f"app {record.name!r} failed to start: {detail}",
@@ -253,6 +279,7 @@ def forget(ctx: Context, data: RegistryData, record: AppRecord) -> None:
     data.apps.remove(record)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(ctx.registry.record_env_file(record))
+    remove_record_logs(ctx, record)
 
 
 def redefine(ctx: Context, data: RegistryData, records: list[AppRecord], spec: AppSpec) -> list[AppRecord]:
@@ -282,6 +309,7 @@ def _switch_model(ctx: Context, data: RegistryData, records: list[AppRecord], sp
     was_clustered = records[0].instance is not None
     for record in records:
         stop_record(ctx, record)
+        remove_record_logs(ctx, record)  # its unit's name changes: so do its pipes and drop-in
         with contextlib.suppress(FileNotFoundError):
             os.rename(ctx.registry.record_env_file(record), f"{ctx.registry.record_env_file(record)}.old")
     if was_clustered:

@@ -29,13 +29,13 @@ from pmsd.systemd.states import ActiveState
 LISTEN_TIMEOUT_S = 10.0
 
 
-def log_pipes(ctx: Context, spec: AppSpec) -> dict[str, str]:
-    """The pipes the app's streams go to, by stream, their socket unit listening. For an app that
-    uses_log_pipes(): the caller decides, once per start."""
-    pipes = pipe_paths(spec, ctx.user, ctx.environ)
-    unit = log_socket_unit(spec.name)
+def log_pipes(ctx: Context, spec: AppSpec, instance: int | None = None) -> dict[str, str]:
+    """The pipes the app's (or the instance's) streams go to, by stream, their socket unit listening. For an
+    app that uses_log_pipes(): the caller decides, once per start."""
+    pipes = pipe_paths(spec, ctx.user, ctx.environ, instance)
+    unit = log_socket_unit(spec.name, instance)
     manager = ctx.manager
-    if write_units(ctx.user, ctx.environ, render_log_units(spec.name, pipes, GOD_UNIT, ctx.user)) and \
+    if write_units(ctx.user, ctx.environ, render_log_units(spec.name, pipes, GOD_UNIT, ctx.user, instance)) and \
             manager.unit_summary(unit) is not None:
         # Other pipes than the loaded socket has (a stream added or removed): the app is stopped (launch
         # stops it first), so nothing is lost by recreating them.
@@ -52,7 +52,7 @@ def log_pipes(ctx: Context, spec: AppSpec) -> dict[str, str]:
             raise PmsdError(f"app {spec.name!r}: its log pipes ({unit}) do not listen",
                             f"see `systemctl {'--user' if ctx.user else '--system'} status {unit}`")
         time.sleep(0.01)
-    manager.start_unit(log_holder_unit(spec.name))  # the socket is now "running": no traffic starts anything
+    manager.start_unit(log_holder_unit(spec.name, instance))  # the socket is "running": no traffic starts anything
     return pipes
 
 
@@ -69,19 +69,21 @@ def god_running(ctx: Context) -> bool:
     return bool(states & {ActiveState.ACTIVE, ActiveState.ACTIVATING, ActiveState.RELOADING})
 
 
-def remove_log_pipes(ctx: Context, name: str) -> None:
-    """Stop the app's socket unit (systemd removes its pipes) and remove its file; nothing if it has none."""
-    unit = log_socket_unit(name)
+def remove_log_pipes(ctx: Context, name: str, instance: int | None = None) -> None:
+    """Stop the app's (or the instance's) socket unit (systemd removes its pipes) and remove its files; nothing
+    if it has none."""
+    unit = log_socket_unit(name, instance)
     if not os.path.exists(os.path.join(runtime_unit_dir(ctx.user, ctx.environ), unit)):
         return
     with contextlib.suppress(PmsdError):
         if ctx.manager.unit_summary(unit) is not None:
             ctx.manager.stop(unit)
-    remove_units(ctx.user, ctx.environ, [unit, log_holder_unit(name)])
+    remove_units(ctx.user, ctx.environ, [unit, log_holder_unit(name, instance)])
 
 
 def god_written(ctx: Context, record: AppRecord) -> tuple[str, ...]:
-    """The files god writes for this app (its pipes exist); empty for the others."""
-    if not existing_pipes(record.spec, ctx.user, ctx.environ):
+    """The files god writes for this app (or instance: its pipes exist); empty for the others."""
+    spec = record.log_spec
+    if not existing_pipes(spec, ctx.user, ctx.environ, record.instance):
         return ()
-    return tuple(dict.fromkeys(path for files in log_sinks(record.spec).values() for path in files))
+    return tuple(dict.fromkeys(path for files in log_sinks(spec).values() for path in files))

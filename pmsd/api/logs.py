@@ -41,7 +41,7 @@ class Source:
 
 
 def sources_for(record: AppRecord) -> list[Source]:
-    spec = record.spec
+    spec = record.log_spec
     since = max(record.created_at, record.flushed_at) * 1000
     files = [(path, stream) for path, stream in ((spec.out_file, "out"), (spec.error_file, "err"))
              if path]

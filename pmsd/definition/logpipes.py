@@ -7,8 +7,8 @@ Why pipes held by systemd (README, "Log files"): the app writes to a pipe, never
 the pipe lives in the socket unit, not in god, so lines written while god restarts, is killed or upgraded wait
 in it (up to PipeSize=: 1 MiB, 16 MiB for the system manager) and reach the files afterwards, in order; a
 line arriving while nothing holds the socket starts its holder, which pulls god in (Wants=). Apps without files
-pay nothing: their output goes to the journal as before. Cluster instances (one template for all) keep
-systemd's own append: files.
+pay nothing: their output goes to the journal as before. Each instance of a multi-instance app has its own
+socket (pmsd.log-<app>@<n>.socket) and files (pmsd.model.record.AppRecord.log_spec).
 """
 
 from __future__ import annotations
@@ -30,13 +30,19 @@ USER_PIPE_SIZE = 1 << 20
 SYSTEM_PIPE_SIZE = 16 << 20
 
 
-def log_socket_unit(name: str) -> str:
-    return f"{LOG_SOCKET_PREFIX}{escape_name(name)}.socket"
+def _log_unit_stem(name: str, instance: int | None) -> str:
+    return f"{LOG_SOCKET_PREFIX}{escape_name(name)}" + (f"@{instance}" if instance is not None else "")
 
 
-def log_holder_unit(name: str) -> str:
+def log_socket_unit(name: str, instance: int | None = None) -> str:
+    """The app's (or one instance's) log socket. An instance's is a plain unit file whose name has an instance
+    part, with no template behind it, which systemd accepts (systemd.unit(5))."""
+    return f"{_log_unit_stem(name, instance)}.socket"
+
+
+def log_holder_unit(name: str, instance: int | None = None) -> str:
     """The socket's service (the same name: systemd's default Service=), which does nothing."""
-    return f"{LOG_SOCKET_PREFIX}{escape_name(name)}.service"
+    return f"{_log_unit_stem(name, instance)}.service"
 
 
 def pipes_dir(user: bool, environ: Mapping[str, str]) -> str:
@@ -47,7 +53,7 @@ def pipes_dir(user: bool, environ: Mapping[str, str]) -> str:
 def log_sinks(spec: AppSpec) -> dict[str, tuple[str, ...]]:
     """The files each stream goes to, as PM2 writes them: out_file, error_file, and log_file (both streams,
     next to the other two). A stream with no file is not in the result (it goes to the journal)."""
-    if spec.disable_logs or spec.clustered:
+    if spec.disable_logs:
         return {}
     combined = (spec.log_file,) if spec.log_file and spec.log_file != DISCARD else ()
     sinks = {}
@@ -58,27 +64,34 @@ def log_sinks(spec: AppSpec) -> dict[str, tuple[str, ...]]:
     return sinks
 
 
-def pipe_paths(spec: AppSpec, user: bool, environ: Mapping[str, str]) -> dict[str, str]:
-    """The pipe of each stream that goes to files."""
+def pipe_paths(spec: AppSpec, user: bool, environ: Mapping[str, str], instance: int | None = None
+               ) -> dict[str, str]:
+    """The pipe of each stream that goes to files (of the app, or of one of its instances)."""
     base = os.path.join(pipes_dir(user, environ), escape_name(spec.name))
+    if instance is not None:
+        base += f"@{instance}"
     return {stream: f"{base}.{stream}" for stream in log_sinks(spec)}
 
 
-def existing_pipes(spec: AppSpec, user: bool, environ: Mapping[str, str]) -> dict[str, str]:
+def existing_pipes(spec: AppSpec, user: bool, environ: Mapping[str, str], instance: int | None = None
+                   ) -> dict[str, str]:
     """The app's pipes when god writes its files (they exist: pmsd.api.logpipes made them); empty otherwise."""
-    pipes = pipe_paths(spec, user, environ)
+    pipes = pipe_paths(spec, user, environ, instance)
     return pipes if pipes and all(os.path.exists(path) for path in pipes.values()) else {}
 
 
-def render_log_units(name: str, pipes: Mapping[str, str], god_unit: str, user: bool = True) -> dict[str, str]:
+def render_log_units(name: str, pipes: Mapping[str, str], god_unit: str, user: bool = True,
+                     instance: int | None = None) -> dict[str, str]:
     """The socket unit holding the pipes, and its do-nothing service: a socket whose Service= is already
     running refuses to start (socket_start() in src/core/socket.c), so the service cannot be god itself; it
     pulls god in (Wants=) when a line arrives while nothing has started it yet."""
     listen = "".join(f"ListenFIFO={literal(path)}\n" for path in pipes.values())
+    socket_unit, holder_unit = log_socket_unit(name, instance), log_holder_unit(name, instance)
+    whose = escape_name(name) + (f" instance {instance}" if instance is not None else "")
     socket = f"""# Written by pmsd: the log pipes of an app, held open by systemd so that lines wait here while god
 # (which writes them to the app's files) is away.
 [Unit]
-Description=pmsd app {escape_name(name)}: log pipes
+Description=pmsd app {whose}: log pipes
 
 [Socket]
 {listen}SocketMode=0600
@@ -86,11 +99,11 @@ DirectoryMode=0700
 PipeSize={USER_PIPE_SIZE if user else SYSTEM_PIPE_SIZE}
 RemoveOnStop=yes
 """
-    holder = f"""# Written by pmsd: keeps {log_socket_unit(name)} in its "running" state (systemd.socket(5), Service=).
+    holder = f"""# Written by pmsd: keeps {socket_unit} in its "running" state (systemd.socket(5), Service=).
 [Unit]
-Description=pmsd app {escape_name(name)}: log pipes holder
-BindsTo={log_socket_unit(name)}
-After={log_socket_unit(name)}
+Description=pmsd app {whose}: log pipes holder
+BindsTo={socket_unit}
+After={socket_unit}
 Wants={god_unit}
 
 [Service]
@@ -98,4 +111,4 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=/bin/true
 """
-    return {log_socket_unit(name): socket, log_holder_unit(name): holder}
+    return {socket_unit: socket, holder_unit: holder}

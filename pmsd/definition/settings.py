@@ -412,8 +412,8 @@ SETTINGS: tuple[Setting, ...] = (
             "lines stay in the journal."),
     Setting("disable_logs", parse_bool, False, "Discard the app's output (StandardOutput=null).",
             flag="--disable-logs"),
-    Setting("merge_logs", parse_bool, False, "Cluster instances share log files (no -<id> suffix); "
-            "accepted for compatibility, a single instance has one set of files anyway.",
+    Setting("merge_logs", parse_bool, False, "The instances of a multi-instance app share its log files; "
+            "without it each instance has its own, PM2's '-<id>' before the extension (out-3.log).",
             aliases=("combine_logs",), flag="--merge-logs"),
     Setting("log_date_format", parse_str, None, "Timestamp prefix of each line in the app's log files and in "
             "`pmsd logs` (PM2's moment.js tokens, e.g. 'YYYY-MM-DD HH:mm:ss Z').",

@@ -22,6 +22,9 @@ from pmsd.systemd.names import escape_name, instance_env_file_name, listener_uni
 
 _UNIT_SECTION = frozenset({"StartLimitBurst", "StartLimitIntervalSec"})
 _TEMPLATED = frozenset({"Description", "EnvironmentFile"})  # spelled by the template itself
+# Each instance has its own log files (PM2's -<pm_id> suffix) or god's pipes for them: in a drop-in per instance.
+_PER_INSTANCE = frozenset({"StandardOutput", "StandardError"})
+LOG_DROPIN = "pmsd-logs.conf"
 # The holder is passed the socket too (it is the socket's Service=), and systemd sets the socket's O_NONBLOCK as
 # the NonBlocking= of every service it starts with it: the holder must say what the instances say
 # (settings._non_blocking).
@@ -49,7 +52,7 @@ def render_cluster_units(inputs: UnitInputs, version: int) -> dict[str, str]:
     unit_lines: list[str] = []
     service_lines: list[str] = []
     for assignment in assignments(inputs, version):
-        if assignment.directive.name in _TEMPLATED:
+        if assignment.directive.name in _TEMPLATED | _PER_INSTANCE:
             continue
         line = assignment.line
         (unit_lines if assignment.directive.name in _UNIT_SECTION else service_lines).append(line)
@@ -65,6 +68,14 @@ def render_cluster_units(inputs: UnitInputs, version: int) -> dict[str, str]:
         files[listener_unit(spec.name)] = environment.get_template("listener.service.j2").render(
             holder_lines=holder_lines, **common)
     return files
+
+
+def render_log_dropin(inputs: UnitInputs, version: int) -> str:
+    """One instance's drop-in: where its stdout and stderr go (inputs hold that instance's files or pipes). An
+    instance with no line here logs to the journal, systemd's default."""
+    lines = [a.line for a in assignments(inputs, version) if a.directive.name in _PER_INSTANCE]
+    return "# Written by pmsd: this instance's output (its own log files, as PM2's).\n[Service]\n" + "".join(
+        f"{line}\n" for line in lines)
 
 
 def _instance_env_file(inputs: UnitInputs) -> str:

@@ -61,9 +61,10 @@ class LogTarget:
 
 
 def target_of(record: AppRecord, user: bool, environ: Mapping[str, str]) -> LogTarget | None:
-    """The app's target if god writes its files: it has files and its pipes exist (pmsd.api.logpipes)."""
-    spec = record.spec
-    pipes = existing_pipes(spec, user, environ)
+    """The app's (or instance's) target if god writes its files: it has files and its pipes exist
+    (pmsd.api.logpipes)."""
+    spec = record.log_spec
+    pipes = existing_pipes(spec, user, environ, record.instance)
     if not pipes:
         return None
     sinks = log_sinks(spec)
@@ -227,14 +228,14 @@ class LogWriter:
         self.log = log
         self.readers: dict[str, PipeReader] = {}  # by pipe path
         self.sinks: dict[str, FileSink] = {}  # by file path: a combined file is shared by both streams
-        self.targets: dict[str, LogTarget] = {}
+        self.targets: dict[int, LogTarget] = {}  # by pm_id: each instance of an app is a target
 
     def sync(self, targets: Iterable[LogTarget]) -> None:
-        wanted = {target.name: target for target in targets}
-        for name in [name for name, old in self.targets.items() if wanted.get(name) != old]:
-            self._drop(self.targets.pop(name))
-        for name, target in wanted.items():
-            if name not in self.targets:
+        wanted = {target.pm_id: target for target in targets}
+        for pm_id in [pm_id for pm_id, old in self.targets.items() if wanted.get(pm_id) != old]:
+            self._drop(self.targets.pop(pm_id))
+        for pm_id, target in wanted.items():
+            if pm_id not in self.targets:
                 self._add(target)
         self._close_unused_sinks()
 
@@ -271,7 +272,7 @@ class LogWriter:
                 reader.sinks.append(sink)
             self.readers[path] = reader
             self.loop.add_reader(fd, functools.partial(self._readable, reader))
-        self.targets[target.name] = target
+        self.targets[target.pm_id] = target
 
     def _drop(self, target: LogTarget) -> None:
         for _, path in target.pipes:

@@ -6,11 +6,12 @@ definition, and the offsets that turn systemd's per-unit counters into PM2's per
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pmsd.model.spec import AppSpec
+from pmsd.model.spec import DISCARD, AppSpec
 from pmsd.systemd.names import unit_of
 
 
@@ -45,6 +46,18 @@ class AppRecord:
     def unit(self) -> str:
         return unit_of(self.spec.name, self.instance)
 
+    @property
+    def log_spec(self) -> AppSpec:
+        """The definition with the log files this record's process writes. PM2 gives each instance of a
+        multi-instance app (cluster mode, or fork with instances > 1) its own files, "-<pm_id>" before the
+        extension, unless merge_logs (checked against PM2 7: tests/pm2/test_logfiles_pm2.py)."""
+        spec = self.spec
+        if self.instance is None or spec.merge_logs:
+            return spec
+        return replace(spec, out_file=instance_log_path(spec.out_file, self.pm_id),
+                       error_file=instance_log_path(spec.error_file, self.pm_id),
+                       log_file=instance_log_path(spec.log_file, self.pm_id))
+
     def to_json(self) -> dict[str, Any]:
         return {"pm_id": self.pm_id, "created_at": self.created_at, "restart_offset": self.restart_offset,
                 "flushed_at": self.flushed_at, "unstable_offset": self.unstable_offset,
@@ -60,6 +73,14 @@ class AppRecord:
                    unstable_offset=int(data.get("unstable_offset", 0)),
                    instance=int(data["instance"]) if data.get("instance") is not None else None,
                    increment=int(data["increment"]) if data.get("increment") is not None else None)
+
+
+def instance_log_path(path: str | None, pm_id: int) -> str | None:
+    """out.log -> out-3.log; a name without an extension (and /dev/null) is left as it is, as PM2 leaves it."""
+    if not isinstance(path, str) or path == DISCARD:
+        return path
+    stem, extension = os.path.splitext(path)
+    return f"{stem}-{pm_id}{extension}" if extension else path
 
 
 @dataclass

@@ -128,7 +128,7 @@ _SETUP_FAILURE_STATUSES = range(200, 244)
 _START_RESULTS = frozenset({"resources", "timeout", "start-limit-hit", "protocol", "exec-condition"})
 
 
-def failed_to_start(state: ServiceState, waits_for_ready: bool) -> bool:
+def failed_to_start(state: ServiceState | None, waits_for_ready: bool) -> bool:
     """Whether a unit whose start job has ended failed to *start*, rather than started and then exited.
 
     pmsd reads the unit after its start job has ended, so an app that ran and exited at once (status 3 with
@@ -136,7 +136,14 @@ def failed_to_start(state: ServiceState, waits_for_ready: bool) -> bool:
     app started (then stopped or errored), and so does pmsd. A Type=exec start ends once execve() succeeded,
     so only systemd's own setup statuses (203: the program or its interpreter cannot be executed) and
     start-only results mean the start failed. A Type=notify (wait_ready) start ends at READY=1: any exit
-    before then is a failed start."""
+    before then is a failed start.
+
+    No state at all (None) means the unit is gone: an app that exited cleanly at once (autorestart off) is
+    inactive, and systemd garbage-collects an inactive transient unit as soon as its job ends, before pmsd
+    reads it (seen on systemd 257); a failed unit stays until its failure is reset (systemd.unit(5),
+    CollectMode=). So it started, unless it was to say READY=1 first."""
+    if state is None:
+        return waits_for_ready
     if state.active_state != ActiveState.FAILED:
         return False
     if waits_for_ready or state.result in _START_RESULTS:

@@ -15,7 +15,7 @@ from pmsd.systemd.paths import scope_flag
 def render(info: ProcessInfo, now_ms: int, user: bool, unit_file: str, log_notes: list[str], peak: str = "-") -> str:
     spec, scope = info.record.spec, scope_flag(user)
     created = datetime.datetime.fromtimestamp(info.record.created_at / 1000).isoformat(sep=" ", timespec="seconds")
-    out_log, err_log, _ = log_paths(spec)
+    out_log, err_log, _ = log_paths(info.record.log_spec)
     rows = [
         ("status", str(info.status)),
         ("name", spec.name),

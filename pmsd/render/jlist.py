@@ -49,7 +49,7 @@ def _logs_and_more(spec: AppSpec, env: dict[str, str]) -> dict[str, Any]:
         "pm_out_log_path": out_log,
         "pm_err_log_path": err_log,
         "pm_log_path": combined_log,
-        "merge_logs": True,  # instances of one app share its files: pmsd never adds PM2's -<id> suffix
+        "merge_logs": spec.merge_logs,  # false: each instance has its own files, "-<pm_id>" (AppRecord.log_spec)
         "disable_logs": spec.disable_logs,
         "log_date_format": spec.log_date_format,
         "log_type": spec.log_type,
@@ -124,7 +124,7 @@ def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
         "watch_delay": spec.watch_delay,
         "username": _username(spec, user),
         "unique_id": info.invocation_id or None,
-        **_logs_and_more(spec, env),
+        **_logs_and_more(info.record.log_spec, env),
         # pmsd's own
         "unit_name": info.unit,
         "invocation_id": info.invocation_id or None,

@@ -25,6 +25,27 @@ def remove_units(user: bool, environ: Mapping[str, str], units: list[str]) -> No
             os.unlink(os.path.join(directory, unit))
 
 
+def dropin_path(unit: str, name: str) -> str:
+    """A drop-in of the unit, relative to the runtime unit directory (systemd.unit(5), "<unit>.d/*.conf")."""
+    return os.path.join(f"{unit}.d", name)
+
+
+def read_dropin(user: bool, environ: Mapping[str, str], unit: str, name: str) -> str | None:
+    with contextlib.suppress(FileNotFoundError), open(
+            os.path.join(runtime_unit_dir(user, environ), dropin_path(unit, name)), encoding="utf-8") as handle:
+        return handle.read()
+    return None
+
+
+def remove_dropin(user: bool, environ: Mapping[str, str], unit: str, name: str) -> None:
+    """Remove the drop-in, and its directory once empty."""
+    path = os.path.join(runtime_unit_dir(user, environ), dropin_path(unit, name))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    with contextlib.suppress(OSError):  # not empty (someone else's drop-in), or already gone
+        os.rmdir(os.path.dirname(path))
+
+
 def installed_units(user: bool, environ: Mapping[str, str], name: str) -> list[str]:
     """The cluster app's unit files that exist."""
     directory = runtime_unit_dir(user, environ)

@@ -90,3 +90,28 @@ def test_size_rotation_keeps_every_line(god: Pmsd, token: str) -> None:  # noqa:
              describe=lambda: str(sum(len(_lines(f)) for f in files())))
     assert len(files()) >= 10
     assert [line for f in files() for line in _lines(f)] == _expected(count)
+
+
+def test_each_instance_gets_pm2s_own_files_and_merge_logs_shares_them(god: Pmsd, token: str) -> None:  # noqa: F811
+    logs = Path(god.cwd, "inst", token)
+    name, merged = f"i-{token}", f"m-{token}"
+    god.run("start", TALKER, "--name", name, "-i", "2", "--time", "-o", str(logs / "out.log"),
+            env={"LINES": "2", "TAG": "i"})
+    god.run("start", TALKER, "--name", merged, "-i", "2", "--merge-logs", "-o", str(logs / "m.log"),
+            env={"LINES": "2", "TAG": "m"})
+    ids = sorted(int(proc["pm_id"]) for proc in god.jlist() if proc["name"] == name)
+    own = [logs / f"out-{pm_id}.log" for pm_id in ids]
+    wait_for(lambda: all(len(_lines(path)) == 2 for path in own) or None, 10, "2 lines in each instance's file",
+             describe=lambda: str({path.name: _lines(path) for path in own}))
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d: i out [01]", line) for p in own for line in _lines(p))
+    assert [proc["pm2_env"]["pm_out_log_path"] for proc in god.jlist() if proc["name"] == name] == list(map(str, own))
+    wait_for(lambda: sorted(_lines(logs / "m.log")) == ["m out 0", "m out 0", "m out 1", "m out 1"] or None, 10,
+             "both instances' lines in the shared file")
+    assert not (logs / "out.log").exists()
+    runtime = Path(god.env["XDG_RUNTIME_DIR"], "systemd", "user")
+    first = god.app(name)["pm2_env"]["unit_name"]
+    god.run("scale", name, "1")  # the oldest instance goes, with what routed its output
+    assert not (runtime / f"{first}.d").exists()
+    god.run("delete", name)
+    god.run("delete", merged)
+    assert not list(runtime.glob(f"pmsd.log-*{token}*")) and not list(runtime.glob(f"pmsd-*{token}*.d"))

@@ -32,9 +32,10 @@ from hypothesis import strategies as st
 from pystemd.dbuslib import apply_signature  # type: ignore[import-not-found, unused-ignore]
 
 from pmsd.definition.build import build_spec
-from pmsd.definition.unitfiles import render_cluster_units
+from pmsd.definition.unitfiles import LOG_DROPIN, render_cluster_units, render_log_dropin
 from pmsd.definition.units import transient_properties
 from pmsd.errors import PmsdError, UsageError
+from pmsd.model.record import AppRecord
 from pmsd.model.spec import AppSpec, Source, UnitInputs
 from pmsd.state.registry import Registry
 from pmsd.systemd.bus import Manager
@@ -87,6 +88,9 @@ class Systemd:
 
     def write(self, unit: str, text: str | bytes) -> None:
         path = os.path.join(self.unit_dir, unit)
+        if os.path.dirname(unit) and not os.path.isdir(os.path.dirname(path)):  # a drop-in's <unit>.d/
+            os.mkdir(os.path.dirname(path))
+            self.files.append(os.path.dirname(path))  # removed after the file in it (reversed below)
         self.files.append(path)
         with open(path, "wb") as handle:
             handle.write(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
@@ -133,9 +137,9 @@ class Systemd:
                     break
                 time.sleep(0.02)
             self.manager.reset_failed(unit)
-        for path in self.files:
+        for path in reversed(self.files):
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+                os.rmdir(path) if os.path.isdir(path) else os.unlink(path)
 
 
 def _text(value: Any) -> Any:
@@ -366,10 +370,14 @@ def test_cluster_template_rendered_by_pmsd_holds_the_values_as_written(systemd: 
         template = systemd.name("cluster", "@.service")  # pmsd's text, a name of this test's own
         systemd.write(template, files[template_unit(spec.name)])
         unit = template.replace("@", "@1")
+        # Where instance 1 logs (PM2's -<pm_id> files) is its own drop-in's (pmsd.api.cluster).
+        instance_spec = AppRecord(9, spec, 0, instance=1).log_spec
+        systemd.write(f"{unit}.d/{LOG_DROPIN}", render_log_dropin(UnitInputs(
+            instance_spec, registry.instance_env_file(spec.name, 1)), systemd.manager.version))
         path = systemd.load(unit)
         assert systemd.get(path, UNIT, "Description", "s") == f"pmsd app {spec.name} (instance 1)"
         systemd.manager.start_unit(unit)
-        _assert_process_matches(systemd, unit, path, spec)
+        _assert_process_matches(systemd, unit, path, instance_spec)
         systemd.manager.stop(unit)
 
 

@@ -16,10 +16,12 @@ import pytest
 from pmsd.api.logpipes import uses_log_pipes
 from pmsd.context import Context
 from pmsd.definition.logpipes import log_sinks, pipe_paths, render_log_units
+from pmsd.definition.unitfiles import render_cluster_units, render_log_dropin
 from pmsd.definition.units import transient_properties
 from pmsd.god.logwriter import FileSink, LogTarget, LogWriter, Rotation, format_lines, rotated_files
 from pmsd.god.loop import Loop
-from pmsd.model.spec import UnitInputs
+from pmsd.model.record import AppRecord
+from pmsd.model.spec import DISCARD, UnitInputs
 from tests.unit.helpers import make_spec
 
 NOW = 1_796_000_000.25  # 2026-11-30T00:53:20.250Z
@@ -40,8 +42,41 @@ def test_streams_go_to_pm2s_files() -> None:
     assert log_sinks(spec) == {"out": ("/l/out.log", "/l/all.log"), "err": ("/l/err.log", "/l/all.log")}
     assert log_sinks(make_spec(log_file="/l/all.log")) == {"out": ("/l/all.log",), "err": ("/l/all.log",)}
     assert log_sinks(make_spec(out_file="/l/out.log")) == {"out": ("/l/out.log",)}
-    assert log_sinks(make_spec(out_file="/l/out.log", instances=2)) == {}  # cluster: systemd appends
     assert log_sinks(make_spec()) == {}
+
+
+@pytest.mark.parametrize(("spec_values", "instance", "expected"), [
+    # PM2 7 (tests/pm2/test_logfiles_pm2.py): every instance of a multi-instance app, fork or cluster, even a
+    # cluster of one, gets "-<pm_id>" before the extension; a name without one is shared; merge_logs shares all.
+    ({"instances": 2}, 0, ("/l/out-7.log", "/l/err-7.log", "/l/all-7.log")),
+    ({"exec_mode": "cluster"}, 0, ("/l/out-7.log", "/l/err-7.log", "/l/all-7.log")),
+    ({"instances": 2, "merge_logs": True}, 1, ("/l/out.log", "/l/err.log", "/l/all.log")),
+    ({}, None, ("/l/out.log", "/l/err.log", "/l/all.log")),
+])
+def test_each_instance_has_pm2s_own_files(spec_values: dict[str, object], instance: int | None,
+                                          expected: tuple[str, ...]) -> None:
+    spec = make_spec(out_file="/l/out.log", error_file="/l/err.log", log_file="/l/all.log", **spec_values)
+    log_spec = AppRecord(7, spec, 0, instance=instance).log_spec
+    assert (log_spec.out_file, log_spec.error_file, log_spec.log_file) == expected
+    no_extension = AppRecord(7, make_spec(out_file="/l/out", error_file=DISCARD, instances=2), 0, instance=0)
+    assert (no_extension.log_spec.out_file, no_extension.log_spec.error_file) == ("/l/out", DISCARD)
+
+
+def test_an_instance_writes_to_its_own_pipes_through_a_drop_in() -> None:
+    spec = make_spec(name="web", out_file="/l/out.log", instances=2)
+    record = AppRecord(4, spec, 0, instance=1)
+    pipes = pipe_paths(record.log_spec, True, {"XDG_RUNTIME_DIR": "/run/user/1000"}, record.instance)
+    assert pipes == {"out": "/run/user/1000/pmsd-logs/web@1.out"}
+    units = render_log_units("web", pipes, "pmsd-god.service", instance=1)
+    assert set(units) == {"pmsd.log-web@1.socket", "pmsd.log-web@1.service"}
+    assert "BindsTo=pmsd.log-web@1.socket\n" in units["pmsd.log-web@1.service"]
+    dropin = render_log_dropin(UnitInputs(record.log_spec, "/s/env", log_pipes=pipes), 252)
+    assert "StandardOutput=append:/run/user/1000/pmsd-logs/web@1.out\n" in dropin
+    assert "StandardError=journal\n" in dropin
+    direct = render_log_dropin(UnitInputs(record.log_spec, "/s/env"), 252)  # no god: systemd appends
+    assert "StandardOutput=append:/l/out-4.log\n" in direct
+    template = render_cluster_units(UnitInputs(spec, "/s/env-%i"), 252)["pmsd-web@.service"]
+    assert "StandardOutput" not in template and "StandardError" not in template
 
 
 def test_the_unit_writes_to_gods_pipes_and_the_rest_to_the_journal() -> None:

@@ -56,7 +56,11 @@ def _failed(result: str, code: int, status: int) -> ServiceState:
     (_failed("signal", CLD_KILLED, 11), False, False),
     # wait_ready: the start ends at READY=1, so any exit before it is a failed start.
     (_failed("exit-code", CLD_EXITED, 3), True, True),
+    # Regression (systemd 257, CI): an app that exited 0 at once with autorestart off was inactive and already
+    # garbage-collected when read after its start job; `pmsd start` called it "vanished" and forgot it.
+    (None, False, False),
+    (None, True, True),
 ])
-def test_a_failed_start_is_told_from_an_app_that_started_and_exited(state: ServiceState, waits_for_ready: bool,
+def test_a_failed_start_is_told_from_an_app_that_started_and_exited(state: ServiceState | None, waits_for_ready: bool,
                                                                     failed: bool) -> None:
     assert failed_to_start(state, waits_for_ready) is failed

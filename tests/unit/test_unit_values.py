@@ -29,9 +29,10 @@ from hypothesis import strategies as st
 
 from pmsd.definition.build import build_spec
 from pmsd.definition.settings import SETTINGS, SYSTEMD_FLOOR
-from pmsd.definition.unitfiles import render_cluster_units
+from pmsd.definition.unitfiles import render_cluster_units, render_log_dropin
 from pmsd.definition.units import assignments, render_unit_file, transient_properties
 from pmsd.errors import UsageError
+from pmsd.model.record import AppRecord
 from pmsd.model.spec import AppSpec, Source, UnitInputs
 from pmsd.state.registry import Registry
 from pmsd.systemd.names import listener_unit, socket_unit, template_unit
@@ -665,9 +666,16 @@ def _unbackslash(value: str) -> str:
 def check_cluster_units(spec: AppSpec, files: dict[str, str], env_file_path: str) -> None:
     template = read_unit(files[template_unit(spec.name)])
     socket = socket_unit(spec.name)
-    expected = _expected_keys(spec) - collections.Counter(["Description", "EnvironmentFile"])
+    per_instance = collections.Counter(["StandardOutput", "StandardError"]) & _expected_keys(spec)
+    expected = _expected_keys(spec) - collections.Counter(["Description", "EnvironmentFile"]) - per_instance
     expected += collections.Counter(["Description", "EnvironmentFile", "Sockets", "Requires", "After", "Wants"])
     assert collections.Counter(e.key for e in template) == expected, files
+    # Where output goes is per instance (PM2's -<pm_id> files): a drop-in of each instance's own.
+    instance_spec = AppRecord(5, spec, 0, instance=1).log_spec
+    dropin = read_unit(render_log_dropin(UnitInputs(instance_spec, env_file_path, system=True), SYSTEMD_FLOOR))
+    assert collections.Counter(e.key for e in dropin) == per_instance
+    for entry in dropin:
+        check_value(instance_spec, entry, env_file_path, "1", "")
     for entry in template:
         check_value(spec, entry, env_file_path, "1", f"pmsd app {spec.name} (instance 1)")
         if entry.key in ("Sockets", "Requires", "After", "Wants"):
