@@ -13,6 +13,7 @@ import os
 import sys
 
 from pmsd.api import cluster
+from pmsd.api.config import with_config_defaults
 from pmsd.api.logfiles import make_log_dirs
 from pmsd.api.logpipes import log_pipes, remove_log_pipes, uses_log_pipes
 from pmsd.context import Context
@@ -286,6 +287,7 @@ def redefine(ctx: Context, data: RegistryData, records: list[AppRecord], spec: A
     """Give an existing app a new definition: switch between one transient unit and template instances when
     needed, and add or remove instances to match `instances`. Returns the records to (re)start; instances
     beyond the new count are stopped and forgotten."""
+    spec = with_config_defaults(ctx, spec)
     if (records[0].instance is not None) != spec.clustered:
         records = _switch_model(ctx, data, records, spec)
     for record in records:

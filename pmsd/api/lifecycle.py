@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from pmsd.api import cluster
+from pmsd.api.config import with_config_defaults
 from pmsd.api.god import ensure_god
 from pmsd.api.launch import (
     RUNNING_STATUSES,
@@ -218,6 +219,7 @@ def _start_over_existing(
 
 
 def _create(ctx: Context, data: RegistryData, spec: AppSpec) -> list[Outcome]:
+    spec = with_config_defaults(ctx, spec)
     records = new_records(data, spec)
     for record in records:
         write_environment(ctx, record, fresh=True)

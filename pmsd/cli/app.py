@@ -454,8 +454,39 @@ def flush(target: Optional[str] = typer.Argument(None, help=TARGET_HELP + " Defa
 
 @app.command("reloadLogs")
 def reload_logs() -> None:
-    """Explain how log destinations are reopened: journald rotates itself; files stay open (O_APPEND)."""
+    """Reopen every log file god writes, without restarting any app (after logrotate or a person moved or
+    removed one). The journal needs nothing; a file systemd appends to (an app started while god was down)
+    stays open until the app restarts."""
     _with_ctx_kw("reload_logs")
+
+
+_CONFIG_KEYS_HELP = "A global setting: log_max_size, log_retain, log_compress, log_rotate_interval, " \
+    "pm2_log_paths (or pm2-logrotate:max_size, :retain, :compress)."
+
+
+@app.command("set")
+def set_(
+    key: str = typer.Argument(..., help=_CONFIG_KEYS_HELP),
+    value: str = typer.Argument(..., help="Its value: '10M', '30', 'true', '24h'."),
+) -> None:
+    """Set a global setting for every app, as `pm2 set` does for pm2-logrotate: log_max_size,
+    log_retain (30), log_compress (false) and log_rotate_interval rotate the files god writes (an app's own
+    option wins); pm2_log_paths true sends apps started from then on with no -o/-e to PM2's default files,
+    $PM2_HOME/logs/<app>-out.log and <app>-error.log ($PM2_HOME: ~/.pm2). god applies a change at once."""
+    _with_ctx_kw("set_config", key=key, value=value)
+
+
+@app.command("get")
+def get_(key: Optional[str] = typer.Argument(None, help=_CONFIG_KEYS_HELP + " Without one: all.")  # noqa: UP045
+         ) -> None:
+    """Print the global settings (`pmsd set`) with their values, set or default."""
+    _with_ctx_kw("get_config", key=key)
+
+
+@app.command("unset")
+def unset_(key: str = typer.Argument(..., help=_CONFIG_KEYS_HELP)) -> None:
+    """Put a global setting back to its default."""
+    _with_ctx_kw("unset_config", key=key)
 
 
 @app.command()

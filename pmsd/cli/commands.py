@@ -323,6 +323,31 @@ def reload_logs(ctx: Context) -> int:
     return ExitStatus.OK
 
 
+def set_config(ctx: Context, key: str, value: str) -> int:
+    from pmsd.api.config import set_config as store
+
+    name, stored = store(ctx, key, value)
+    print(f"[pmsd] {name} = {json.dumps(stored)}")
+    return ExitStatus.OK
+
+
+def get_config(ctx: Context, key: str | None) -> int:
+    from pmsd.api.config import get_config as read
+
+    for name, value in read(ctx, key).items():
+        print(f"{name}: {json.dumps(value)}")
+    return ExitStatus.OK
+
+
+def unset_config(ctx: Context, key: str) -> int:
+    from pmsd.api.config import get_config as read
+    from pmsd.api.config import unset_config as remove
+
+    name = remove(ctx, key)
+    print(f"[pmsd] {name} = {json.dumps(read(ctx, name)[name])} (the default)")
+    return ExitStatus.OK
+
+
 def _ping_god(ctx: Context) -> PingResult:
     """Start god if needed, wait for its socket, and ask it who it is."""
     from pmsd.api.client import GodClient

@@ -423,11 +423,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("time", parse_bool, False, "Prefix log lines with a timestamp (PM2's YYYY-MM-DDTHH:mm:ss): in the "
             "log files god writes, and in `pmsd logs`.", flag="--time"),
     Setting("log_max_size", parse_memory_bytes, None, "Rotate the app's log files (those god writes) above "
-            "this size ('10M'), as pm2-logrotate's max_size.", flag="--log-max-size", by_god=True),
-    Setting("log_retain", parse_count, 30, "Rotated log files kept per file (pm2-logrotate's retain).",
-            flag="--log-retain", by_god=True),
-    Setting("log_compress", parse_bool, False, "gzip rotated log files (pm2-logrotate's compress).",
-            flag="--log-compress", by_god=True),
+            "this size ('10M'), as pm2-logrotate's max_size; for every app: `pmsd set log_max_size 10M`.",
+            flag="--log-max-size", by_god=True),
+    Setting("log_retain", parse_count, None, "Rotated log files kept per file (pm2-logrotate's retain); "
+            "default 30, or `pmsd set log_retain N`.", flag="--log-retain", by_god=True),
+    Setting("log_compress", parse_bool, None, "gzip rotated log files (pm2-logrotate's compress); default "
+            "false, or `pmsd set log_compress true`.", flag="--log-compress", by_god=True),
     Setting("log_rotate_interval", parse_positive_duration_ms, None, "Rotate the app's log files this often "
             "('24h', '30m'), at the first line after the interval.", flag="--log-rotate-interval", by_god=True),
     Setting("max_memory_restart", parse_memory_bytes, None, "Restart the app when its memory exceeds this "

@@ -29,6 +29,7 @@ from pmsd.model.counters import AppCounters, counters_for
 from pmsd.model.events import Event
 from pmsd.model.protocol import EventMessage
 from pmsd.model.record import AppRecord
+from pmsd.state.config import read_config
 from pmsd.state.counters import load_counters, save_counters
 from pmsd.state.paths import socket_path
 from pmsd.systemd.names import CRON_PREFIX, SERVICE_SUFFIX, UNIT_PREFIX, app_name_of_cron_unit
@@ -225,8 +226,13 @@ class God:
             return
         self.registry_stamp = stamp
         records = {record.unit: record for record in data.apps}
+        try:
+            config = read_config(self.ctx.state_dir)
+        except PmsdError as error:
+            log(f"{error.message}; using the default settings")
+            config = {}
         self.logs.sync(target for record in data.apps
-                       if (target := target_of(record, self.ctx.user, self.ctx.environ)) is not None)
+                       if (target := target_of(record, self.ctx.user, self.ctx.environ, config)) is not None)
         loaded = {listing.name for listing in self.manager.list_units([f"{UNIT_PREFIX}*.service"])}
         for unit in list(self.trackers):
             if unit not in records or records[unit].pm_id != self.trackers[unit].record.pm_id:

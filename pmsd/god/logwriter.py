@@ -21,7 +21,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from pmsd.definition.config import config_value
 from pmsd.definition.environment import runs_as_another_user
 from pmsd.definition.logpipes import existing_pipes, log_sinks
 from pmsd.definition.unitvalues import fnmatch_literal
@@ -60,7 +62,8 @@ class LogTarget:
     owner: tuple[str, str | None] | None = None  # (user, group) the files belong to; None: god's own user
 
 
-def target_of(record: AppRecord, user: bool, environ: Mapping[str, str]) -> LogTarget | None:
+def target_of(record: AppRecord, user: bool, environ: Mapping[str, str], config: Mapping[str, Any] | None = None
+              ) -> LogTarget | None:
     """The app's (or instance's) target if god writes its files: it has files and its pipes exist
     (pmsd.api.logpipes)."""
     spec = record.log_spec
@@ -72,12 +75,18 @@ def target_of(record: AppRecord, user: bool, environ: Mapping[str, str]) -> LogT
     # System mode runs god as root: another user's files are created and opened as that user.
     owner = (spec.user, spec.group) if spec.user and runs_as_another_user(spec.user, not user, os.getuid()) else None
     return LogTarget(spec.name, record.pm_id, tuple(sorted(pipes.items())), tuple(sorted(sinks.items())),
-                     date_format, spec.log_type == "json", rotation_of(spec), owner)
+                     date_format, spec.log_type == "json", rotation_of(spec, config or {}), owner)
 
 
-def rotation_of(spec: AppSpec) -> Rotation:
-    interval = spec.log_rotate_interval // 1000 if spec.log_rotate_interval else None
-    return Rotation(spec.log_max_size, interval, spec.log_retain, spec.log_compress)
+def rotation_of(spec: AppSpec, config: Mapping[str, Any]) -> Rotation:
+    """The app's own rotation settings, else the global ones (`pmsd set`, pmsd.definition.config)."""
+    def pick(key: str) -> Any:
+        own = getattr(spec, key)
+        return own if own is not None else config_value(config, key)
+
+    interval_ms = pick("log_rotate_interval")
+    return Rotation(pick("log_max_size"), interval_ms // 1000 if interval_ms else None, pick("log_retain"),
+                    pick("log_compress"))
 
 
 def format_lines(lines: list[bytes], stream: str, target: LogTarget, now: float) -> bytes:

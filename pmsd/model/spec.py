@@ -44,8 +44,8 @@ class AppSpec:
     # Rotation of the log files god writes (pmsd.god.logwriter): pm2-logrotate's max_size, retain, compress,
     # and an interval instead of its cron pattern.
     log_max_size: int | None = None
-    log_retain: int = 30
-    log_compress: bool = False
+    log_retain: int | None = None  # None: `pmsd set log_retain`, else 30 (pmsd.definition.config)
+    log_compress: bool | None = None
     log_rotate_interval: int | None = None  # ms
     exp_backoff_restart_delay: int = 0
     max_memory_restart: int | None = None

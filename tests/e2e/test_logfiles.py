@@ -115,3 +115,31 @@ def test_each_instance_gets_pm2s_own_files_and_merge_logs_shares_them(god: Pmsd,
     god.run("delete", name)
     god.run("delete", merged)
     assert not list(runtime.glob(f"pmsd.log-*{token}*")) and not list(runtime.glob(f"pmsd-*{token}*.d"))
+
+
+def test_global_rotation_settings_apply_to_every_app_without_its_own(god: Pmsd, token: str) -> None:  # noqa: F811
+    god.run("set", "pm2-logrotate:max_size", "20K")  # pm2-logrotate's name for log_max_size
+    god.run("set", "log_retain", "2")
+    out = Path(god.cwd, "glob", f"g-{token}.log")
+    god.run("start", STEADY, "--name", f"g-{token}", "-o", str(out),
+            env={"LINES": "20000", "CHUNK": "200", "PAUSE_MS": "2"})
+    wait_for(lambda: _lines(out)[-1:] == ["line 19999"] or None, 30, "the last line",
+             describe=lambda: str(_lines(out)[-1:]))
+    wait_for(lambda: len(list(out.parent.glob(f"g-{token}__*.log"))) == 2 or None, 10, "2 rotated files kept",
+             describe=lambda: str(sorted(p.name for p in out.parent.iterdir())))
+    assert "log_retain: 2" in god.run("get").stdout.splitlines()
+    god.run("unset", "log_retain")
+    assert god.run("get", "log_retain").stdout == "log_retain: 30\n"
+
+
+def test_pm2_log_paths_sends_apps_without_files_to_pm2s_default_files(god: Pmsd, token: str) -> None:  # noqa: F811
+    home = Path(god.cwd, "pm2home")
+    god.env["PM2_HOME"] = str(home)
+    god.run("set", "pm2_log_paths", "true")
+    name = f"d_{token}!"  # PM2 writes "-" for what is not a letter, digit, "." or "-"
+    god.run("start", TALKER, "--name", name, env={"LINES": "2", "ERR_EVERY": "2", "TAG": "d"})
+    out, err = home / "logs" / f"d-{token}--out.log", home / "logs" / f"d-{token}--error.log"
+    wait_for(lambda: (_lines(out), _lines(err)) == (["d out 1"], ["d err 0"]) or None, 10, "PM2's default files",
+             describe=lambda: str(sorted(p.name for p in home.rglob("*"))))
+    env = god.app(name)["pm2_env"]
+    assert (env["pm_out_log_path"], env["pm_err_log_path"]) == (str(out), str(err))

@@ -67,6 +67,8 @@ def _option(spelling: str, surface: Surface, pmsd: str = "", why: str = "") -> O
 
 
 SAME, DIFFERS, ELSEWHERE, MISSING = Surface.SAME, Surface.DIFFERS, Surface.ELSEWHERE, Surface.MISSING
+_GLOBAL_SETTINGS = ("pmsd's own global settings (log rotation, PM2's default log paths), with pm2-logrotate's "
+                    "key names; no module store")
 _NAMES_UNIQUE = "names are unique (README, Where pmsd differs)"
 _LOG_SHAPE = ("shapes what `pmsd logs` prints, not the files: no process sits between the app and its files "
               "(README, Logs)")
@@ -101,12 +103,12 @@ COMMANDS: tuple[Command, ...] = (
     _command("uninstall|module:uninstall", ELSEWHERE),
     _command("package", ELSEWHERE),
     _command("publish|module:publish", ELSEWHERE),
-    _command("set", ELSEWHERE),
+    _command("set", DIFFERS, _GLOBAL_SETTINGS),
     _command("multiset", ELSEWHERE),
-    _command("get", ELSEWHERE),
+    _command("get", DIFFERS, _GLOBAL_SETTINGS),
     _command("conf", ELSEWHERE),
     _command("config", ELSEWHERE),
-    _command("unset", ELSEWHERE),
+    _command("unset", DIFFERS, _GLOBAL_SETTINGS),
     _command("report", SAME),
     _command("link", ELSEWHERE),
     _command("unlink", ELSEWHERE),
