@@ -46,7 +46,7 @@ if [ -n "$use_venv" ]; then
     minor=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     debs+=("python$minor-venv" "python$minor-dev")
 fi
-[ -n "$test_extra" ] && debs+=(python3-venv)
+[ -n "$test_extra" ] && debs+=(python3-venv logrotate)  # logrotate: tests/e2e/test_logfiles.py
 missing=()
 for deb in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing+=("$deb")

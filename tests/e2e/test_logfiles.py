@@ -7,7 +7,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,3 +147,37 @@ def test_pm2_log_paths_sends_apps_without_files_to_pm2s_default_files(god: Pmsd,
              describe=lambda: str(sorted(p.name for p in home.rglob("*"))))
     env = god.app(name)["pm2_env"]
     assert (env["pm_out_log_path"], env["pm_err_log_path"]) == (str(out), str(err))
+
+
+def test_the_systems_logrotate_with_reload_logs_keeps_every_line(god: Pmsd, token: str, tmp_path: Path  # noqa: F811
+                                                                   ) -> None:
+    """logrotate moves the file (its default, create mode) and `pmsd reloadLogs` in postrotate makes god open a
+    new one: lines written in between go on into the moved file, none lost or doubled (copytruncate would lose
+    those written between its copy and its truncate: README, "Logs")."""
+    logrotate = shutil.which("logrotate") or ("/usr/sbin/logrotate" if os.path.exists("/usr/sbin/logrotate") else "")
+    if not logrotate:
+        pytest.skip("logrotate is not installed (packaging/install.sh --test installs it)")
+    out = Path(god.cwd, "lr", f"l-{token}.log")
+    count = 30_000
+    god.run("start", STEADY, "--name", f"l-{token}", "-o", str(out),
+            env={"LINES": str(count), "CHUNK": "100", "PAUSE_MS": "10"})  # about 3 s of lines
+    config = tmp_path / "logrotate.conf"
+    reload_logs = " ".join(shlex.quote(word) for word in (sys.executable, "-m", "pmsd", "reloadLogs"))
+    config.write_text(f"{out} {{\n  rotate 1000\n  missingok\n  postrotate\n    {reload_logs} >/dev/null\n"
+                      "  endscript\n}\n")
+
+    def files() -> list[Path]:  # oldest first: logrotate's highest number
+        rotated = sorted(out.parent.glob(f"{out.name}.*"), key=lambda p: int(p.suffix[1:]), reverse=True)
+        return [*rotated, out]
+
+    rotations = 0
+    while rotations < 10 and sum(len(_lines(f)) for f in files()) < count * 0.8:
+        wait_for(lambda: len(_lines(out)) > 300 or None, 10, "lines in the new file")
+        subprocess.run([logrotate, "-f", "-s", str(tmp_path / "state"), str(config)], check=True,
+                       env=god.env, cwd=god.cwd, timeout=60)
+        rotations += 1
+
+    wait_for(lambda: sum(len(_lines(f)) for f in files()) >= count or None, 30, f"{count} lines",
+             describe=lambda: str(sum(len(_lines(f)) for f in files())))
+    assert rotations >= 3
+    assert [line for f in files() for line in _lines(f)] == _expected(count)
