@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pmsd.state.paths import default_state_dir
-from pmsd.state.rebuild import rebuild_from_units
 from pmsd.state.registry import Registry
 from pmsd.systemd.paths import scope_flag
 
 if TYPE_CHECKING:
+    from pmsd.model.record import RegistryData
     from pmsd.systemd.bus import Manager
 
 
@@ -30,8 +30,18 @@ class Context:
     def __post_init__(self) -> None:
         if not self.state_dir:
             self.state_dir = default_state_dir(self.user, self.environ)
-        self.registry = Registry(self.state_dir, self.warnings,
-                                 rebuild=lambda: rebuild_from_units(self.manager, self.registry.env_dir))
+        self.registry = Registry(self.state_dir, self.warnings, rebuild=self._rebuild_registry)
+
+    def _rebuild_registry(self) -> RegistryData:
+        """Only for a registry that is lost (pmsd.state.rebuild): imported then, it needs D-Bus."""
+        from pmsd.state.rebuild import rebuild_from_units  # lazy: it imports pystemd, which `ls` via god never needs
+
+        return rebuild_from_units(self.manager, self.registry.env_dir)
+
+    @property
+    def god_disabled(self) -> bool:
+        """PMSD_NO_GOD=1: never start god (scripts and tests that want systemd alone)."""
+        return self.environ.get("PMSD_NO_GOD", "") not in ("", "0")
 
     @property
     def scope_flag(self) -> str:

@@ -29,8 +29,7 @@ PACKAGED_SYSTEM_DIRS = ("/etc/systemd/system", "/usr/local/lib/systemd/system", 
 
 
 def god_disabled(ctx: Context) -> bool:
-    """PMSD_NO_GOD=1: never start god (scripts and tests that want systemd alone)."""
-    return ctx.environ.get("PMSD_NO_GOD", "") not in ("", "0")
+    return ctx.god_disabled
 
 
 def runtime_unit_path(ctx: Context) -> str:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import time
 
+from pmsd.api.godlink import GodConnection
 from pmsd.api.targets import Targets, resolve_targets
 from pmsd.context import Context
-from pmsd.errors import NotFoundError
+from pmsd.errors import NotFoundError, PmsdError
 from pmsd.model.counters import AppCounters, counters_for
-from pmsd.model.status import ProcessInfo, process_info
+from pmsd.model.record import AppRecord
+from pmsd.model.status import ProcessInfo, info_from_row, process_info
 from pmsd.state.counters import load_counters
+from pmsd.state.paths import socket_path
 from pmsd.systemd.names import UNIT_PREFIX
+
+GOD_TIMEOUT_S = 10.0  # a god that does not answer by then is left for systemd's own answer
 
 
 def list_processes(ctx: Context, target: Targets | None = None,
@@ -30,6 +36,46 @@ def list_processes(ctx: Context, target: Targets | None = None,
             raise NotFoundError("no apps are registered", "`pmsd start` adds one")
     if not records:
         return []
+    if counters is None and not ctx.god_disabled:
+        from_god, missing = _ask_god(ctx, records)
+        if not missing:
+            return from_god
+        known = {info.pm_id: info for info in [*from_god, *_ask_systemd(ctx, missing, None)]}
+        return [known[record.pm_id] for record in records]
+    return _ask_systemd(ctx, records, counters)
+
+
+def _ask_god(ctx: Context, records: list[AppRecord]) -> tuple[list[ProcessInfo], list[AppRecord]]:
+    """What god knows of the records (one round trip on its socket, pmsd.god.snapshot), and the records it
+    could not say (god is down, or it has not seen the app yet): those are asked of systemd directly."""
+    path = socket_path(ctx.user, ctx.environ)
+    if not os.path.exists(path):
+        return [], records
+    try:
+        connection = GodConnection(path, GOD_TIMEOUT_S)
+        try:
+            result = connection.request("status")
+        finally:
+            connection.close()
+        rows = result["apps"]
+        if os.path.realpath(result["state_dir"]) != os.path.realpath(ctx.state_dir):
+            return [], records  # god serves another registry (pmsd.state.paths): its ids are not these
+    except (PmsdError, OSError, ValueError, KeyError, TypeError):
+        return [], records  # god is down, stopping, or another version: systemd answers
+    infos, missing = [], []
+    for record in records:
+        row = rows.get(str(record.pm_id)) if isinstance(rows, dict) else None
+        try:
+            if row is None or row.get("unit") != record.unit:
+                raise KeyError(record.pm_id)
+            infos.append(info_from_row(record, row))
+        except (KeyError, ValueError, TypeError):
+            missing.append(record)
+    return infos, missing
+
+
+def _ask_systemd(ctx: Context, records: list[AppRecord], counters: dict[int, AppCounters] | None
+                 ) -> list[ProcessInfo]:
     manager = ctx.manager
     # One ListUnitsByPatterns call tells which apps have a unit at all; only those are asked for details.
     loaded = {unit.name: unit for unit in manager.list_units([f"{UNIT_PREFIX}*.service"])}

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import TextIO, TypeAlias
 
 from pmsd.definition import ecosystem
-from pmsd.definition.build import declared_name
 from pmsd.definition.ecosystem import is_ecosystem_file, load_apps
 from pmsd.errors import NotFoundError, UsageError
 from pmsd.model.record import AppRecord, RegistryData
@@ -137,6 +136,8 @@ def ecosystem_names(path: str, only: Sequence[str] = (), env_name: str | None = 
 def names_of(apps: Sequence[Mapping[str, object]], label: str, only: Sequence[str] = (),
              env_name: str | None = None) -> tuple[str, ...]:
     """ecosystem_names for apps already read (from a file or stdin, `label`)."""
+    from pmsd.definition.build import declared_name  # lazy: the settings table is not needed to list apps
+
     names: list[str] = []
     for raw in apps:
         name = declared_name(raw, env_name)

@@ -66,7 +66,7 @@ class God:
         self.watch = WatchPolicy(self.loop, self.trackers, restarter)
         self.logs = LogWriter(self.loop, log)
         self.handlers = ApiHandlers(ctx, self.trackers, self.counters, lambda: self._sync_registry(seed=False),
-                                    self.logs.reopen)
+                                    self.logs.reopen, self._before_wait)
 
     # ------------------------------------------------------------------------------------ start / stop
     def start(self) -> None:

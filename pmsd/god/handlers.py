@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pmsd import __version__
-from pmsd.api.query import list_processes
 from pmsd.context import Context
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.god.server import Connection
+from pmsd.god.snapshot import live_processes
 from pmsd.god.tracker import AppTracker
 from pmsd.model.counters import AppCounters
 from pmsd.model.events import now_ms
@@ -21,9 +21,11 @@ from pmsd.model.protocol import (
     PingReply,
     Reply,
     RequestId,
+    StatusReply,
     SubscribeReply,
     error_reply,
 )
+from pmsd.model.status import runtime_row
 from pmsd.render.jlist import jlist_entries
 
 
@@ -31,12 +33,14 @@ class ApiHandlers:
     """Answers one request from what god follows: its trackers, its live counters, the registry."""
 
     def __init__(self, ctx: Context, trackers: Mapping[str, AppTracker], counters: dict[int, AppCounters],
-                 refresh_registry: Callable[[], None], reopen_logs: Callable[[], None] = lambda: None) -> None:
+                 refresh_registry: Callable[[], None], reopen_logs: Callable[[], None] = lambda: None,
+                 handle_waiting_signals: Callable[[], None] = lambda: None) -> None:
         self.ctx = ctx
         self.trackers = trackers
         self.counters = counters
         self.refresh_registry = refresh_registry
         self.reopen_logs = reopen_logs
+        self.handle_waiting_signals = handle_waiting_signals
         self.started_at = now_ms()
 
     def __call__(self, connection: Connection, request: dict[str, Any]) -> Reply | None:
@@ -46,6 +50,8 @@ class ApiHandlers:
             return self.ping(request_id)
         if method == "list":
             return self.list(request_id)
+        if method == "status":
+            return self.status(request_id)
         if method == "subscribe":
             return self.subscribe(request_id, connection)
         if method == "reloadLogs":
@@ -63,10 +69,20 @@ class ApiHandlers:
     def list(self, request_id: RequestId) -> ListReply | ErrorReply:
         self.refresh_registry()
         try:
-            infos = list_processes(self.ctx, counters=self.counters)
+            infos = live_processes(self.ctx.manager, self.trackers, self.counters, self.handle_waiting_signals)
         except PmsdError as error:
             return error_reply(request_id, error.message, error.hint or "", error.status)
-        return {"id": request_id, "result": jlist_entries(infos)}
+        return {"id": request_id, "result": jlist_entries(infos, self.ctx.user)}
+
+    def status(self, request_id: RequestId) -> StatusReply | ErrorReply:
+        """Every app's runtime state by pm_id (pmsd.model.status.runtime_row), and whose registry it is."""
+        self.refresh_registry()
+        try:
+            infos = live_processes(self.ctx.manager, self.trackers, self.counters, self.handle_waiting_signals)
+        except PmsdError as error:
+            return error_reply(request_id, error.message, error.hint or "", error.status)
+        return {"id": request_id, "result": {"state_dir": self.ctx.state_dir,
+                                             "apps": {str(info.pm_id): runtime_row(info) for info in infos}}}
 
     def subscribe(self, request_id: RequestId, connection: Connection) -> SubscribeReply:
         connection.subscribed = True

@@ -56,3 +56,36 @@ def unit_rss_bytes(control_group: str, main_pid: int) -> int:
     controller not enabled for the unit, e.g. user units on cgroup v1 hosts). Shared pages count once per
     process, as PM2's per-process figure does."""
     return sum(rss_bytes(pid) for pid in _unit_pids(control_group, main_pid))
+
+
+def cgroup_memory_current(control_group: str) -> int | None:
+    """The file systemd reads for MemoryCurrent (unit_get_memory_current(), src/core/cgroup.c): memory.current on
+    cgroup v2, memory.usage_in_bytes in the v1 memory hierarchy; either exists only where the unit has a
+    memory cgroup of its own. None elsewhere, where systemd has no figure either."""
+    if not control_group:
+        return None
+    current = _read_int(f"/sys/fs/cgroup{control_group}/memory.current")
+    return current if current is not None else _read_int(f"/sys/fs/cgroup/memory{control_group}/memory.usage_in_bytes")
+
+
+def cgroup_cpu_usage_nsec(control_group: str) -> int | None:
+    """usage_usec of the unit's cpu.stat (cgroup v2), in ns: what systemd reports as CPUUsageNSec."""
+    if not control_group:
+        return None
+    try:
+        with open(f"/sys/fs/cgroup{control_group}/cpu.stat") as handle:
+            for line in handle:
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) * 1000
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as handle:
+            return int(handle.read())
+    except (OSError, ValueError):
+        return None

@@ -1,6 +1,6 @@
 """god's local API: newline-delimited JSON over a Unix stream socket (0600, owner only).
 
-Requests   {"id": 1, "method": "ping" | "list" | "subscribe", "params": {...}}
+Requests   {"id": 1, "method": "ping" | "list" | "status" | "subscribe" | "reloadLogs", "params": {...}}
 Replies    {"id": 1, "result": ...}  or  {"id": 1, "error": {"message": "...", "hint": "...", "status": 2}}
 Events     {"event": {...}}           (after "subscribe", one per line, as they happen)
 
@@ -8,6 +8,10 @@ Methods:
   ping       -> {"pong": true, "pid": int, "version": str, "started_at": ms, "apps": int, "state_dir": str,
                  "systemd": int}
   list       -> [process, ...]: each as `pmsd jlist` prints it, with god's counters
+  status     -> {"state_dir": str, "apps": {"<pm_id>": row, ...}}: each app's runtime state
+                (pmsd.model.status.runtime_row), which `pmsd ls` and `jlist` pair with the records of the registry
+                in state_dir (a client with another state directory asks systemd itself)
+  reloadLogs -> {"reopened": true}: the log files god writes are reopened
   subscribe  -> {"subscribed": true}; then events (see pmsd.model.events.Event.to_json)
 
 An error's "status" is the exit status pmsd gives it (pmsd.errors.ExitStatus): 2 (usage) for an unknown
@@ -26,7 +30,7 @@ from typing import Any, NotRequired, TypedDict
 
 from pmsd.errors import ExitStatus
 
-METHODS: tuple[str, ...] = ("ping", "list", "subscribe", "reloadLogs")
+METHODS: tuple[str, ...] = ("ping", "list", "status", "subscribe", "reloadLogs")
 MAX_LINE = 1 << 20  # a request longer than this is not one pmsd would send
 
 RequestId = int | None  # a reply's "id" is its request's; null when it answers none
@@ -43,6 +47,16 @@ class PingResult(TypedDict):
 
 
 ListResult = list[dict[str, Any]]  # processes in the `pmsd jlist` shape (pmsd.render.jlist)
+
+
+class StatusResult(TypedDict):
+    state_dir: str
+    apps: dict[str, dict[str, Any]]  # pm_id (a string, as JSON keys are) -> runtime row
+
+
+class StatusReply(TypedDict):
+    id: RequestId
+    result: StatusResult
 
 
 class SubscribeResult(TypedDict):
@@ -80,7 +94,7 @@ class ReopenedReply(TypedDict):
     result: dict[str, bool]
 
 
-Reply = PingReply | ListReply | SubscribeReply | ReopenedReply | ErrorReply
+Reply = PingReply | ListReply | StatusReply | SubscribeReply | ReopenedReply | ErrorReply
 
 
 class EventMessage(TypedDict):

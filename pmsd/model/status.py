@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pmsd.linux.procfs import unit_cpu_seconds, unit_rss_bytes
 from pmsd.model.counters import AppCounters
@@ -173,3 +174,23 @@ def _result_of_run(state: ServiceState) -> str:
     if state.exec_main_code == CLD_KILLED and state.exec_main_status not in _CLEAN_SIGNALS:
         return "signal"
     return state.result
+
+
+# What god sends for each app for `pmsd ls` (its "status" method): the runtime part of a ProcessInfo; the
+# client pairs it with its own registry record.
+_RUNTIME_FIELDS = ("unit", "pid", "restart_time", "unstable_restarts", "uptime_since_ms", "memory_bytes",
+                   "cpu_percent", "exit_code", "invocation_id", "control_group")
+
+
+def runtime_row(info: ProcessInfo) -> dict[str, object]:
+    return {"status": str(info.status), **{name: getattr(info, name) for name in _RUNTIME_FIELDS}}
+
+
+def info_from_row(record: AppRecord, row: dict[str, Any]) -> ProcessInfo:
+    """The ProcessInfo a runtime_row describes, for `record`; ValueError/KeyError/TypeError if it is not one."""
+    return ProcessInfo(record=record, status=Status(row["status"]), unit=str(row["unit"]), pid=int(row["pid"]),
+                       restart_time=int(row["restart_time"]), unstable_restarts=int(row["unstable_restarts"]),
+                       uptime_since_ms=int(row["uptime_since_ms"]), memory_bytes=int(row["memory_bytes"]),
+                       cpu_percent=float(row["cpu_percent"]),
+                       exit_code=None if row["exit_code"] is None else int(row["exit_code"]),
+                       invocation_id=str(row["invocation_id"]), control_group=str(row["control_group"]))

@@ -49,7 +49,9 @@ def _logs_and_more(spec: AppSpec, env: dict[str, str]) -> dict[str, Any]:
         "pm_out_log_path": out_log,
         "pm_err_log_path": err_log,
         "pm_log_path": combined_log,
-        "merge_logs": spec.merge_logs,  # false: each instance has its own files, "-<pm_id>" (AppRecord.log_spec)
+        # PM2 7: true for a single fork app (one set of files anyway) or with merge_logs; unset (null) for the
+        # instances of a multi-instance app, each with its own files, "-<pm_id>" (AppRecord.log_spec)
+        "merge_logs": True if spec.merge_logs or not spec.clustered else None,
         "disable_logs": spec.disable_logs,
         "log_date_format": spec.log_date_format,
         "log_type": spec.log_type,

@@ -5,7 +5,9 @@
 
 Measures (medians of N fresh repetitions, N=7, or 3 with --quick):
   start    invoking `X start` until the CLI has returned AND the app's first line has run;
-  ls       `ls` / `jlist` with 1, 10 and 100 idle apps, plus the raw floors for the same query;
+  ls       `ls` / `jlist` with 1, 10, 100 and 1,000 idle apps, plus the raw floors for the same query; pmsd
+           twice: answered by god (which the bench points at its own registry), and with god down
+           (PMSD_NO_GOD=1: pmsd asks systemd itself);
   crash    `kill -9` of the app's process until the restarted instance's first line has run.
 
 Not a pytest test: it prints a table and, with --json, writes every sample. See README.md beside it.
@@ -43,7 +45,8 @@ MARKER_TIMEOUT = 30.0
 # PM2 counts a restart as "unstable" when the app lived less than min_uptime (1 s by default); let each
 # crash victim live past that so both managers see an ordinary crash of a settled app.
 CRASH_SETTLE_S = 1.1
-LEVELS = (1, 10, 100)
+LEVELS = (1, 10, 100, 1000)
+GOD_UNIT = "pmsd-god.service"
 
 
 # ---------------------------------------------------------------------------------------------- plumbing
@@ -314,7 +317,9 @@ def find_pmsd(env: dict[str, str], state_home: Path) -> Manager | None:
     if exe and "/.pyenv/shims/" in exe:
         real = Path(PYTHON).parent / "pmsd"
         exe = str(real) if real.exists() else exe
-    pmsd_env = env | {"XDG_STATE_HOME": str(state_home)}
+    # PMSD_STATE_DIR, not XDG_STATE_HOME: god serves one registry per manager, and the bench points it at
+    # this one (god_serving) so that `pmsd ls` is answered by god.
+    pmsd_env = env | {"PMSD_STATE_DIR": str(state_home / "pmsd")}
     if exe:
         cli = [exe]
     else:
@@ -661,6 +666,33 @@ def run_pm2(bench: Bench, pm2: Pm2) -> None:
         pm2.kill()
 
 
+@contextmanager
+def god_serving(pmsd: Manager) -> Iterator[None]:
+    """god, one per manager, restarted on the bench's registry (the manager's PMSD_STATE_DIR), as a user's god
+    serves theirs; afterwards stopped and the manager's environment put back (the next pmsd command starts god
+    again on its usual registry)."""
+    state_dir = pmsd.env["PMSD_STATE_DIR"]
+    run(["systemctl", "--user", "set-environment", f"PMSD_STATE_DIR={state_dir}"], pmsd.env)
+    run(["systemctl", "--user", "stop", GOD_UNIT], pmsd.env, check=False)
+    try:
+        run([*pmsd.cli, "ping"], pmsd.env)
+        yield
+    finally:
+        run(["systemctl", "--user", "stop", GOD_UNIT], pmsd.env, check=False)
+        run(["systemctl", "--user", "unset-environment", "PMSD_STATE_DIR"], pmsd.env, check=False)
+
+
+def run_pmsd_god_down(bench: Bench, pmsd: Manager) -> None:
+    """ls/jlist with god down: pmsd asks systemd itself (the floors were measured with god up)."""
+    down = Manager(f"{pmsd.label}-god-down", pmsd.cli, pmsd.env | {"PMSD_NO_GOD": "1"}, pmsd.start_extra)
+    print(f"== {down.label} ==", flush=True)
+    try:
+        bench.ls_part(down, None)
+    finally:
+        down.delete_all()
+        stop_leftover_units(f"pmsd-bench-{down.label}-*", down.env)
+
+
 def run_pmsd(bench: Bench, pmsd: Manager, floors: bool = True) -> None:
     print(f"== {pmsd.label} ({' '.join(pmsd.cli)}) ==", flush=True)
     try:
@@ -744,6 +776,8 @@ RATIOS: list[tuple[str, str, str, str]] = [
     ("start: pmsd / systemd-run", "start", "pmsd start", "systemd-run --user"),
     ("ls: pmsd / PM2", "ls", "pmsd ls", "pm2 ls"),
     ("jlist: pmsd / PM2", "ls", "pmsd jlist", "pm2 jlist"),
+    ("ls: pmsd-god-down / PM2", "ls", "pmsd-god-down ls", "pm2 ls"),
+    ("jlist: pmsd-god-down / PM2", "ls", "pmsd-god-down jlist", "pm2 jlist"),
     ("ls: pmsd / bare python", "ls", "pmsd ls", "bare python D-Bus ls"),
     ("jlist: pmsd / bare python", "ls", "pmsd jlist", "bare python D-Bus ls"),
     ("ls: pmsd / systemctl list+show", "ls", "pmsd ls", "systemctl list-units + show"),
@@ -846,7 +880,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--levels",
         default=",".join(map(str, LEVELS)),
-        help="app counts for ls (default 1,10,100)",
+        help="app counts for ls (default 1,10,100,1000)",
     )
     parser.add_argument("--skip-pm2", action="store_true")
     parser.add_argument("--skip-pmsd", action="store_true")
@@ -882,7 +916,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if pm2:
             run_pm2(bench, pm2)
         if pmsd:
-            run_pmsd(bench, pmsd)
+            with god_serving(pmsd):
+                run_pmsd(bench, pmsd)
+            run_pmsd_god_down(bench, pmsd)
         extra = [m for m in (usable_pmsd(label, command.split(), env | {"XDG_STATE_HOME": str(scratch / label)})
                              for label, _, command in (item.partition("=") for item in args.pmsd)) if m]
         for other in extra:

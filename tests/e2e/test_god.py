@@ -378,3 +378,25 @@ def test_update_moves_god_onto_the_installed_code_and_leaves_apps_alone(god: Pms
     assert unit_property(god.env, GOD, "MainPID") not in ("0", god_pid)
     after = god.app(name)
     assert (after["pid"], after["pm2_env"]["status"], after["pm2_env"]["restart_time"]) == (app["pid"], "online", 0)
+
+
+def test_ls_answered_by_god_is_what_systemd_says_right_after_each_change(god: Pmsd) -> None:
+    """`pmsd jlist`/`ls` ask god (one round trip, pmsd.god.snapshot) and must never show a state older than the
+    command that came before: right after each change, god's answer equals systemd's (PMSD_NO_GOD=1 makes
+    the same CLI ask systemd itself)."""
+    direct = {**god.env, "PMSD_NO_GOD": "1"}
+
+    def view(env: dict[str, str] | None = None) -> list[tuple[str, str, int, int]]:
+        result = god.run("jlist", env=env)
+        return [(p["name"], p["pm2_env"]["status"], p["pid"], p["pm2_env"]["restart_time"])
+                for p in json.loads(result.stdout)]
+
+    god.run("start", os.path.join(APPS, "sleeper.py"), "--name", "g1")
+    god.run("start", os.path.join(APPS, "sleeper.py"), "--name", "g2", "-i", "2")
+    for change in (("restart", "g1"), ("stop", "g2"), ("restart", "all"), ("delete", "g1")):
+        god.run(*change)
+        by_god = view()
+        assert by_god == view(direct), change
+    god.run("ls")  # the table from god's answer
+    stopped = god.run("start", os.path.join(APPS, "sleeper.py"), "--name", "g3")
+    assert stopped.returncode == 0 and [row[:2] for row in view() if row[0] == "g3"] == [("g3", "online")]

@@ -7,25 +7,30 @@ import os
 import socket
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from pmsd.api import query
 from pmsd.api.client import GodClient
 from pmsd.context import Context
 from pmsd.definition.god_unit import god_unit_text
 from pmsd.definition.settings import parse_memory_bytes, parse_patterns, parse_watch
 from pmsd.errors import ExitStatus, PmsdError
-from pmsd.god import server
+from pmsd.god import handlers, server
 from pmsd.god.handlers import ApiHandlers
 from pmsd.god.loop import Loop
 from pmsd.god.server import ApiServer, peer_uid
 from pmsd.model.counters import AppCounters, counters_for
 from pmsd.model.events import Event
 from pmsd.model.protocol import decode, encode, error_reply, error_status
+from pmsd.model.record import AppRecord
+from pmsd.model.status import ProcessInfo, Status, process_info
 from pmsd.render.events import describe
 from pmsd.state.counters import load_counters, save_counters
 from pmsd.systemd.names import app_name_of_cron_unit, check_app_name, cron_service_unit, cron_timer_unit
+from tests.unit.helpers import make_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,7 +125,7 @@ def test_usage_errors_carry_their_status_on_the_wire(god_socket: tuple[str, Cont
         "message": "not a JSON request: a message must be a JSON object", "status": ExitStatus.USAGE}
     unknown = _exchange(path, encode({"id": 7, "method": "launch"}))
     assert unknown == {"id": 7, "error": {"message": "unknown method 'launch'",
-                                          "hint": "methods: ping, list, subscribe, reloadLogs",
+                                          "hint": "methods: ping, list, status, subscribe, reloadLogs",
                                           "status": ExitStatus.USAGE}}
 
 
@@ -143,7 +148,7 @@ def test_the_client_exits_with_the_status_god_sent(god_socket: tuple[str, Contex
         client.close()
     assert raised.value.status == ExitStatus.USAGE
     assert raised.value.message == "god: unknown method 'launch'"
-    assert raised.value.hint == "methods: ping, list, subscribe, reloadLogs"
+    assert raised.value.hint == "methods: ping, list, status, subscribe, reloadLogs"
 
 
 def test_events_round_trip_and_read_like_pm2() -> None:
@@ -197,3 +202,31 @@ def test_god_is_a_reserved_app_name() -> None:
 
     with pytest.raises(UsageError, match=r"pmsd-god\.service"):
         check_app_name("god")
+
+
+def test_ls_takes_gods_answer_and_asks_systemd_only_for_what_god_lacks(god_socket: tuple[str, Context],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """pmsd.api.query: god's "status" (one round trip) for the apps it follows; systemd for the others, or for
+    all of them when god serves another registry."""
+    _, ctx = god_socket
+    first, second = AppRecord(0, make_spec(name="a"), 1), AppRecord(1, make_spec(name="b"), 1)
+    with ctx.registry.transaction() as data:
+        data.apps += [first, second]
+    online = replace(process_info(first, None), status=Status.ONLINE, pid=4242, memory_bytes=7)
+    monkeypatch.setattr(handlers, "live_processes", lambda *_args: [online])
+    asked: list[list[str]] = []
+
+    def ask_systemd(_ctx: Context, records: list[AppRecord], _counters: object) -> list[ProcessInfo]:
+        asked.append([record.name for record in records])
+        return [process_info(record, None) for record in records]
+
+    monkeypatch.setattr(query, "_ask_systemd", ask_systemd)
+    infos = query.list_processes(ctx)
+    assert [(i.name, i.status, i.pid, i.memory_bytes) for i in infos] == [("a", Status.ONLINE, 4242, 7),
+                                                                          ("b", Status.STOPPED, 0, 0)]
+    assert asked == [["b"]]
+    elsewhere = Context(user=True, environ=ctx.environ, state_dir=ctx.state_dir + "-other")
+    with elsewhere.registry.transaction() as data:
+        data.apps += [first]
+    assert [i.status for i in query.list_processes(elsewhere)] == [Status.STOPPED]  # not god's registry
+    assert asked[-1] == ["a"]

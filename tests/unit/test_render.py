@@ -174,7 +174,7 @@ def test_render_json_definition_values() -> None:
     assert env["watch"] == ["/srv/app"]
     assert env["namespace"] == "jobs"
     assert env["version"] == "N/A"
-    assert env["treekill"] is True and env["merge_logs"] is False
+    assert env["treekill"] is True and env["merge_logs"] is True  # PM2 7: true for a single fork app
     assert (env["axm_monitor"], env["axm_actions"]) == ({}, [])
 
 

@@ -1,0 +1,52 @@
+"""`pmsd ls` answered from what god follows (issue 17): one ListUnitsByPatterns call instead of a dozen property
+reads per app.
+
+god keeps every app's unit state from systemd's PropertiesChanged signals. To answer with the state systemd
+has now, not the state of the last signal god happened to handle, it first calls ListUnitsByPatterns and only
+then handles the signals waiting on its bus connection: a bus delivers one sender's messages in the order they
+were sent, and systemd sends a unit's change signals from its event loop before it reads a later call
+(manager_dispatch_dbus_queue() runs every iteration, src/core/manager.c), so every change made before the
+listing was asked for is handled by then. A unit whose listed state (active, sub, job) still differs from
+god's is read afresh (systemd remains the source of truth). Memory and CPU come from the unit's cgroup files
+at the moment of the question (pmsd.linux.procfs), as for the direct path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from pmsd.god.tracker import AppTracker
+from pmsd.linux.procfs import cgroup_cpu_usage_nsec, cgroup_memory_current
+from pmsd.model.counters import AppCounters, counters_for
+from pmsd.model.status import ProcessInfo, process_info
+from pmsd.systemd.bus import Manager
+from pmsd.systemd.names import UNIT_PREFIX
+from pmsd.systemd.states import ServiceState, UnitListing
+
+
+def live_processes(manager: Manager, trackers: Mapping[str, AppTracker], counters: dict[int, AppCounters],
+                   handle_waiting_signals: Callable[[], None]) -> list[ProcessInfo]:
+    """Every followed app as systemd has it now, in pm_id order."""
+    listing = {unit.name: unit for unit in manager.list_units([f"{UNIT_PREFIX}*.service"])}
+    handle_waiting_signals()
+    now = time.time()
+    infos = []
+    for unit, tracker in sorted(trackers.items(), key=lambda item: item[1].record.pm_id):
+        record = tracker.record
+        state = _current_state(manager, unit, tracker, listing.get(unit))
+        infos.append(process_info(record, state, now, counters_for(counters, record.pm_id, record.created_at)))
+    return infos
+
+
+def _current_state(manager: Manager, unit: str, tracker: AppTracker, row: UnitListing | None) -> ServiceState | None:
+    if row is None:  # not loaded: never started, or collected after it stopped
+        return None
+    known = tracker.state()
+    if known is not None and (known.active_state, known.sub_state, known.has_job) == (
+            row.active_state, row.sub_state, row.has_job):
+        # systemd's own figures where it has them (cgroup v2), read from the same files it reads
+        return replace(known, memory_bytes=cgroup_memory_current(known.control_group),
+                       cpu_nsec=cgroup_cpu_usage_nsec(known.control_group))
+    return manager.service_state(unit, listing=row)
