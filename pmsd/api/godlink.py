@@ -37,8 +37,16 @@ class GodConnection:
         return sock
 
     def request(self, method: str, **params: Any) -> Any:
+        self.ask(method, **params)
+        return self.answer()
+
+    def ask(self, method: str, **params: Any) -> None:
+        """Send a request; answer() reads its reply (the caller may do other work while god prepares it)."""
         self._next_id += 1
         self._sock.sendall(encode({"id": self._next_id, "method": method, "params": params}))
+
+    def answer(self) -> Any:
+        """The result of the request sent last (events that come first are skipped)."""
         while True:
             message = self._read()
             if "event" in message:

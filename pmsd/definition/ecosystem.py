@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pmsd.errors import UsageError
+
+if TYPE_CHECKING:
+    import subprocess
 
 DATA_SUFFIXES = (".json", ".yaml", ".yml", ".toml")
 # The key under which each raw app carries its file's `deploy` section's envs ({env name: env}), for
@@ -128,6 +131,8 @@ def _evaluate_json_as_js(path: str, label: str, error: json.JSONDecodeError) -> 
 
 
 def _run_node(loader: str, path: str, label: str) -> subprocess.CompletedProcess[str]:
+    import subprocess  # lazy: ~3 ms, and `pmsd ls` reaches this module (is_ecosystem_file) without ever running node
+
     node = shutil.which("node")
     if node is None:
         raise UsageError(

@@ -25,6 +25,20 @@ class Timer:
         self.cancelled = True
 
 
+class _Handlers:
+    """What runs when a descriptor is ready: its reader, and its writer while one is set (Loop.set_writer)."""
+
+    def __init__(self, reader: Callable[[], None]) -> None:
+        self.reader = reader
+        self.writer: Callable[[], None] | None = None
+
+    def __call__(self, mask: int = selectors.EVENT_READ) -> None:
+        if mask & selectors.EVENT_WRITE and self.writer is not None:
+            self.writer()
+        if mask & selectors.EVENT_READ:
+            self.reader()
+
+
 class Loop:
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
@@ -33,10 +47,21 @@ class Loop:
         self.running = True
 
     def add_reader(self, fileobj: int, callback: Callable[[], None]) -> None:
-        self.selector.register(fileobj, selectors.EVENT_READ, callback)
+        self.selector.register(fileobj, selectors.EVENT_READ, _Handlers(callback))
 
     def remove_reader(self, fileobj: int) -> None:
+        """Stop watching the descriptor (its writer too)."""
         self.selector.unregister(fileobj)
+
+    def set_writer(self, fileobj: int, callback: Callable[[], None] | None) -> None:
+        """Call `callback` whenever the descriptor (already added with add_reader) can be written to; None stops."""
+        handlers: _Handlers = self.selector.get_key(fileobj).data
+        if (handlers.writer is None) == (callback is None):
+            handlers.writer = callback
+            return
+        handlers.writer = callback
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if callback is not None else 0)
+        self.selector.modify(fileobj, events, handlers)
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         timer = Timer(time.monotonic() + max(0.0, delay), next(self._seq), callback)
@@ -50,8 +75,8 @@ class Loop:
             heapq.heappop(self._timers)
         if self._timers:
             timeout = max(0.0, self._timers[0].due - time.monotonic())
-        for key, _ in self.selector.select(timeout):
-            key.data()
+        for key, mask in self.selector.select(timeout):
+            key.data(mask)
         now = time.monotonic()
         while self._timers and (self._timers[0].cancelled or self._timers[0].due <= now):
             timer = heapq.heappop(self._timers)

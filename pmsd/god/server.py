@@ -28,13 +28,14 @@ class Connection:
         self.outbox = b""
         self.subscribed = False
         self.closed = False
+        self.writing = False  # the loop calls _flush when the socket can take more (a reply larger than its buffer)
 
     def send(self, message: Mapping[str, object]) -> None:
         if self.closed:
             return
         self.outbox += encode(message)
-        if len(self.outbox) > MAX_BACKLOG_BYTES:
-            self.close()
+        if self.subscribed and len(self.outbox) > MAX_BACKLOG_BYTES:
+            self.close()  # a subscriber this far behind on events; a reply, however large, is sent whole
             return
         self._flush()
 
@@ -43,12 +44,23 @@ class Connection:
             try:
                 sent = self.sock.send(self.outbox)
             except BlockingIOError:
-                # The peer reads slowly: keep the rest; it goes out with the next message.
+                # The peer's buffer is full (a large reply, a slow reader): the rest goes out when the socket
+                # can take it. (Regression: it used to wait for the next message, and a 1,000-app `ls` for a
+                # watchdog tick per socket buffer.)
+                self._want_writable(True)
                 return
             except OSError:
                 self.close()
                 return
             self.outbox = self.outbox[sent:]
+        self._want_writable(False)
+
+    def _want_writable(self, wanted: bool) -> None:
+        if wanted == self.writing or self.closed:
+            return
+        with contextlib.suppress(KeyError, ValueError):  # not watched (a refused peer): it is closed at once
+            self.server.loop.set_writer(self.sock.fileno(), self._flush if wanted else None)
+            self.writing = wanted
 
     def on_readable(self) -> None:
         try:

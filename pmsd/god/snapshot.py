@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 
 from pmsd.god.tracker import AppTracker
 from pmsd.linux.procfs import cgroup_cpu_usage_nsec, cgroup_memory_current
@@ -43,10 +42,11 @@ def live_processes(manager: Manager, trackers: Mapping[str, AppTracker], counter
 def _current_state(manager: Manager, unit: str, tracker: AppTracker, row: UnitListing | None) -> ServiceState | None:
     if row is None:  # not loaded: never started, or collected after it stopped
         return None
-    known = tracker.state()
-    if known is not None and (known.active_state, known.sub_state, known.has_job) == (
-            row.active_state, row.sub_state, row.has_job):
+    known = tracker.known
+    if not known.is_empty():
         # systemd's own figures where it has them (cgroup v2), read from the same files it reads
-        return replace(known, memory_bytes=cgroup_memory_current(known.control_group),
-                       cpu_nsec=cgroup_cpu_usage_nsec(known.control_group))
+        control_group = known.control_group or ""
+        state = known.service_state(unit, cgroup_memory_current(control_group), cgroup_cpu_usage_nsec(control_group))
+        if (state.active_state, state.sub_state, state.has_job) == (row.active_state, row.sub_state, row.has_job):
+            return state
     return manager.service_state(unit, listing=row)

@@ -73,7 +73,9 @@ class AppSpec:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AppSpec:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields = cls.__dataclass_fields__
+        # Nearly always every key is a field (a record this version wrote): copied at C speed, 1,000 per `ls`
+        known = dict(data) if data.keys() <= fields.keys() else {k: v for k, v in data.items() if k in fields}
         for key in ("argv", "args", "interpreter_args", "stop_exit_codes", "watch", "ignore_watch"):
             if key in known:
                 known[key] = tuple(known[key])

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pmsd.linux.procfs import unit_cpu_seconds, unit_rss_bytes
+from pmsd.linux.procfs import cpu_seconds, rss_bytes, unit_pids
 from pmsd.model.counters import AppCounters
 from pmsd.model.record import AppRecord
 from pmsd.systemd.states import AUTO_RESTART, CLD_DUMPED, CLD_EXITED, CLD_KILLED, ActiveState, ServiceState
@@ -87,16 +87,15 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
     running = state is not None and status in (Status.ONLINE, Status.LAUNCHING, Status.STOPPING)
     pid = state.main_pid if state is not None and running else 0
     started_usec = (state.exec_main_start_usec or state.active_enter_usec) if state is not None else 0
-    memory = 0
+    memory, cpu = 0, 0.0
     if state is not None and running:
-        memory = state.memory_bytes if state.memory_bytes is not None else unit_rss_bytes(
-            state.control_group, state.main_pid)
-    cpu = 0.0
-    if state is not None and running and started_usec:
-        elapsed = (now if now is not None else time.time()) - started_usec / 1e6
-        used = (state.cpu_nsec / 1e9) if state.cpu_nsec is not None else unit_cpu_seconds(
-            state.control_group, state.main_pid)
-        cpu = round(100.0 * used / elapsed, 1) if elapsed > 0 else 0.0
+        # The unit's processes are listed once, only when systemd lacks a figure (pmsd.linux.procfs)
+        pids = unit_pids(state.control_group, state.main_pid) if None in (state.memory_bytes, state.cpu_nsec) else []
+        memory = state.memory_bytes if state.memory_bytes is not None else sum(map(rss_bytes, pids))
+        if started_usec:
+            elapsed = (now if now is not None else time.time()) - started_usec / 1e6
+            used = (state.cpu_nsec / 1e9) if state.cpu_nsec is not None else sum(map(cpu_seconds, pids))
+            cpu = round(100.0 * used / elapsed, 1) if elapsed > 0 else 0.0
     exit_code = None
     if state is not None and state.exec_main_code:
         # CLD_EXITED carries a status; a signal death is reported like a shell would: 128 + signal.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pwd
@@ -35,6 +36,12 @@ def _username(spec: AppSpec, user: bool) -> str:
         return spec.user
     if not user:
         return "root"
+    return _my_name()
+
+
+@functools.lru_cache(maxsize=1)
+def _my_name() -> str:
+    """The caller's user name, looked up once however many apps are listed."""
     try:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:

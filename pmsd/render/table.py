@@ -16,6 +16,9 @@ _STATUS_COLOUR = {Status.ONLINE: "32", Status.STOPPED: "31", Status.ERRORED: "31
 
 
 def _width(text: str) -> int:
+    """Terminal columns the text takes: wide characters count 2, combining ones 0."""
+    if text.isascii():  # nearly every cell: 22,000 of them for 1,000 apps
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1
                for c in text)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -108,6 +107,8 @@ class Registry:
                 content = handle.read()
         except OSError:
             return "(unreadable, not copied)"
+        import hashlib  # lazy: ~2 ms on every command, for a registry that is almost never damaged
+
         aside = f"{self.path}.broken-{hashlib.sha256(content).hexdigest()[:12]}"
         if not os.path.exists(aside):
             write_atomic(aside, content.decode("utf-8", "surrogateescape"))

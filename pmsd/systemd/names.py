@@ -10,6 +10,7 @@ itself is escaped.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from pmsd.errors import UsageError
@@ -31,6 +32,7 @@ _KEPT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 _ESCAPE = re.compile(r"\\x([0-9a-f]{2})")
 
 
+@functools.lru_cache(maxsize=4096)  # `ls` of 1,000 apps names each app's unit several times
 def escape_name(name: str) -> str:
     out: list[str] = []
     for index, char in enumerate(name):

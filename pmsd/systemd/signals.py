@@ -58,7 +58,7 @@ class UnitChange:
                 if getattr(self, field.name) is not None}
 
     def is_empty(self) -> bool:
-        return not self.told()
+        return all(value is None for value in vars(self).values())
 
     def merge(self, newer: UnitChange) -> UnitChange:
         """This state with `newer`'s fields on top (what a later signal says wins)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from pmsd.api import query
 from pmsd.api.client import GodClient
+from pmsd.api.godlink import GodConnection
 from pmsd.context import Context
 from pmsd.definition.god_unit import god_unit_text
 from pmsd.definition.settings import parse_memory_bytes, parse_patterns, parse_watch
@@ -96,8 +98,8 @@ def god_socket(tmp_path: Path) -> Iterator[tuple[str, Context]]:
 
     def serve() -> None:
         while not stop.is_set():
-            for key, _ in loop.selector.select(0.02):
-                key.data()
+            for key, mask in loop.selector.select(0.02):
+                key.data(mask)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -230,3 +232,31 @@ def test_ls_takes_gods_answer_and_asks_systemd_only_for_what_god_lacks(god_socke
         data.apps += [first]
     assert [i.status for i in query.list_processes(elsewhere)] == [Status.STOPPED]  # not god's registry
     assert asked[-1] == ["a"]
+
+
+def test_a_reply_larger_than_the_socket_buffer_arrives_whole_and_at_once(tmp_path: Path) -> None:
+    """Regression (issue 17, 1,000 apps): the rest of a reply the socket could not take at once waited for the
+    next message god sent; `ls` got it a socket buffer per watchdog tick, ~10 s, and timed out."""
+    path = str(tmp_path / "god.sock")
+    loop = Loop()
+    big = "x" * (3 << 20)
+    api = ApiServer(path, loop, lambda _connection, request: {"id": request.get("id"), "result": big})
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            for key, mask in loop.selector.select(0.02):
+                key.data(mask)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        connection = GodConnection(path, timeout=5)
+        started = time.monotonic()
+        assert connection.request("status") == big
+        assert time.monotonic() - started < 2
+        connection.close()
+    finally:
+        stop.set()
+        thread.join(5)
+        api.close()
