@@ -175,6 +175,9 @@ def record_steps(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         ("launch", *[r.name for r in records])))
     monkeypatch.setattr(lifecycle, "remove_cron", lambda ctx, name: calls.append(("uncron", name)))
     monkeypatch.setattr(lifecycle, "write_environment", lambda ctx, record, fresh: None)
+    # new fork apps of a file start together (lifecycle._start_specs): recorded as their creation
+    monkeypatch.setattr(lifecycle, "launch_fork_apps", lambda ctx, records: calls.extend(
+        ("create", record.name, record.spec.cwd) for record in records) or [])
 
     def reload_app(ctx: Context, data: object, name: str, group: list[AppRecord], update_env: bool) -> list[Outcome]:
         calls.append(("reload", name, update_env))
