@@ -169,11 +169,18 @@ def parse_watch(value: object) -> tuple[str, ...]:
     if isinstance(value, bool):
         return (".",) if value else ()
     if isinstance(value, str):
-        return parse_argv_list([value]) if value.lower() not in ("true", "false") else parse_watch(
-            value.lower() == "true")
+        return _paths([value]) if value.lower() not in ("true", "false") else parse_watch(value.lower() == "true")
     if isinstance(value, list):
-        return parse_argv_list(value)
+        return _paths(value)
     raise ValueError(f"expected true/false, a path or a list of paths, got {describe_value(value)}")
+
+
+def _paths(value: list[object]) -> tuple[str, ...]:
+    """Paths: no file name holds a NUL byte (regression: `watch: "~\\0"` crashed pmsd in os.path.expanduser)."""
+    paths = parse_argv_list(value)
+    if any("\0" in path for path in paths):
+        raise ValueError("a path cannot hold a NUL byte")
+    return paths
 
 
 def parse_argv_list(value: list[object]) -> tuple[str, ...]:

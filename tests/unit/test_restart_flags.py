@@ -176,8 +176,12 @@ def record_steps(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     monkeypatch.setattr(lifecycle, "remove_cron", lambda ctx, name: calls.append(("uncron", name)))
     monkeypatch.setattr(lifecycle, "write_environment", lambda ctx, record, fresh: None)
     # new fork apps of a file start together (lifecycle._start_specs): recorded as their creation
-    monkeypatch.setattr(lifecycle, "launch_fork_apps", lambda ctx, records: calls.extend(
-        ("create", record.name, record.spec.cwd) for record in records) or [])
+
+    def launch_fork_apps(ctx: Context, records: list[AppRecord]) -> list[tuple[AppRecord, Exception]]:
+        calls.extend(("create", record.name, record.spec.cwd) for record in records)
+        return []
+
+    monkeypatch.setattr(lifecycle, "launch_fork_apps", launch_fork_apps)
 
     def reload_app(ctx: Context, data: object, name: str, group: list[AppRecord], update_env: bool) -> list[Outcome]:
         calls.append(("reload", name, update_env))

@@ -427,3 +427,11 @@ def test_non_string_key_from_yaml_is_reported_not_crashed(source: Source) -> Non
     except UsageError:
         return
     assert any("1" in w for w in warn)
+
+
+@pytest.mark.parametrize("watch", ["~\x00", ["ok", "a\x00b"]])
+def test_a_watch_path_with_a_nul_byte_is_refused_not_a_crash(watch: object) -> None:
+    """Regression (found by hypothesis, tests/unit/test_unit_values.py): os.path.expanduser raised ValueError."""
+    with pytest.raises(UsageError, match="key 'watch': a path cannot hold a NUL byte"):
+        build_spec({"name": "w", "script": "/bin/sleep", "interpreter": "none", "watch": watch},
+                   Source("e.json", "/tmp"), None, SYSTEM_PATH, [])
