@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pmsd import __version__
@@ -25,7 +25,7 @@ from pmsd.model.protocol import (
     SubscribeReply,
     error_reply,
 )
-from pmsd.model.status import runtime_row
+from pmsd.model.status import ProcessInfo, runtime_row
 from pmsd.render.jlist import jlist_entries
 
 
@@ -67,22 +67,26 @@ class ApiHandlers:
             "apps": len(self.trackers), "state_dir": self.ctx.state_dir, "systemd": self.ctx.manager.version}}
 
     def list(self, request_id: RequestId) -> ListReply | ErrorReply:
-        self.refresh_registry()
-        try:
-            infos = live_processes(self.ctx.manager, self.trackers, self.counters, self.handle_waiting_signals)
-        except PmsdError as error:
-            return error_reply(request_id, error.message, error.hint or "", error.status)
+        infos = self._live(request_id)
+        if isinstance(infos, dict):  # the error reply
+            return infos
         return {"id": request_id, "result": jlist_entries(infos, self.ctx.user)}
 
     def status(self, request_id: RequestId) -> StatusReply | ErrorReply:
         """Every app's runtime state by pm_id (pmsd.model.status.runtime_row), and whose registry it is."""
-        self.refresh_registry()
-        try:
-            infos = live_processes(self.ctx.manager, self.trackers, self.counters, self.handle_waiting_signals)
-        except PmsdError as error:
-            return error_reply(request_id, error.message, error.hint or "", error.status)
+        infos = self._live(request_id)
+        if isinstance(infos, dict):  # the error reply
+            return infos
         return {"id": request_id, "result": {"state_dir": self.ctx.state_dir,
                                              "apps": {str(info.pm_id): runtime_row(info) for info in infos}}}
+
+    def _live(self, request_id: RequestId) -> Sequence[ProcessInfo] | ErrorReply:
+        """Every app as systemd has it now (pmsd.god.snapshot), or the error reply saying why not."""
+        self.refresh_registry()
+        try:
+            return live_processes(self.ctx.manager, self.trackers, self.counters, self.handle_waiting_signals)
+        except PmsdError as error:
+            return error_reply(request_id, error.message, error.hint or "", error.status)
 
     def subscribe(self, request_id: RequestId, connection: Connection) -> SubscribeReply:
         connection.subscribed = True

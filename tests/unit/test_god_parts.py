@@ -3,6 +3,7 @@ settings it enforces."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -23,7 +24,7 @@ from pmsd.errors import ExitStatus, PmsdError
 from pmsd.god import handlers, server
 from pmsd.god.handlers import ApiHandlers
 from pmsd.god.loop import Loop
-from pmsd.god.server import ApiServer, peer_uid
+from pmsd.god.server import ApiServer, Handler, peer_uid
 from pmsd.model.counters import AppCounters, counters_for
 from pmsd.model.events import Event
 from pmsd.model.protocol import decode, encode, error_reply, error_status
@@ -92,8 +93,15 @@ def god_socket(tmp_path: Path) -> Iterator[tuple[str, Context]]:
     nothing here asks god for what it follows)."""
     path = str(tmp_path / "run" / "god.sock")
     ctx = Context(user=True, environ={"PMSD_GOD_SOCKET": path}, state_dir=str(tmp_path / "state"))
+    with _serving(path, ApiHandlers(ctx, {}, {}, lambda: None)):
+        yield path, ctx
+
+
+@contextlib.contextmanager
+def _serving(path: str, handler: Handler) -> Iterator[None]:
+    """god's API server on `path`, its loop run by a thread (the loop's callbacks only: no god around it)."""
     loop = Loop()
-    api = ApiServer(path, loop, ApiHandlers(ctx, {}, {}, lambda: None))
+    api = ApiServer(path, loop, handler)
     stop = threading.Event()
 
     def serve() -> None:
@@ -104,7 +112,7 @@ def god_socket(tmp_path: Path) -> Iterator[tuple[str, Context]]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield path, ctx
+        yield
     finally:
         stop.set()
         thread.join(5)
@@ -238,25 +246,10 @@ def test_a_reply_larger_than_the_socket_buffer_arrives_whole_and_at_once(tmp_pat
     """Regression (issue 17, 1,000 apps): the rest of a reply the socket could not take at once waited for the
     next message god sent; `ls` got it a socket buffer per watchdog tick, ~10 s, and timed out."""
     path = str(tmp_path / "god.sock")
-    loop = Loop()
     big = "x" * (3 << 20)
-    api = ApiServer(path, loop, lambda _connection, request: {"id": request.get("id"), "result": big})
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            for key, mask in loop.selector.select(0.02):
-                key.data(mask)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
+    with _serving(path, lambda _connection, request: {"id": request.get("id"), "result": big}):
         connection = GodConnection(path, timeout=5)
         started = time.monotonic()
         assert connection.request("status") == big
         assert time.monotonic() - started < 2
         connection.close()
-    finally:
-        stop.set()
-        thread.join(5)
-        api.close()
