@@ -164,7 +164,7 @@ def _start_specs(ctx: Context, specs: Sequence[AppSpec]) -> list[Outcome]:
             else:
                 outcomes[record.name] = [Outcome("started", record.pm_id, record.name)]
     if failures:
-        raise PmsdError("; ".join(error.message for error in failures), failures[0].hint)
+        raise PmsdError("; ".join(error.message for error in failures), failures[0].hint, failures[0].status)
     return [outcome for spec in specs for outcome in outcomes.get(spec.name, [])]
 
 

@@ -9,7 +9,6 @@ dozen calls below (sd-journal(3)).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from typing import Any
 
@@ -25,7 +24,9 @@ def _library() -> Any:
         # The stable soname: no ctypes.util.find_library(), which runs `ldconfig -p` (~10 ms per command).
         lib = ctypes.CDLL("libsystemd.so.0", use_errno=True)
     except OSError:
-        lib = ctypes.CDLL(ctypes.util.find_library("systemd") or "libsystemd.so", use_errno=True)
+        from ctypes.util import find_library  # lazy: ~7 ms (it imports subprocess), for an unusual system
+
+        lib = ctypes.CDLL(find_library("systemd") or "libsystemd.so", use_errno=True)
     handle = ctypes.c_void_p
     signatures: dict[str, tuple[Any, list[Any]]] = {
         "sd_journal_open": (ctypes.c_int, [ctypes.POINTER(handle), ctypes.c_int]),
