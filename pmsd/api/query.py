@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from pmsd.api.godlink import GodConnection
 from pmsd.api.targets import Targets, resolve_targets
@@ -52,24 +51,7 @@ def list_processes(ctx: Context, target: Targets | None = None,
     return [known[record.pm_id] for record in records]
 
 
-def jlist_from_god(ctx: Context) -> list[dict[str, Any]] | None:
-    """`pmsd jlist` as god renders it from what it follows (its "list" method), for this registry; None when god
-    cannot say (down, another registry, another version): list_processes then asks systemd."""
-    if ctx.god_disabled:
-        return None
-    connection = _ask_god(ctx, "list", state_dir=ctx.state_dir)
-    if connection is None:
-        return None
-    try:
-        entries = connection.answer()
-    except (PmsdError, OSError, ValueError):
-        return None
-    finally:
-        connection.close()
-    return entries if isinstance(entries, list) else None
-
-
-def _ask_god(ctx: Context, method: str = "status", **params: Any) -> GodConnection | None:
+def _ask_god(ctx: Context) -> GodConnection | None:
     """god asked for every app's state (pmsd.god.snapshot: one round trip on its socket); None when god is not
     there to ask."""
     path = socket_path(ctx.user, ctx.environ)
@@ -80,7 +62,7 @@ def _ask_god(ctx: Context, method: str = "status", **params: Any) -> GodConnecti
     except PmsdError:
         return None
     try:
-        connection.ask(method, **params)
+        connection.ask("status")
     except OSError:
         connection.close()
         return None

@@ -103,13 +103,10 @@ def ls(ctx: Context, sort: str | None = None, mini: bool = False) -> int:
 
 
 def jlist(ctx: Context) -> int:
-    from pmsd.api.query import jlist_from_god, list_processes
+    from pmsd.api.query import list_processes
     from pmsd.render.jlist import render_json
 
-    # god's own rendering first: at 1,000 apps, building the 1.5 MB here cost as much again as god's answer
-    entries = jlist_from_god(ctx)
-    sys.stdout.write(json.dumps(entries, ensure_ascii=False) + "\n" if entries is not None
-                     else render_json(list_processes(ctx), ctx.user))
+    sys.stdout.write(render_json(list_processes(ctx), ctx.user))
     return ExitStatus.OK
 
 

@@ -49,7 +49,7 @@ class ApiHandlers:
         if method == "ping":
             return self.ping(request_id)
         if method == "list":
-            return self.list(request_id, request.get("params"))
+            return self.list(request_id)
         if method == "status":
             return self.status(request_id)
         if method == "subscribe":
@@ -66,12 +66,7 @@ class ApiHandlers:
             "pong": True, "pid": os.getpid(), "version": __version__, "started_at": self.started_at,
             "apps": len(self.trackers), "state_dir": self.ctx.state_dir, "systemd": self.ctx.manager.version}}
 
-    def list(self, request_id: RequestId, params: object = None) -> ListReply | ErrorReply:
-        """Every app as `pmsd jlist` prints it. With params {"state_dir": ...}: only if that is god's registry."""
-        asked_for = params.get("state_dir") if isinstance(params, dict) else None
-        if isinstance(asked_for, str) and os.path.realpath(asked_for) != os.path.realpath(self.ctx.state_dir):
-            return error_reply(request_id, f"god serves the registry in {self.ctx.state_dir}, not {asked_for}",
-                               "", ExitStatus.USAGE)
+    def list(self, request_id: RequestId) -> ListReply | ErrorReply:
         infos = self._live(request_id)
         if isinstance(infos, dict):  # the error reply
             return infos

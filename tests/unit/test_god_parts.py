@@ -240,9 +240,6 @@ def test_ls_takes_gods_answer_and_asks_systemd_only_for_what_god_lacks(god_socke
         data.apps += [first]
     assert [i.status for i in query.list_processes(elsewhere)] == [Status.STOPPED]  # not god's registry
     assert asked[-1] == ["a"]
-    # `pmsd jlist` takes god's own rendering, for god's registry only
-    assert [(e["name"], e["pid"]) for e in query.jlist_from_god(ctx) or []] == [("a", 4242)]
-    assert query.jlist_from_god(elsewhere) is None
 
 
 def test_a_reply_larger_than_the_socket_buffer_arrives_whole_and_at_once(tmp_path: Path) -> None:
