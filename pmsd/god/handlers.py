@@ -10,7 +10,7 @@ from pmsd import __version__
 from pmsd.context import Context
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.god.server import Connection
-from pmsd.god.snapshot import live_processes
+from pmsd.god.snapshot import current_units, live_processes
 from pmsd.god.tracker import AppTracker
 from pmsd.model.counters import AppCounters
 from pmsd.model.events import now_ms
@@ -81,10 +81,16 @@ class ApiHandlers:
                                              "apps": {str(info.pm_id): runtime_row(info) for info in infos}}}
 
     def _live(self, request_id: RequestId) -> Sequence[ProcessInfo] | ErrorReply:
-        """Every app as systemd has it now (pmsd.god.snapshot), or the error reply saying why not."""
-        self.refresh_registry()
+        """Every app as systemd has it now (pmsd.god.snapshot), or the error reply saying why not.
+
+        The signals come first, the registry after: a new app's signals wait in god's queue until the registry
+        names it, and then tell its first events; read the other way round, god would take the app's state
+        from systemd as it is now, and drop those signals as older than what it knows (no "online" event:
+        regression seen in CI, `pmsd start` asks for the table at once)."""
         try:
-            return live_processes(self.ctx.manager, self.trackers, self.counters, self.handle_waiting_signals)
+            listing = current_units(self.ctx.manager, self.handle_waiting_signals)
+            self.refresh_registry()
+            return live_processes(self.ctx.manager, self.trackers, self.counters, listing)
         except PmsdError as error:
             return error_reply(request_id, error.message, error.hint or "", error.status)
 

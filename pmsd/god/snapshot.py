@@ -25,11 +25,16 @@ from pmsd.systemd.names import UNIT_PREFIX
 from pmsd.systemd.states import ServiceState, UnitListing
 
 
-def live_processes(manager: Manager, trackers: Mapping[str, AppTracker], counters: dict[int, AppCounters],
-                   handle_waiting_signals: Callable[[], None]) -> list[ProcessInfo]:
-    """Every followed app as systemd has it now, in pm_id order."""
+def current_units(manager: Manager, handle_waiting_signals: Callable[[], None]) -> dict[str, UnitListing]:
+    """systemd's list of pmsd's units, once every signal it sent before it is handled (the module's docstring)."""
     listing = {unit.name: unit for unit in manager.list_units([f"{UNIT_PREFIX}*.service"])}
     handle_waiting_signals()
+    return listing
+
+
+def live_processes(manager: Manager, trackers: Mapping[str, AppTracker], counters: dict[int, AppCounters],
+                   listing: Mapping[str, UnitListing]) -> list[ProcessInfo]:
+    """Every followed app as systemd has it now (`listing`: current_units), in pm_id order."""
     now = time.time()
     infos = []
     for unit, tracker in sorted(trackers.items(), key=lambda item: item[1].record.pm_id):

@@ -223,6 +223,7 @@ def test_ls_takes_gods_answer_and_asks_systemd_only_for_what_god_lacks(god_socke
     with ctx.registry.transaction() as data:
         data.apps += [first, second]
     online = replace(process_info(first, None), status=Status.ONLINE, pid=4242, memory_bytes=7)
+    monkeypatch.setattr(handlers, "current_units", lambda *_args: {})
     monkeypatch.setattr(handlers, "live_processes", lambda *_args: [online])
     asked: list[list[str]] = []
 
