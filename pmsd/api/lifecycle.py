@@ -145,10 +145,8 @@ def _start_specs(ctx: Context, specs: Sequence[AppSpec]) -> list[Outcome]:
         together: list[AppRecord] = []
         for spec in specs:
             if spec.autostart and not spec.clustered and not data.instances_of(spec.name):
-                records = new_records(data, with_config_defaults(ctx, spec))
+                records = _new_app(ctx, data, spec)
                 data.apps.extend(records)  # now: the next app's ids come after these
-                for record in records:
-                    write_environment(ctx, record, fresh=True)
                 together += records
                 continue
             try:
@@ -244,11 +242,18 @@ def _start_over_existing(
     return _restart_records(ctx, redefine(ctx, data, records, spec), options.update_env)
 
 
-def _create(ctx: Context, data: RegistryData, spec: AppSpec) -> list[Outcome]:
-    spec = with_config_defaults(ctx, spec)
-    records = new_records(data, spec)
+def _new_app(ctx: Context, data: RegistryData, spec: AppSpec) -> list[AppRecord]:
+    """A new app's records as the global settings make it (pmsd.api.config), with their environment files;
+    not yet in the registry, nothing started."""
+    records = new_records(data, with_config_defaults(ctx, spec))
     for record in records:
         write_environment(ctx, record, fresh=True)
+    return records
+
+
+def _create(ctx: Context, data: RegistryData, spec: AppSpec) -> list[Outcome]:
+    records = _new_app(ctx, data, spec)
+    spec = records[0].spec
     try:
         if spec.autostart:
             launch_many(ctx, records)
@@ -557,7 +562,6 @@ def delete(ctx: Context, target: Targets, only: Sequence[str] = ()) -> list[Outc
                 continue
             # The app's last process is gone: so are its cron timer and its unit files.
             remove_cron(ctx, name)
-            remove_log_pipes(ctx, name)
             cluster.remove_app_units(ctx, name)
         return outcomes
 

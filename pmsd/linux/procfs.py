@@ -14,19 +14,20 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 _CGROUP_ROOTS = ("/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup")
 
 
-def _v2_controllers() -> frozenset[str]:
-    """The controllers of a cgroup v2 hierarchy mounted at /sys/fs/cgroup (none on a v1 or hybrid host)."""
+def _v2_controllers() -> frozenset[str] | None:
+    """The controllers of a cgroup v2 hierarchy mounted at /sys/fs/cgroup; None on a v1 or hybrid host."""
     try:
         with open("/sys/fs/cgroup/cgroup.controllers") as handle:
             return frozenset(handle.read().split())
     except OSError:
-        return frozenset()
+        return None
 
 
 # Read once per process: which files can hold a unit's memory and CPU figures (a unit's own files need not exist:
 # a controller not enabled for it).
-_HAS_V2_MEMORY = "memory" in _v2_controllers()
-_HAS_V2_CPU = os.path.exists("/sys/fs/cgroup/cgroup.controllers")  # cpu.stat's usage_usec needs no controller
+_V2_CONTROLLERS = _v2_controllers()
+_HAS_V2_MEMORY = _V2_CONTROLLERS is not None and "memory" in _V2_CONTROLLERS
+_HAS_V2_CPU = _V2_CONTROLLERS is not None  # cpu.stat's usage_usec needs no controller
 _HAS_V1_MEMORY = os.path.isdir("/sys/fs/cgroup/memory")
 
 
@@ -80,10 +81,6 @@ def unit_pids(control_group: str, main_pid: int) -> list[int]:
     """The unit's processes (its cgroup's), or its main process where the cgroup cannot be read."""
     pids = cgroup_pids(control_group) if control_group else []
     return pids or ([main_pid] if main_pid else [])
-
-
-def unit_cpu_seconds(control_group: str, main_pid: int) -> float:
-    return sum(cpu_seconds(pid) for pid in unit_pids(control_group, main_pid))
 
 
 def unit_rss_bytes(control_group: str, main_pid: int) -> int:

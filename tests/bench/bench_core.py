@@ -700,8 +700,11 @@ def run_pm2(bench: Bench, pm2: Pm2) -> None:
 def god_serving(pmsd: Manager) -> Iterator[None]:
     """god, one per manager, restarted on the bench's registry (the manager's PMSD_STATE_DIR), as a user's god
     serves theirs; afterwards stopped and the manager's environment put back (the next pmsd command starts god
-    again on its usual registry)."""
+    again on its usual registry). The god unit file pmsd writes for a pip install goes too, unless it was there
+    before: the bench leaves no file behind."""
     state_dir = pmsd.env["PMSD_STATE_DIR"]
+    god_file = Path(pmsd.env["XDG_RUNTIME_DIR"], "systemd", "user", GOD_UNIT)
+    god_file_existed = god_file.exists()
     run(["systemctl", "--user", "set-environment", f"PMSD_STATE_DIR={state_dir}"], pmsd.env)
     run(["systemctl", "--user", "stop", GOD_UNIT], pmsd.env, check=False)
     try:
@@ -710,6 +713,9 @@ def god_serving(pmsd: Manager) -> Iterator[None]:
     finally:
         run(["systemctl", "--user", "stop", GOD_UNIT], pmsd.env, check=False)
         run(["systemctl", "--user", "unset-environment", "PMSD_STATE_DIR"], pmsd.env, check=False)
+        if not god_file_existed:
+            god_file.unlink(missing_ok=True)
+            run(["systemctl", "--user", "daemon-reload"], pmsd.env, check=False)
 
 
 def run_pmsd_god_down(bench: Bench, pmsd: Manager) -> None:

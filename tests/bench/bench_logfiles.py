@@ -39,6 +39,7 @@ from tests.bench.bench_core import (
     become_subreaper,
     bench_env,
     find_pmsd,
+    god_serving,
     machine_meta,
     pm2_version,
     reap_orphans,
@@ -179,24 +180,16 @@ def main() -> int:
             return 1
         pmsd.env = {**pmsd.env, "PMSD_STATE_DIR": str(state)}
         pmsd.env.pop("PMSD_NO_GOD", None)
-        god_file = Path(env["XDG_RUNTIME_DIR"], "systemd", "user", GOD)
-        god_file_existed = god_file.exists()
-        run(["systemctl", "--user", "set-environment", f"PMSD_STATE_DIR={state}"], env)
-        run(["systemctl", "--user", "restart", GOD], env, check=False)
-        try:
-            results["pmsd file (god)"] = burst("pmsd", pmsd, scratch, args.lines, "file")
-            results["pmsd file, kill -9 god"] = burst("pmsd", pmsd, scratch, args.lines, "file", kill=True)
-            size = max(4096, args.lines * 14 // 14)  # 14-byte lines: about 13 rotations
-            results["pmsd file, 10+ rotations"] = burst("pmsd", pmsd, scratch, args.lines, "rotate",
-                                                        extra=("--log-max-size", str(size)))
-            results["pmsd journal"] = burst("pmsd", pmsd, scratch, args.lines, "journal")
-        finally:
-            run([*pmsd.cli, "delete", "all"], pmsd.env, check=False)
-            run(["systemctl", "--user", "unset-environment", "PMSD_STATE_DIR"], env, check=False)
-            run(["systemctl", "--user", "stop", GOD], env, check=False)
-            if not god_file_existed:  # the bench leaves no file behind: the god unit pmsd wrote goes
-                god_file.unlink(missing_ok=True)
-                run(["systemctl", "--user", "daemon-reload"], env, check=False)
+        with god_serving(pmsd):
+            try:
+                results["pmsd file (god)"] = burst("pmsd", pmsd, scratch, args.lines, "file")
+                results["pmsd file, kill -9 god"] = burst("pmsd", pmsd, scratch, args.lines, "file", kill=True)
+                size = max(4096, args.lines * 14 // 14)  # 14-byte lines: about 13 rotations
+                results["pmsd file, 10+ rotations"] = burst("pmsd", pmsd, scratch, args.lines, "rotate",
+                                                            extra=("--log-max-size", str(size)))
+                results["pmsd journal"] = burst("pmsd", pmsd, scratch, args.lines, "journal")
+            finally:
+                run([*pmsd.cli, "delete", "all"], pmsd.env, check=False)
     reap_orphans()
     print(f"\n{args.lines} lines, one run. PM2 {pm2_version()}.")
     print(f"{'':28s}{'kept':>9s}{'seconds':>9s}{'max write':>11s}{'p99 write':>11s}{'tail 1000':>11s}")

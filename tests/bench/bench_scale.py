@@ -157,6 +157,16 @@ def measure(mgr: Manager, eco: Path, count: int, daemon_pid: Callable[[], int]) 
     return figures
 
 
+def measured(results: list[Figures], mgr: Manager, eco: Path, count: int, daemon_pid: Callable[[], int]) -> None:
+    """measure() into `results`; a step that fails is said and skipped; the manager's apps are deleted after."""
+    try:
+        results.append(measure(mgr, eco, count, daemon_pid))
+    except BenchError as error:
+        print(f"{mgr.label}: {error}", flush=True)
+    finally:
+        run([*mgr.cli, "delete", "all"], mgr.env, check=False)
+
+
 def pm2_daemon(mgr: Pm2) -> Callable[[], int]:
     return lambda: pm2_god_pid(mgr)
 
@@ -200,21 +210,13 @@ def main(argv: list[str] | None = None) -> int:
             pm2.start_extra = []
             run([*pm2.cli, "ping"], pm2.env)
             try:
-                results.append(measure(pm2, eco, args.apps, pm2_daemon(pm2)))
-            except BenchError as error:
-                print(f"pm2: {error}", flush=True)
+                measured(results, pm2, eco, args.apps, pm2_daemon(pm2))
             finally:
-                run([*pm2.cli, "delete", "all"], pm2.env, check=False)
                 pm2.kill()
         pmsd = find_pmsd(env, scratch / "state")
         if pmsd is not None:
             with god_serving(pmsd):
-                try:
-                    results.append(measure(pmsd, eco, args.apps, god_daemon(pmsd)))
-                except BenchError as error:
-                    print(f"pmsd: {error}", flush=True)
-                finally:
-                    run([*pmsd.cli, "delete", "all"], pmsd.env, check=False)
+                measured(results, pmsd, eco, args.apps, god_daemon(pmsd))
     reap_orphans()
     report(results, args.apps)
     if args.json:
