@@ -27,8 +27,9 @@ LAYERS: dict[str, int] = {
     "context": 5,
     "api": 6,
     "render": 7,
-    "cli": 8, "god": 8,
-    "": 9, "__main__": 9,  # pmsd/__init__.py (pmsd.connect) and python -m pmsd
+    "cli": 8,
+    "god": 9,  # god runs CLI commands for its callers (pmsd.god.runner), so it sits above the CLI
+    "": 10, "__main__": 10,  # pmsd/__init__.py (pmsd.connect) and python -m pmsd
 }
 TOP_LEVEL_MODULES = {"__init__", "__main__", "errors", "context"}
 LAZY_ALLOWED = {"cli"}

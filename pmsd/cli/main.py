@@ -27,6 +27,12 @@ def report_error(error: PmsdError) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
+        from pmsd.cli import delegate
+
+        if delegate.wanted(args, os.environ):
+            status = delegate.run_in_god(args)
+            if status is not None:
+                return status
         from pmsd.cli.fast import normalize_logs_argv, try_fast_path
 
         if args and args[0] in ("logs", "log"):

@@ -22,6 +22,7 @@ from pmsd.god.logwriter import LogWriter, target_of
 from pmsd.god.loop import Loop, Timer
 from pmsd.god.notify import notifier
 from pmsd.god.policies import BackoffPolicy, MemoryPolicy, Restarter, WatchPolicy, log
+from pmsd.god.runner import CommandRunner
 from pmsd.god.server import ApiServer
 from pmsd.god.tracker import AppTracker, Outcome
 from pmsd.linux.inotify import TreeWatcher, WatchError
@@ -38,6 +39,7 @@ from pmsd.systemd.states import ActiveState
 
 PENDING_TTL_S = 10.0  # signals of a unit no registry entry claims (yet) are kept this long
 REGISTRY_RECHECK_S = 0.05  # while such signals wait, the registry is looked at this often
+WARM_AFTER_S = 0.5  # once ready, god imports what the commands it runs need (pmsd.god.runner)
 SETTLE_S = 0.02  # a unit that went down is called stopped/errored only if no new state follows this soon
 # The units whose signals god reads (apps and cron units): other units' signals are dropped in the adapter.
 FOLLOWED_PREFIX = os.path.commonprefix([UNIT_PREFIX, CRON_PREFIX])  # noqa: RUF071  (names, not paths)
@@ -65,8 +67,9 @@ class God:
         self.memory = MemoryPolicy(self.loop, self.manager, self.trackers, restarter, memory_interval_s)
         self.watch = WatchPolicy(self.loop, self.trackers, restarter)
         self.logs = LogWriter(self.loop, log)
+        self.runner = CommandRunner(self.loop, log, ctx.user)
         self.handlers = ApiHandlers(ctx, self.trackers, self.counters, lambda: self._sync_registry(seed=False),
-                                    self.logs.reopen, self._before_wait)
+                                    self.logs.reopen, self._before_wait, self.runner)
 
     # ------------------------------------------------------------------------------------ start / stop
     def start(self) -> None:
@@ -81,6 +84,8 @@ class God:
         self._save_counters()
         self.notify(f"READY=1\nSTATUS=following {len(self.trackers)} apps\nMAINPID={os.getpid()}")
         log(f"ready: {len(self.trackers)} apps, state {self.ctx.state_dir}, socket {self.server.path}")
+        if self.ctx.user:
+            self.loop.call_later(WARM_AFTER_S, self.runner.warm)
 
     def run(self) -> None:
         self.start()

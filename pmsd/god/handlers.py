@@ -1,4 +1,5 @@
-"""god's answers to its local API (the wire format is in pmsd.model.protocol): ping, list, subscribe."""
+"""god's answers to its local API (the wire format is in pmsd.model.protocol): ping, list, status, subscribe,
+reloadLogs, run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from pmsd import __version__
 from pmsd.context import Context
 from pmsd.errors import ExitStatus, PmsdError
+from pmsd.god.runner import CommandRunner
 from pmsd.god.server import Connection
 from pmsd.god.snapshot import current_units, live_processes
 from pmsd.god.tracker import AppTracker
@@ -21,6 +23,7 @@ from pmsd.model.protocol import (
     PingReply,
     Reply,
     RequestId,
+    RunReply,
     StatusReply,
     SubscribeReply,
     error_reply,
@@ -34,8 +37,10 @@ class ApiHandlers:
 
     def __init__(self, ctx: Context, trackers: Mapping[str, AppTracker], counters: dict[int, AppCounters],
                  refresh_registry: Callable[[], None], reopen_logs: Callable[[], None] = lambda: None,
-                 handle_waiting_signals: Callable[[], None] = lambda: None) -> None:
+                 handle_waiting_signals: Callable[[], None] = lambda: None,
+                 runner: CommandRunner | None = None) -> None:
         self.ctx = ctx
+        self.runner = runner
         self.trackers = trackers
         self.counters = counters
         self.refresh_registry = refresh_registry
@@ -58,6 +63,8 @@ class ApiHandlers:
             self.refresh_registry()
             self.reopen_logs()
             return {"id": request_id, "result": {"reopened": True}}
+        if method == "run":
+            return self.run(request_id, connection, request.get("params"))
         return error_reply(request_id, f"unknown method {method!r}", f"methods: {', '.join(METHODS)}",
                            ExitStatus.USAGE)
 
@@ -93,6 +100,22 @@ class ApiHandlers:
             return live_processes(self.ctx.manager, self.trackers, self.counters, listing)
         except PmsdError as error:
             return error_reply(request_id, error.message, error.hint or "", error.status)
+
+    def run(self, request_id: RequestId, connection: Connection, params: object) -> RunReply | ErrorReply:
+        """A CLI command run by a fork of god as its caller (pmsd.god.runner); declined with the reason when it
+        could turn out otherwise than the CLI's own run."""
+        fds = connection.take_fds()
+        refusal = ("god does not run commands" if self.runner is None else
+                   "params must be an object" if not isinstance(params, dict) else self.runner.refusal(params, fds))
+        if refusal is not None or self.runner is None or not isinstance(params, dict):
+            for fd in fds:
+                os.close(fd)
+            return error_reply(request_id, f"not run by god: {refusal}", status=ExitStatus.USAGE)
+
+        def finished(status: int) -> None:
+            connection.send({"id": request_id, "result": {"exit": status}})
+
+        return {"id": request_id, "result": {"pid": self.runner.run(params, fds, finished)}}
 
     def subscribe(self, request_id: RequestId, connection: Connection) -> SubscribeReply:
         connection.subscribed = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
 import os
@@ -18,6 +19,8 @@ Handler = Callable[["Connection", dict[str, Any]], Mapping[str, object] | None]
 
 _UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid (socket(7), SO_PEERCRED)
 MAX_BACKLOG_BYTES = 4 << 20  # a subscriber this far behind is dropped rather than buffered forever
+MAX_FDS = 3  # file descriptors one message may carry: the caller's stdin, stdout, stderr ("run")
+_FDS_SPACE = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
 
 
 class Connection:
@@ -29,6 +32,17 @@ class Connection:
         self.subscribed = False
         self.closed = False
         self.writing = False  # the loop calls _flush when the socket can take more (a reply larger than its buffer)
+        self.fds: list[int] = []  # received with SCM_RIGHTS, for the request being handled; closed unless taken
+
+    def take_fds(self) -> list[int]:
+        """The descriptors that came with the current request; the caller owns (and closes) them."""
+        taken, self.fds = self.fds, []
+        return taken
+
+    def _close_fds(self) -> None:
+        for fd in self.take_fds():
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def send(self, message: Mapping[str, object]) -> None:
         if self.closed:
@@ -64,11 +78,16 @@ class Connection:
 
     def on_readable(self) -> None:
         try:
-            chunk = self.sock.recv(65536)
+            chunk, ancillary, _, _ = self.sock.recvmsg(65536, _FDS_SPACE, socket.MSG_CMSG_CLOEXEC)
         except BlockingIOError:
             return
         except OSError:
-            chunk = b""
+            chunk, ancillary = b"", []
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+                self.fds.extend(fds)
         if not chunk:
             self.close()
             return
@@ -77,6 +96,7 @@ class Connection:
             line, self.inbox = self.inbox.split(b"\n", 1)
             if line.strip():
                 self._handle(line)
+            self._close_fds()  # descriptors no request took (sent with a method that wants none)
         if len(self.inbox) > MAX_LINE:
             self.send(error_reply(None, "request too long", status=ExitStatus.USAGE))
             self.close()
@@ -92,6 +112,7 @@ class Connection:
             self.send(reply)
 
     def close(self) -> None:
+        self._close_fds()
         if self.closed:
             return
         self.closed = True

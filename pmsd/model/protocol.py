@@ -1,6 +1,6 @@
 """god's local API: newline-delimited JSON over a Unix stream socket (0600, owner only).
 
-Requests   {"id": 1, "method": "ping" | "list" | "status" | "subscribe" | "reloadLogs", "params": {...}}
+Requests   {"id": 1, "method": "ping" | "list" | "status" | "subscribe" | "reloadLogs" | "run", "params": {...}}
 Replies    {"id": 1, "result": ...}  or  {"id": 1, "error": {"message": "...", "hint": "...", "status": 2}}
 Events     {"event": {...}}           (after "subscribe", one per line, as they happen)
 
@@ -13,6 +13,11 @@ Methods:
                 in state_dir (a client with another state directory asks systemd itself)
   reloadLogs -> {"reopened": true}: the log files god writes are reopened
   subscribe  -> {"subscribed": true}; then events (see pmsd.model.events.Event.to_json)
+  run        params {"argv": [...], "cwd": str, "env": {...}, "umask": int, "encoding": str, "version": str,
+                     "package": str}, sent with the caller's stdin, stdout and stderr (SCM_RIGHTS):
+             -> {"pid": int}, the process god forked to run `pmsd <argv>` as the caller (pmsd.god.runner), then
+                a second reply to the same id, {"exit": int}, once it has ended (its exit status; -N: signal N).
+                An error when god declines (the caller then runs the command itself).
 
 An error's "status" is the exit status pmsd gives it (pmsd.errors.ExitStatus): 2 (usage) for an unknown
 method, a line that is not a JSON object or one that is too long; 5 (permission) for a peer refused; otherwise
@@ -30,7 +35,7 @@ from typing import Any, NotRequired, TypedDict
 
 from pmsd.errors import ExitStatus
 
-METHODS: tuple[str, ...] = ("ping", "list", "status", "subscribe", "reloadLogs")
+METHODS: tuple[str, ...] = ("ping", "list", "status", "subscribe", "reloadLogs", "run")
 MAX_LINE = 1 << 20  # a request longer than this is not one pmsd would send
 
 RequestId = int | None  # a reply's "id" is its request's; null when it answers none
@@ -94,7 +99,12 @@ class ReopenedReply(TypedDict):
     result: dict[str, bool]
 
 
-Reply = PingReply | ListReply | StatusReply | SubscribeReply | ReopenedReply | ErrorReply
+class RunReply(TypedDict):
+    id: RequestId
+    result: dict[str, int]  # {"pid": ...} when the command starts, {"exit": ...} when it has ended
+
+
+Reply = PingReply | ListReply | StatusReply | SubscribeReply | ReopenedReply | RunReply | ErrorReply
 
 
 class EventMessage(TypedDict):

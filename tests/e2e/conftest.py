@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.helpers import Pmsd, systemctl
+from tests.e2e.helpers import Pmsd, forget_god_unit_file, god_unit_file, systemctl
+
+GOD = "pmsd-god.service"
 
 
 def _pmsd_units(env: dict[str, str]) -> set[str]:
@@ -48,3 +50,23 @@ def token() -> str:
 @pytest.fixture
 def marker_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tmp_path_factory.mktemp("markers"))
+
+
+@pytest.fixture
+def god(user_manager: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pmsd]:
+    """A pmsd CLI whose registry is the one god serves: god is one per manager, so it is (re)started with
+    this test's state directory (PMSD_STATE_DIR in the manager's environment), and `pmsd kill`ed after."""
+    state = tmp_path_factory.mktemp("godstate")
+    work = tmp_path_factory.mktemp("godwork")
+    env = {**os.environ, **user_manager, "PMSD_STATE_DIR": str(state), "NO_COLOR": "1"}
+    for key in ("PMSD_DEBUG", "PMSD_NO_GOD", "XDG_STATE_HOME"):
+        env.pop(key, None)
+    systemctl(env, "set-environment", f"PMSD_STATE_DIR={state}", "PMSD_MEMORY_INTERVAL_MS=200")
+    systemctl(env, "stop", GOD)
+    unit_file_existed = os.path.exists(god_unit_file(env))
+    cli = Pmsd(env=env, cwd=str(work))
+    cli.run("ping")
+    yield cli
+    cli.run("kill", check=False)
+    systemctl(env, "unset-environment", "PMSD_STATE_DIR", "PMSD_MEMORY_INTERVAL_MS")
+    forget_god_unit_file(env, unit_file_existed)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import GOD
 from tests.e2e.helpers import APPS, Pmsd, systemctl, unit_property, wait_for
-from tests.e2e.test_god import GOD, god  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.e2e
 STEADY = os.path.join(APPS, "steady.py")
@@ -32,7 +32,7 @@ def _expected(count: int) -> list[str]:
     return [f"line {n}" for n in range(count)]
 
 
-def test_files_get_pm2s_timestamps_json_and_the_combined_log(god: Pmsd, token: str) -> None:  # noqa: F811
+def test_files_get_pm2s_timestamps_json_and_the_combined_log(god: Pmsd, token: str) -> None:
     logs = Path(god.cwd, "logs", token)
     god.run("start", TALKER, "--name", f"t-{token}", "--time", "-o", str(logs / "out.log"),
             "-e", str(logs / "err.log"), "-l", str(logs / "all.log"),
@@ -54,7 +54,7 @@ def test_files_get_pm2s_timestamps_json_and_the_combined_log(god: Pmsd, token: s
                                                              "--raw").stdout.splitlines())
 
 
-def test_reload_logs_reopens_a_removed_file(god: Pmsd, token: str) -> None:  # noqa: F811
+def test_reload_logs_reopens_a_removed_file(god: Pmsd, token: str) -> None:
     out = Path(god.cwd, f"r-{token}.log")
     name = f"r-{token}"
     god.run("start", TALKER, "--name", name, "-o", str(out), env={"LINES": "1", "TAG": "r"})
@@ -67,7 +67,7 @@ def test_reload_logs_reopens_a_removed_file(god: Pmsd, token: str) -> None:  # n
     assert _lines(out)[0].startswith("r ping 1")
 
 
-def test_no_line_lost_or_doubled_while_god_is_killed_stopped_and_started(god: Pmsd, token: str) -> None:  # noqa: F811
+def test_no_line_lost_or_doubled_while_god_is_killed_stopped_and_started(god: Pmsd, token: str) -> None:
     out = Path(god.cwd, f"b-{token}.log")
     count = 100_000
     god.run("start", STEADY, "--name", f"b-{token}", "-o", str(out),
@@ -81,7 +81,7 @@ def test_no_line_lost_or_doubled_while_god_is_killed_stopped_and_started(god: Pm
     assert _lines(out) == _expected(count)
 
 
-def test_size_rotation_keeps_every_line(god: Pmsd, token: str) -> None:  # noqa: F811
+def test_size_rotation_keeps_every_line(god: Pmsd, token: str) -> None:
     out = Path(god.cwd, "rot", f"s-{token}.log")
     count = 20_000
     god.run("start", STEADY, "--name", f"s-{token}", "-o", str(out), "--log-max-size", "20K",
@@ -96,7 +96,7 @@ def test_size_rotation_keeps_every_line(god: Pmsd, token: str) -> None:  # noqa:
     assert [line for f in files() for line in _lines(f)] == _expected(count)
 
 
-def test_each_instance_gets_pm2s_own_files_and_merge_logs_shares_them(god: Pmsd, token: str) -> None:  # noqa: F811
+def test_each_instance_gets_pm2s_own_files_and_merge_logs_shares_them(god: Pmsd, token: str) -> None:
     logs = Path(god.cwd, "inst", token)
     name, merged = f"i-{token}", f"m-{token}"
     god.run("start", TALKER, "--name", name, "-i", "2", "--time", "-o", str(logs / "out.log"),
@@ -121,7 +121,7 @@ def test_each_instance_gets_pm2s_own_files_and_merge_logs_shares_them(god: Pmsd,
     assert not list(runtime.glob(f"pmsd.log-*{token}*")) and not list(runtime.glob(f"pmsd-*{token}*.d"))
 
 
-def test_global_rotation_settings_apply_to_every_app_without_its_own(god: Pmsd, token: str) -> None:  # noqa: F811
+def test_global_rotation_settings_apply_to_every_app_without_its_own(god: Pmsd, token: str) -> None:
     god.run("set", "pm2-logrotate:max_size", "20K")  # pm2-logrotate's name for log_max_size
     god.run("set", "log_retain", "2")
     out = Path(god.cwd, "glob", f"g-{token}.log")
@@ -136,7 +136,7 @@ def test_global_rotation_settings_apply_to_every_app_without_its_own(god: Pmsd, 
     assert god.run("get", "log_retain").stdout == "log_retain: 30\n"
 
 
-def test_pm2_log_paths_sends_apps_without_files_to_pm2s_default_files(god: Pmsd, token: str) -> None:  # noqa: F811
+def test_pm2_log_paths_sends_apps_without_files_to_pm2s_default_files(god: Pmsd, token: str) -> None:
     home = Path(god.cwd, "pm2home")
     god.env["PM2_HOME"] = str(home)
     god.run("set", "pm2_log_paths", "true")
@@ -149,7 +149,7 @@ def test_pm2_log_paths_sends_apps_without_files_to_pm2s_default_files(god: Pmsd,
     assert (env["pm_out_log_path"], env["pm_err_log_path"]) == (str(out), str(err))
 
 
-def test_the_systems_logrotate_with_reload_logs_keeps_every_line(god: Pmsd, token: str, tmp_path: Path  # noqa: F811
+def test_the_systems_logrotate_with_reload_logs_keeps_every_line(god: Pmsd, token: str, tmp_path: Path
                                                                    ) -> None:
     """logrotate moves the file (its default, create mode) and `pmsd reloadLogs` in postrotate makes god open a
     new one: lines written in between go on into the moved file, none lost or doubled (copytruncate would lose

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import god  # noqa: F401  (the fixture)
 from tests.e2e.helpers import APPS, Pmsd, wait_for
-from tests.e2e.test_god import god  # noqa: F401  (the fixture)
 from tests.pm2.conftest import Manager
 
 pytestmark = [pytest.mark.pm2, pytest.mark.e2e]

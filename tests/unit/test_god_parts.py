@@ -135,7 +135,7 @@ def test_usage_errors_carry_their_status_on_the_wire(god_socket: tuple[str, Cont
         "message": "not a JSON request: a message must be a JSON object", "status": ExitStatus.USAGE}
     unknown = _exchange(path, encode({"id": 7, "method": "launch"}))
     assert unknown == {"id": 7, "error": {"message": "unknown method 'launch'",
-                                          "hint": "methods: ping, list, status, subscribe, reloadLogs",
+                                          "hint": "methods: ping, list, status, subscribe, reloadLogs, run",
                                           "status": ExitStatus.USAGE}}
 
 
@@ -158,7 +158,7 @@ def test_the_client_exits_with_the_status_god_sent(god_socket: tuple[str, Contex
         client.close()
     assert raised.value.status == ExitStatus.USAGE
     assert raised.value.message == "god: unknown method 'launch'"
-    assert raised.value.hint == "methods: ping, list, status, subscribe, reloadLogs"
+    assert raised.value.hint == "methods: ping, list, status, subscribe, reloadLogs, run"
 
 
 def test_events_round_trip_and_read_like_pm2() -> None:

@@ -1,0 +1,97 @@
+"""`pmsd start` run by god (pmsd.god.runner, pmsd.cli.delegate): the same result as the CLI's own run (the
+caller's directory, environment, stdin and terminal, its output and exit status), Ctrl-C reaching the command,
+and nothing left behind in god (no child, no descriptor)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.conftest import GOD
+from tests.e2e.helpers import APPS, Pmsd, unit_property, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def _god_pid(cli: Pmsd) -> int:
+    return int(unit_property(cli.env, GOD, "MainPID") or 0)
+
+
+def _children(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+        return handle.read().split()
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _app_environ(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as handle:
+        pairs = [item.decode().partition("=") for item in handle.read().split(b"\0") if item]
+    return {key: value for key, _, value in pairs}
+
+
+def test_start_runs_in_god_with_the_callers_directory_environment_and_output(god: Pmsd, token: str) -> None:
+    name = f"run-{token}"  # a token may be all digits, which would be an id
+    shutil.copy(os.path.join(APPS, "sleeper.py"), os.path.join(god.cwd, "rel.py"))
+    god_pid = _god_pid(god)
+    fds_before = _fds(god_pid)
+    # -X importtime lists what this process imported: god ran the command if the API never was.
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "pmsd", "start", "rel.py", "--name", name],
+                            capture_output=True, text=True, cwd=god.cwd, env={**god.env, "PMSD_TOKEN": token},
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "pmsd.api.lifecycle" not in result.stderr and "pmsd.cli.delegate" in result.stderr
+    assert f"[pmsd] start {name} (id 0): started" in result.stdout and "online" in result.stdout
+    app = god.wait_status(name, "online")
+    assert app["pm2_env"]["pm_exec_path"] == os.path.join(god.cwd, "rel.py")
+    environ = _app_environ(app["pid"])
+    assert environ["PMSD_TOKEN"] == token and environ["PWD"] == god.cwd
+    wait_for(lambda: _children(god_pid) == [] or None, 5, "god's child to be reaped")
+    assert _fds(god_pid) == fds_before
+
+
+@pytest.mark.parametrize("argv", [("start", "missing.py"), ("start", os.path.join(APPS, "sleeper.py"),
+                                                             "--max-memory-restart", "lots")])
+def test_a_refused_start_says_the_same_with_or_without_god(god: Pmsd, argv: tuple[str, ...]) -> None:
+    by_god = god.run(*argv, check=False)
+    alone = god.run(*argv, check=False, env={"PMSD_NO_GOD": "1"})
+    assert by_god.returncode == alone.returncode != 0
+    assert (by_god.stdout, by_god.stderr) == (alone.stdout, alone.stderr)
+    assert god.jlist() == []
+
+
+def test_an_ecosystem_on_stdin_reaches_the_command(god: Pmsd, token: str) -> None:
+    apps = {"apps": [{"name": f"eco-{token}", "script": os.path.join(APPS, "sleeper.py"), "env": {"FROM_FILE": "1"}}]}
+    result = subprocess.run([sys.executable, "-m", "pmsd", "start", "-"], input=json.dumps(apps),
+                            capture_output=True, text=True, cwd=god.cwd, env=god.env, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert _app_environ(god.wait_status(f"eco-{token}", "online")["pid"])["FROM_FILE"] == "1"
+
+
+def test_ctrl_c_reaches_the_command_god_runs(god: Pmsd, token: str) -> None:
+    """A start waiting for a ready message that never comes; Ctrl-C (SIGINT to the CLI) ends it as it would
+    end the CLI's own run: exit 130, and god is left with no child and no extra descriptor."""
+    god_pid = _god_pid(god)
+    fds_before = _fds(god_pid)
+    cli = subprocess.Popen([sys.executable, "-m", "pmsd", "start", os.path.join(APPS, "sleeper.py"), "--name",
+                            f"slow-{token}", "--wait-ready", "--listen-timeout", "60000"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=god.cwd, env=god.env)
+    try:
+        wait_for(lambda: _children(god_pid) or None, 10, "god's child running the start")
+        cli.send_signal(signal.SIGINT)
+        _, stderr = cli.communicate(timeout=15)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    assert cli.returncode == 130, stderr
+    wait_for(lambda: _children(god_pid) == [] or None, 5, "god's child to be reaped")
+    assert _fds(god_pid) == fds_before
