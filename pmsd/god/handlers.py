@@ -106,7 +106,8 @@ class ApiHandlers:
         could turn out otherwise than the CLI's own run."""
         fds = connection.take_fds()
         refusal = ("god does not run commands" if self.runner is None else
-                   "params must be an object" if not isinstance(params, dict) else self.runner.refusal(params, fds))
+                   "params must be an object" if not isinstance(params, dict) else
+                   self.runner.refusal(params, fds, connection.sock))
         if refusal is not None or self.runner is None or not isinstance(params, dict):
             for fd in fds:
                 os.close(fd)

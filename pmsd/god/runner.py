@@ -18,10 +18,13 @@ waitpid() (through a pidfd in god's loop), so a child that is killed is reported
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import io
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -33,10 +36,10 @@ from pmsd.cli import delegate
 from pmsd.cli.main import main
 from pmsd.god.loop import Loop
 
-RUN_COMMANDS = ("start",)  # what a CLI may hand over (pmsd.cli.delegate decides; god checks again)
 # Imported before the first fork, so that every child finds them loaded (what `pmsd start` imports).
 WARM_MODULES = ("pmsd.cli.fast", "pmsd.cli.commands", "pmsd.cli.grammar", "pmsd.api.lifecycle", "pmsd.api.report",
-                "pmsd.render.table")
+                "pmsd.api.query", "pmsd.api.godlink", "pmsd.api.logs", "pmsd.render.table", "pmsd.render.jlist",
+                "pmsd.render.logs")
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -71,14 +74,15 @@ class CommandRunner:
             self.log(f"warming the CLI's modules failed: {error}")
         self.stamps = _loaded_files()
 
-    def refusal(self, params: Mapping[str, Any], fds: list[int]) -> str | None:
-        """Why this request cannot run here, or None."""
+    def refusal(self, params: Mapping[str, Any], fds: list[int], client: socket.socket | None = None) -> str | None:
+        """Why this request cannot run here, or None. A caller that hung up (Ctrl-C before god answered) is not
+        run for: it may be running the command itself."""
         argv = params.get("argv")
         if not self.user:
             return "the system manager's god runs hardened; the CLI runs system commands itself"
-        if not isinstance(argv, list) or not argv or argv[0] not in RUN_COMMANDS or not all(
-                isinstance(word, str) for word in argv):
-            return f"only {', '.join(RUN_COMMANDS)} can be run by god"
+        if not isinstance(argv, list) or not all(isinstance(word, str) for word in argv) or not (
+                delegate.may_hand_over(argv)):
+            return "god runs only short commands (start, ls, jlist, logs --nostream)"
         if len(fds) != 3:
             return "expected the caller's stdin, stdout and stderr"
         if params.get("version") != __version__ or params.get("package") != PACKAGE_DIR:
@@ -86,12 +90,22 @@ class CommandRunner:
         if not isinstance(params.get("cwd"), str) or not isinstance(params.get("env"), dict) or not isinstance(
                 params.get("umask"), int):
             return "cwd, env and umask are required"
+        if not _peer_waiting(client):
+            return "the caller has gone"
         if threading.active_count() > 1:
             return "god is finishing a log rotation in a thread"
-        self.warm()
-        if self.stamps != _loaded_files():
+        if self._code_changed():
             return "pmsd's code changed on disk since god started (`pmsd update` restarts god on it)"
         return None
+
+    def _code_changed(self) -> bool:
+        """Whether a module god has loaded changed on disk since. Modules god loaded after warming up (lazily,
+        for its own work) are taken as they are now: loaded moments ago, most likely."""
+        self.warm()
+        stamps, now = self.stamps or {}, _loaded_files()
+        changed = any(now.get(path) != stamp for path, stamp in stamps.items())  # changed, or gone
+        self.stamps = {**now, **stamps}
+        return changed
 
     def run(self, params: Mapping[str, Any], fds: list[int], on_exit: Callable[[int], None]) -> int:
         """Fork the child that runs the command; returns its pid."""
@@ -115,8 +129,19 @@ class CommandRunner:
         return pid
 
 
+def _peer_waiting(client: socket.socket | None) -> bool:
+    if client is None:
+        return True
+    poller = select.poll()
+    poller.register(client.fileno(), select.POLLRDHUP)
+    return not poller.poll(0)
+
+
 def _child(params: Mapping[str, Any], fds: list[int]) -> None:
     status = 1
+    # No collection in the child: one would walk every object god has, writing to each page holding one, and
+    # copying it (copy-on-write); the child lives for one command, and exits without freeing anything.
+    gc.disable()
     try:
         _become_the_cli(params, fds)
         delegate.IN_GOD = True  # the child runs the command: it must not hand it back to god

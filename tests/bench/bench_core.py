@@ -719,10 +719,12 @@ def god_serving(pmsd: Manager) -> Iterator[None]:
 
 
 def run_pmsd_god_down(bench: Bench, pmsd: Manager) -> None:
-    """ls/jlist with god down: pmsd asks systemd itself (the floors were measured with god up)."""
+    """start and ls/jlist with god down: pmsd does the work itself and asks systemd itself (the floors were
+    measured with god up)."""
     down = Manager(f"{pmsd.label}-god-down", pmsd.cli, pmsd.env | {"PMSD_NO_GOD": "1"}, pmsd.start_extra)
     print(f"== {down.label} ==", flush=True)
     try:
+        bench.start_part(down)
         bench.ls_part(down, None)
     finally:
         down.delete_all()

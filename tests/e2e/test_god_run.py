@@ -95,3 +95,22 @@ def test_ctrl_c_reaches_the_command_god_runs(god: Pmsd, token: str) -> None:
     assert cli.returncode == 130, stderr
     wait_for(lambda: _children(god_pid) == [] or None, 5, "god's child to be reaped")
     assert _fds(god_pid) == fds_before
+
+
+def test_listing_and_log_tails_run_in_god_and_say_what_the_cli_says(god: Pmsd, token: str) -> None:
+    name = f"talk-{token}"
+    god.run("start", os.path.join(APPS, "talker.py"), "--name", name, env={"LINES": "5"})
+    god.wait_status(name, "online")
+    alone = {"PMSD_NO_GOD": "1"}
+    wait_for(lambda: god.run("logs", name, "--lines", "3", "--nostream", "--raw").stdout.count("\n") >= 3 or None,
+             10, "three lines logged")
+    by_god = god.run("logs", name, "--lines", "3", "--nostream", "--raw", "--out")
+    assert by_god.stdout == god.run("logs", name, "--lines", "3", "--nostream", "--raw", "--out", env=alone).stdout
+    listed = subprocess.run([sys.executable, "-X", "importtime", "-m", "pmsd", "jlist"], capture_output=True,
+                            text=True, cwd=god.cwd, env=god.env, timeout=60, check=True)
+    assert "pmsd.render.jlist" not in listed.stderr  # god's child rendered it
+    assert [app["name"] for app in json.loads(listed.stdout)] == [name]
+    # A reader that leaves early: no traceback, as from the CLI's own run.
+    head = subprocess.run(f"{sys.executable} -m pmsd jlist | head -c 1", shell=True, capture_output=True, text=True,
+                          cwd=god.cwd, env=god.env, timeout=60, check=False)
+    assert head.stdout == "[" and "Traceback" not in head.stderr

@@ -41,8 +41,11 @@ def warm_runner() -> CommandRunner:
 
 
 @pytest.mark.parametrize(("changes", "reason"), [
-    ({"argv": ["delete", "all"]}, "only start can be run by god"),
-    ({"argv": []}, "only start can be run by god"),
+    ({"argv": ["delete", "all"]}, "god runs only short commands"),
+    ({"argv": []}, "god runs only short commands"),
+    ({"argv": ["logs", "api"]}, "god runs only short commands"),  # follows until Ctrl-C
+    ({"argv": ["ls", "--watch"]}, "god runs only short commands"),
+    ({"argv": ["start", "app.js", "--attach"]}, "god runs only short commands"),
     ({"version": "0.0.1"}, "another pmsd installation or version"),
     ({"package": "/elsewhere/pmsd"}, "another pmsd installation or version"),
     ({"cwd": None}, "cwd, env and umask are required"),
@@ -144,3 +147,26 @@ def test_the_cli_runs_the_command_itself_when_god_declines_or_is_absent(served: 
     assert not delegate.wanted(["start", "app.py", "--attach"], {})
     assert not delegate.wanted(["--system", "start", "app.py"], {})
     assert not delegate.wanted(["restart", "app"], {})
+    assert delegate.wanted(["jlist"], {}) and delegate.wanted(["ls"], {"PMSD_NO_GOD": "0"})
+    assert delegate.wanted(["logs", "api", "--nostream"], {}) and not delegate.wanted(["logs", "api"], {})
+
+
+def test_god_does_not_run_for_a_caller_that_hung_up(tmp_path: Path, warm_runner: CommandRunner) -> None:
+    """A CLI interrupted before god answered may run the command itself: god must not run it as well."""
+    ours, theirs = socket.socketpair()
+    with ours:
+        assert warm_runner.refusal(_params(tmp_path), [0, 1, 2], ours) is None
+        theirs.close()
+        assert "the caller has gone" in str(warm_runner.refusal(_params(tmp_path), [0, 1, 2], ours))
+
+
+def test_modules_god_loads_later_do_not_count_as_changed_code(tmp_path: Path, warm_runner: CommandRunner,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: god imports some modules lazily for its own work after warming up; comparing the whole set
+    made god decline every command from then on."""
+    later = {**(warm_runner.stamps or {}), "/somewhere/pmsd/state/rebuild.py": 1}
+    monkeypatch.setattr(runner, "_loaded_files", lambda: later)
+    assert warm_runner.refusal(_params(tmp_path), [0, 1, 2]) is None
+    gone = {path: stamp for path, stamp in later.items() if not path.endswith("/pmsd/cli/main.py")}
+    monkeypatch.setattr(runner, "_loaded_files", lambda: gone)
+    assert "changed on disk" in str(warm_runner.refusal(_params(tmp_path), [0, 1, 2]))
