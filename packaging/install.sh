@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install pmsd from this source tree, with what it needs from Debian and PyPI (idempotent).
 #   packaging/install.sh          pmsd and its runtime dependencies
-#   packaging/install.sh --test   also the test tools (pytest, hypothesis, ruff, mypy)
+#   packaging/install.sh --test   also the test tools (pytest, hypothesis, ruff, mypy, prometheus_client)
 # The last line of stdout is the Python interpreter pmsd was installed for (run it as `$python -m pmsd`);
 # everything else goes to stderr.
 #
@@ -46,7 +46,8 @@ if [ -n "$use_venv" ]; then
     minor=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     debs+=("python$minor-venv" "python$minor-dev")
 fi
-[ -n "$test_extra" ] && debs+=(python3-venv logrotate)  # logrotate: tests/e2e/test_logfiles.py
+# logrotate: tests/e2e/test_logfiles.py; tmux: tests/e2e/test_monit.py drives `pmsd monit` in a terminal
+[ -n "$test_extra" ] && debs+=(python3-venv logrotate tmux)
 missing=()
 for deb in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing+=("$deb")

@@ -130,42 +130,72 @@ def follow(sources: Sequence[Source], user: bool, wanted: set[str], poll_s: floa
     only on a 250 ms timer (POST_CHANGE_TIMER_INTERVAL_USEC in journald-server.c), so sd_journal_wait()
     alone would add up to 250 ms: waking every poll_s and looking costs one cheap call and bounds the
     latency instead."""
-    journal_sources = [s for s in sources if s.journal_unit and _wanted(s.stream, wanted)]
-    by_unit = {s.journal_unit: s for s in journal_sources}
-    file_positions = {s.path: _size(s.path or "") for s in sources if s.path and _wanted(s.stream, wanted)}
-    file_sources = {s.path: s for s in sources if s.path}
-    journal = Journal() if journal_sources else None
-    try:
-        if journal is not None:
+    with Tail(sources, user, wanted) as tail:
+        while True:
+            lines = tail.read()
+            yield from lines
+            if not lines:
+                tail.wait(poll_s)
+
+
+class Tail:
+    """The lines written to `sources` from now on, read without blocking: each read() returns those that
+    arrived since the previous one. For an event loop (`pmsd monit`), fileno() becomes readable when the
+    journal changes; files are looked at on every read()."""
+
+    def __init__(self, sources: Sequence[Source], user: bool, wanted: set[str] | None = None) -> None:
+        wanted = wanted or set()
+        journal_sources = [s for s in sources if s.journal_unit and _wanted(s.stream, wanted)]
+        self._user = user
+        self._by_unit = {s.journal_unit: s for s in journal_sources}
+        self._files = {s.path: s for s in sources if s.path and _wanted(s.stream, wanted)}
+        self._positions = {path: _size(path or "") for path in self._files}
+        self._journal = Journal() if journal_sources else None
+        if self._journal is not None:
             for index, source in enumerate(journal_sources):
                 if index:
-                    journal.disjunction()
-                _match_unit(journal, source.journal_unit or "", user)
-            journal.seek_tail()
-            journal.previous()  # position on the last existing entry; next() then yields only new ones
-        while True:
-            produced = False
-            if journal is not None:
-                while journal.next():
-                    unit = (journal.get("_SYSTEMD_USER_UNIT" if user else "_SYSTEMD_UNIT") or b"").decode()
-                    match = by_unit.get(unit)
-                    if match is not None:
-                        produced = True
-                        yield _journal_line(journal, match)
-            for path, position in list(file_positions.items()):
-                lines, file_positions[path] = _file_new_lines(path or "", position)
-                for text in lines:
-                    produced = True
-                    yield LogLine(file_sources[path].record.pm_id, file_sources[path].record.name,
-                                  int(time.time() * 1e6), text, file_sources[path].stream)
-            if not produced:
-                if journal is not None:
-                    journal.wait(int(poll_s * 1e6))
-                else:
-                    time.sleep(poll_s)
-    finally:
-        if journal is not None:
-            journal.close()
+                    self._journal.disjunction()
+                _match_unit(self._journal, source.journal_unit or "", user)
+            self._journal.seek_tail()
+            self._journal.previous()  # position on the last existing entry; next() then yields only new ones
+
+    def fileno(self) -> int | None:
+        """The journal's change descriptor (pmsd.systemd.journal), None when every source is a file."""
+        return self._journal.fileno() if self._journal is not None else None
+
+    def read(self) -> list[LogLine]:
+        lines: list[LogLine] = []
+        if self._journal is not None:
+            self._journal.process()
+            while self._journal.next():
+                unit = (self._journal.get("_SYSTEMD_USER_UNIT" if self._user else "_SYSTEMD_UNIT") or b"").decode()
+                match = self._by_unit.get(unit)
+                if match is not None:
+                    lines.append(_journal_line(self._journal, match))
+        for path, source in self._files.items():
+            texts, self._positions[path] = _file_new_lines(path or "", self._positions[path])
+            now_usec = int(time.time() * 1e6)
+            lines += [LogLine(source.record.pm_id, source.record.name, now_usec, text, source.stream)
+                      for text in texts]
+        return lines
+
+    def wait(self, timeout_s: float) -> None:
+        """Until the journal changes or timeout_s passes (files cannot be waited for: it is a sleep)."""
+        if self._journal is not None:
+            self._journal.wait(int(timeout_s * 1e6))
+        else:
+            time.sleep(timeout_s)
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def __enter__(self) -> Tail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _size(path: str) -> int:

@@ -28,7 +28,7 @@ def list_processes(ctx: Context, target: Targets | None = None,
     of nothing exits non-zero; with no target (None, "" or an empty sequence),
     an empty registry is an empty list."""
     # god prepares its answer while the registry is read here: the two take about as long at 1,000 apps
-    asked = _ask_god(ctx) if counters is None and not ctx.god_disabled else None
+    asked = ask_god(ctx, "status") if counters is None and not ctx.god_disabled else None
     try:
         data = ctx.registry.read()
         if not target:  # None, "" or no targets: every app
@@ -51,18 +51,18 @@ def list_processes(ctx: Context, target: Targets | None = None,
     return [known[record.pm_id] for record in records]
 
 
-def _ask_god(ctx: Context) -> GodConnection | None:
-    """god asked for every app's state (pmsd.god.snapshot: one round trip on its socket); None when god is not
-    there to ask."""
+def ask_god(ctx: Context, method: str, timeout: float = GOD_TIMEOUT_S) -> GodConnection | None:
+    """The connection on which god was asked `method` ("status": every app's state, pmsd.god.snapshot: one round
+    trip on its socket); its answer() reads the reply. None when god is not there to ask."""
     path = socket_path(ctx.user, ctx.environ)
     if not os.path.exists(path):
         return None
     try:
-        connection = GodConnection(path, GOD_TIMEOUT_S)
+        connection = GodConnection(path, timeout)
     except PmsdError:
         return None
     try:
-        connection.ask("status")
+        connection.ask(method)
     except OSError:
         connection.close()
         return None

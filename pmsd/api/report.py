@@ -6,7 +6,6 @@ such, and the rest of the report is still printed.
 
 from __future__ import annotations
 
-import glob
 import os
 import platform
 import pwd
@@ -18,14 +17,9 @@ from pmsd import __version__
 from pmsd.api.god import god_disabled
 from pmsd.context import Context
 from pmsd.errors import PmsdError
+from pmsd.systemd.conf import JOURNALD_CONF, JOURNALD_DROPINS, RATE_LIMIT_DEFAULTS, read_journald
 from pmsd.systemd.names import CRON_PREFIX, GOD_UNIT, LISTENER_PREFIX, UNIT_PREFIX
 from pmsd.systemd.paths import LINGER_DIR, lingering
-
-JOURNALD_CONF = "/etc/systemd/journald.conf"
-# journald.conf(5): drop-ins in these directories, read in file-name order, later ones overriding.
-JOURNALD_DROPINS = ("/usr/lib/systemd/journald.conf.d", "/run/systemd/journald.conf.d",
-                    "/etc/systemd/journald.conf.d")
-JOURNALD_DEFAULTS = {"RateLimitIntervalSec": "30s", "RateLimitBurst": "10000"}
 
 
 @dataclass
@@ -38,47 +32,27 @@ class Report:
         self.sections.append((title, list(items)))
 
 
+def failure_text(error: PmsdError | OSError) -> str:
+    """What could not be read, in a few words: a PmsdError's message, an OSError's strerror."""
+    if isinstance(error, PmsdError):
+        return error.message
+    return error.strerror or str(error)
+
+
 def _safely(read: Callable[[], str]) -> str:
     try:
         return read()
-    except PmsdError as error:
-        return f"unavailable ({error.message})"
-    except OSError as error:
-        return f"unavailable ({error.strerror or error})"
+    except (PmsdError, OSError) as error:
+        return f"unavailable ({failure_text(error)})"
 
 
 def journald_rate_limits(conf: str = JOURNALD_CONF, dropin_dirs: Sequence[str] = JOURNALD_DROPINS,
                          ) -> list[tuple[str, str]]:
     """RateLimitIntervalSec= and RateLimitBurst= as journald reads them: its defaults, then journald.conf, then
     drop-ins in file-name order; each value says which file set it. Unreadable files are named."""
-    values = {key: (value, "default") for key, value in JOURNALD_DEFAULTS.items()}
-    unreadable: list[str] = []
-    dropins: dict[str, str] = {}
-    for directory in dropin_dirs:  # a file name in a later directory masks the same name in an earlier one
-        for path in glob.glob(os.path.join(glob.escape(directory), "*.conf")):
-            dropins[os.path.basename(path)] = path
-    for path in [conf, *(dropins[name] for name in sorted(dropins))]:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as file:
-                text = file.read()
-        except FileNotFoundError:
-            continue
-        except OSError:
-            unreadable.append(path)
-            continue
-        section = ""
-        for line in text.splitlines():
-            line = line.strip()
-            if not line or line[0] in "#;":
-                continue
-            if line.startswith("[") and line.endswith("]"):
-                section = line[1:-1]
-                continue
-            key, equals, value = line.partition("=")
-            if equals and section == "Journal" and key.strip() in values:
-                values[key.strip()] = (value.strip(), path)
-    items = [(key, f"{value} ({source})") for key, (value, source) in values.items()]
-    items += [("unreadable", path) for path in unreadable]
+    settings = read_journald(RATE_LIMIT_DEFAULTS, conf, dropin_dirs)
+    items = [(key, f"{value} ({source})") for key, (value, source) in settings.values.items()]
+    items += [("unreadable", path) for path in settings.unreadable]
     return items
 
 

@@ -18,7 +18,7 @@ app = typer.Typer(
     name="pmsd",
     help="PM2's process manager, with systemd doing the supervising. Apps run as transient units "
     "`pmsd-<name>.service` of your systemd user manager (or the system manager with --system). "
-    "PM2's commands for its own daemon, modules and PM2 Plus (link, install, monit, ...) are accepted "
+    "PM2's commands for its own daemon, modules and PM2 Plus (link, install, plus, ...) are accepted "
     "and say in one line what to use instead.",
     no_args_is_help=True,
     add_completion=False,
@@ -290,6 +290,35 @@ def report() -> None:
     _with_ctx("bug_report")
 
 
+@app.command("metrics")
+def metrics() -> None:
+    """Print one Prometheus scrape (text format 0.0.4) of every app: status, memory, CPU seconds, restarts,
+    unstable restarts, start time, open file descriptors; labels name, id, app_instance, namespace, unit.
+
+    For node_exporter's textfile collector, write a new file and rename it over the old one (from a cron job or
+    a timer), so the collector never reads half a file:
+
+      f=/var/lib/node_exporter/textfile/pmsd.prom; pmsd metrics > $f.$$; mv $f.$$ $f
+
+    When the apps cannot be read it still prints pmsd_up 0 (which the rename above passes on), then exits with
+    the error. To have Prometheus scrape god over HTTP instead: `pmsd set metrics_listen 127.0.0.1:9209` (or
+    'unix'); README, "Metrics"."""
+    _with_ctx("metrics")
+
+
+@app.command("doctor")
+def doctor(
+    json_out: bool = typer.Option(False, "--json", help="One JSON object: scope, status (ok, warn or fail) and "
+                                  "the findings (check, level, found, why, fix)."),
+) -> None:
+    """Check what makes pmsd misbehave on this host, and say how to fix each: the manager reachable, systemd's
+    version and the features it gives pmsd, lingering (user mode), cgroup v2 and the controllers the manager
+    has (why memory figures fall back to /proc), journald's rate limit and storage, god's state, other
+    processes on cluster apps' ports, and the clock. Each finding is OK, WARN or FAIL with why and the exact
+    command or file. Exit status 1 when a check fails, 0 otherwise (warnings included). Starts nothing."""
+    _with_ctx_kw("doctor", as_json=json_out)
+
+
 @app.command("examples")
 def examples() -> None:
     """Print a few common commands."""
@@ -361,13 +390,31 @@ def ls(
     sort: Optional[str] = typer.Option(None, "--sort", help="Sort by name, namespace, pid, id, cpu, memory, "  # noqa: UP045
                                        "uptime or status, :asc (default) or :desc (memory:desc)."),
     mini: bool = typer.Option(False, "--mini-list", "-m", help="One block of 'field : value' lines per app."),
+    watch: bool = typer.Option(False, "--watch", help="Show the list again every second until Ctrl-C, as `pm2 ls "
+                               "--watch`: redrawn in place on a terminal, one table after another to a pipe or "
+                               "file."),
 ) -> None:
     """List apps in PM2's table (aliases: list, status, l, ps)."""
-    _with_ctx_kw("ls", sort=sort, mini=mini)
+    _with_ctx_kw("ls", sort=sort, mini=mini, watch=watch)
 
 
 for _alias in ("list", "status", "l", "ps"):
     app.command(_alias, hidden=True)(ls)
+
+
+@app.command()
+def monit() -> None:
+    """A live view of the apps, PM2's monit (alias: imonit): status, restarts, CPU and memory of each app's whole
+    unit cgroup, updated every second, with their last minutes as sparklines; the selected app's unit, limits
+    and last exit as systemd tells it; its logs as they come (journal or files).
+
+    Keys: up/down or j/k select, r restart, s stop (asks first), l reload, PgUp/PgDn scroll the logs, Home/End
+    their oldest/newest, ? help, q or Ctrl-C quit. Printed to a pipe or a file, it shows the `pmsd ls` table
+    once."""
+    _with_ctx("monit")
+
+
+app.command("imonit", hidden=True)(monit)
 
 
 @app.command()
@@ -461,18 +508,20 @@ def reload_logs() -> None:
 
 
 _CONFIG_KEYS_HELP = "A global setting: log_max_size, log_retain, log_compress, log_rotate_interval, " \
-    "pm2_log_paths (or pm2-logrotate:max_size, :retain, :compress)."
+    "pm2_log_paths, metrics_listen (or pm2-logrotate:max_size, :retain, :compress)."
 
 
 @app.command("set")
 def set_(
     key: str = typer.Argument(..., help=_CONFIG_KEYS_HELP),
-    value: str = typer.Argument(..., help="Its value: '10M', '30', 'true', '24h'."),
+    value: str = typer.Argument(..., help="Its value: '10M', '30', 'true', '24h', 'unix', '127.0.0.1:9209'."),
 ) -> None:
     """Set a global setting for every app, as `pm2 set` does for pm2-logrotate: log_max_size,
     log_retain (30), log_compress (false) and log_rotate_interval rotate the files god writes (an app's own
     option wins); pm2_log_paths true sends apps started from then on with no -o/-e to PM2's default files,
-    $PM2_HOME/logs/<app>-out.log and <app>-error.log ($PM2_HOME: ~/.pm2). god applies a change at once."""
+    $PM2_HOME/logs/<app>-out.log and <app>-error.log ($PM2_HOME: ~/.pm2); metrics_listen has god serve
+    Prometheus metrics (`pmsd metrics`) over HTTP on 'unix' (metrics.sock beside god's socket) or an address and
+    port ('127.0.0.1:9209'), off by default. god applies a change at once."""
     _with_ctx_kw("set_config", key=key, value=value)
 
 

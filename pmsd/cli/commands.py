@@ -85,21 +85,34 @@ def mini_list(infos: Sequence[ProcessInfo], now: int) -> str:
     return "".join(out)
 
 
-def ls(ctx: Context, sort: str | None = None, mini: bool = False) -> int:
+def ls(ctx: Context, sort: str | None = None, mini: bool = False, watch: bool = False) -> int:
     from pmsd.api.query import list_processes
     from pmsd.model.record import now_ms
     from pmsd.render.table import render
 
     sort = sort if sort is not None else Output.sort
     key = sort_key(sort) if sort else None  # a bad --sort is refused before systemd is asked
-    infos = list_processes(ctx)
-    if key is not None:
-        infos = sorted(infos, key=key[0], reverse=key[1])
-    if mini or Output.mini:
-        sys.stdout.write(mini_list(infos, now_ms()))
-    else:
-        sys.stdout.write(render(infos, now_ms(), _colour()))
+
+    def table() -> str:
+        infos = list_processes(ctx)
+        if key is not None:
+            infos = sorted(infos, key=key[0], reverse=key[1])
+        return mini_list(infos, now_ms()) if mini or Output.mini else render(infos, now_ms(), _colour())
+
+    if watch:
+        from pmsd.cli.monit import refresh
+
+        return refresh(table)
+    sys.stdout.write(table())
     return ExitStatus.OK
+
+
+def monit(ctx: Context) -> int:
+    """The live view on a terminal; printed to a pipe or a file, the `ls` table once."""
+    from pmsd.cli.monit import run_monit
+
+    status = run_monit(ctx)
+    return ls(ctx) if status is None else status
 
 
 def jlist(ctx: Context) -> int:
@@ -460,6 +473,17 @@ def update(ctx: Context) -> int:
     return ExitStatus.OK
 
 
+def metrics(ctx: Context) -> int:
+    from pmsd.api.metrics import collect
+    from pmsd.render.metrics import render_metrics
+
+    scrape = collect(ctx)
+    sys.stdout.write(render_metrics(scrape))  # with pmsd_up 0 when the apps could not be read, then the error
+    if scrape.error is not None:
+        raise scrape.error
+    return ExitStatus.OK
+
+
 def bug_report(ctx: Context) -> int:
     from pmsd.api.report import collect
 
@@ -473,6 +497,18 @@ def bug_report(ctx: Context) -> int:
         for label, value in items:
             print(f"{label.ljust(width)} : {value}")
     return ExitStatus.OK
+
+
+def doctor(ctx: Context, as_json: bool) -> int:
+    """Every check's finding; exit 1 when one fails (warnings alone: 0)."""
+    from pmsd.api.doctor import diagnose
+    from pmsd.model.doctor import Level, worst
+    from pmsd.render.doctor import render_json, render_text
+
+    findings = diagnose(ctx)
+    scope = "user" if ctx.user else "system"
+    sys.stdout.write(render_json(findings, scope) if as_json else render_text(findings, scope, _colour()))
+    return ExitStatus.ERROR if worst(findings) == Level.FAIL else ExitStatus.OK
 
 
 def save(ctx: Context, force: bool) -> int:

@@ -64,8 +64,6 @@ ELSEWHERE: dict[str, tuple[str, int]] = {
               ExitStatus.USAGE),
     "sysinfos": ("use `pmsd report` for pmsd and systemd, and your system's tools (lscpu, free) for the host",
                  ExitStatus.USAGE),
-    "monit": ("use `watch pmsd ls`, or `systemd-cgtop` for every unit's CPU and memory", ExitStatus.USAGE),
-    "imonit": ("use `watch pmsd ls`, or `systemd-cgtop` for every unit's CPU and memory", ExitStatus.USAGE),
     "dashboard": ("use `pmsd ls`, `pmsd logs` and `systemd-cgtop`", ExitStatus.USAGE),
     "dash": ("use `pmsd ls`, `pmsd logs` and `systemd-cgtop`", ExitStatus.USAGE),
     "pull": (_VERSIONING + "`git pull` in the app's cwd, then `pmsd reload <app>`", ExitStatus.USAGE),

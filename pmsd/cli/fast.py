@@ -1,5 +1,6 @@
 """The fast path for the commands run most: `ls` and its aliases, `jlist`, `prettylist` (no options),
-`logs` (its few flags) and `start` (its flags come from cli/grammar.py, shared with typer).
+`logs` (its few flags) and `start` (its flags come from cli/grammar.py, shared with typer), and `monit`
+(no options), whose start-up is part of what it promises.
 
 `pmsd ls` should cost little more than the D-Bus calls it makes, and `pmsd logs` little more than the journal
 reads; importing typer (and click) alone costs more than either. Anything this parser does not fully
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pmsd.context import Context
 
 LS_ALIASES = ("ls", "list", "status", "l", "ps")
-LS_FLAGS = ("--mini-list", "-m")
+LS_FLAGS = ("--mini-list", "-m", "--watch")
 LS_VALUE_OPTIONS = ("--sort",)
 LOGS_FLAGS = ("--nostream", "--raw", "--json", "--out", "--err")
 LOGS_VALUE_OPTIONS = ("--lines", "--timestamp", "--highlight")
@@ -100,12 +101,12 @@ def _ls(ctx: Context, rest: list[str]) -> int | None:
     from pmsd.cli import commands
 
     sort: str | None = None
-    mini = False
+    flags: set[str] = set()
     index = 0
     while index < len(rest):
         name, has_value, inline = rest[index].partition("=")
         if rest[index] in LS_FLAGS:
-            mini = True
+            flags.add(rest[index])
         elif name in LS_VALUE_OPTIONS and has_value:
             sort = inline
         elif name in LS_VALUE_OPTIONS and index + 1 < len(rest):
@@ -114,7 +115,7 @@ def _ls(ctx: Context, rest: list[str]) -> int | None:
         else:
             return None
         index += 1
-    return commands.ls(ctx, sort=sort, mini=mini)
+    return commands.ls(ctx, sort=sort, mini=bool(flags & {"--mini-list", "-m"}), watch="--watch" in flags)
 
 
 def _table() -> dict[str, Callable[[Context, list[str]], int | None]]:
@@ -129,6 +130,8 @@ def _table() -> dict[str, Callable[[Context, list[str]], int | None]]:
         "logs": _logs,
         "start": _start,
         "log": _logs,
+        "monit": no_options(commands.monit),
+        "imonit": no_options(commands.monit),
     }
     for alias in LS_ALIASES:
         table[alias] = _ls

@@ -31,6 +31,9 @@ NotifyAccess=main
 ExecStart={exec_start} {scope}
 Restart=always
 RestartSec=100ms
+# SIGTERM to god alone: it finishes the commands its children run for CLIs (pmsd.god.runner), then exits;
+# whatever is left is killed then (systemd.kill(5), KillMode=mixed).
+KillMode=mixed
 # god pings the watchdog every 5 s from its event loop: a loop stuck for 10 s is killed and restarted.
 WatchdogSec=10s
 # Its socket (god.sock, 0600) lives here; systemd creates it 0700 and removes it when god stops.

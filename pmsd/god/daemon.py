@@ -14,12 +14,14 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from pmsd.context import Context
 from pmsd.errors import PmsdError
 from pmsd.god.handlers import ApiHandlers
 from pmsd.god.logwriter import LogWriter, target_of
 from pmsd.god.loop import Loop, Timer
+from pmsd.god.metrics_http import MetricsListener
 from pmsd.god.notify import notifier
 from pmsd.god.policies import BackoffPolicy, MemoryPolicy, Restarter, WatchPolicy, log
 from pmsd.god.runner import CommandRunner
@@ -32,7 +34,7 @@ from pmsd.model.protocol import EventMessage
 from pmsd.model.record import AppRecord
 from pmsd.state.config import read_config
 from pmsd.state.counters import load_counters, save_counters
-from pmsd.state.paths import socket_path
+from pmsd.state.paths import metrics_socket_path, socket_path
 from pmsd.systemd.names import CRON_PREFIX, SERVICE_SUFFIX, UNIT_PREFIX, app_name_of_cron_unit
 from pmsd.systemd.signals import UnitChange, UnitChanged, UnitNew, UnitRemoved, UnitSignal
 from pmsd.systemd.states import ActiveState
@@ -70,6 +72,8 @@ class God:
         self.runner = CommandRunner(self.loop, log, ctx.user)
         self.handlers = ApiHandlers(ctx, self.trackers, self.counters, lambda: self._sync_registry(seed=False),
                                     self.logs.reopen, self._before_wait, self.runner)
+        self.metrics = MetricsListener(self.loop, self.handlers.metrics, log,
+                                       metrics_socket_path(ctx.user, ctx.environ))
 
     # ------------------------------------------------------------------------------------ start / stop
     def start(self) -> None:
@@ -98,6 +102,7 @@ class God:
             self._save_counters()
             if self.server is not None:
                 self.server.close()
+            self.metrics.close()
             if self.registry_watcher is not None:
                 self.registry_watcher.close()
             self.watch.close()
@@ -105,7 +110,9 @@ class God:
             log("stopped")
 
     def stop(self) -> None:
-        self.loop.running = False
+        # Once the commands god runs for CLIs have finished: systemd sends SIGTERM to god alone (KillMode=mixed),
+        # so a `pmsd start` under way is not cut in half by `pmsd update`.
+        self.runner.drain(self.loop.stop)
 
     def _watchdog(self, every_s: float) -> None:
         self.notify("WATCHDOG=1")
@@ -231,11 +238,8 @@ class God:
             return
         self.registry_stamp = stamp
         records = {record.unit: record for record in data.apps}
-        try:
-            config = read_config(self.ctx.state_dir)
-        except PmsdError as error:
-            log(f"{error.message}; using the default settings")
-            config = {}
+        config = _global_settings(self.ctx.state_dir)
+        self.metrics.configure(config)
         self.logs.sync(target for record in data.apps
                        if (target := target_of(record, self.ctx.user, self.ctx.environ, config)) is not None)
         loaded = {listing.name for listing in self.manager.list_units([f"{UNIT_PREFIX}*.service"])}
@@ -293,6 +297,16 @@ class God:
             save_counters(self.ctx.state_dir, self.counters)
         except OSError as error:
             log(f"cannot save counters: {error}")
+
+
+def _global_settings(state_dir: str) -> dict[str, Any]:
+    """`pmsd set`'s settings (pmsd.state.config); the defaults when they cannot be read."""
+    try:
+        return read_config(state_dir)
+    except PmsdError as error:
+        log(f"{error.message}; using the default settings")
+        return {}
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pmsd import __version__
+from pmsd.api.metrics import scrape_of
 from pmsd.context import Context
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.god.runner import CommandRunner
@@ -30,6 +31,7 @@ from pmsd.model.protocol import (
 )
 from pmsd.model.status import ProcessInfo, runtime_row
 from pmsd.render.jlist import jlist_entries
+from pmsd.render.metrics import render_metrics
 
 
 class ApiHandlers:
@@ -87,19 +89,31 @@ class ApiHandlers:
         return {"id": request_id, "result": {"state_dir": self.ctx.state_dir,
                                              "apps": {str(info.pm_id): runtime_row(info) for info in infos}}}
 
-    def _live(self, request_id: RequestId) -> Sequence[ProcessInfo] | ErrorReply:
-        """Every app as systemd has it now (pmsd.god.snapshot), or the error reply saying why not.
+    def live(self) -> Sequence[ProcessInfo]:
+        """Every app as systemd has it now (pmsd.god.snapshot); PmsdError when systemd cannot say.
 
         The signals come first, the registry after: a new app's signals wait in god's queue until the registry
         names it, and then tell its first events; read the other way round, god would take the app's state
         from systemd as it is now, and drop those signals as older than what it knows (no "online" event:
         regression seen in CI, `pmsd start` asks for the table at once)."""
+        listing = current_units(self.ctx.manager, self.handle_waiting_signals)
+        self.refresh_registry()
+        return live_processes(self.ctx.manager, self.trackers, self.counters, listing)
+
+    def _live(self, request_id: RequestId) -> Sequence[ProcessInfo] | ErrorReply:
+        """live(), or the error reply saying why not."""
         try:
-            listing = current_units(self.ctx.manager, self.handle_waiting_signals)
-            self.refresh_registry()
-            return live_processes(self.ctx.manager, self.trackers, self.counters, listing)
+            return self.live()
         except PmsdError as error:
             return error_reply(request_id, error.message, error.hint or "", error.status)
+
+    def metrics(self) -> str:
+        """The Prometheus scrape (pmsd.render.metrics) god's metrics listener serves, read when it is asked."""
+        try:
+            scrape = scrape_of(self.live(), god_up=True)
+        except PmsdError as error:
+            scrape = scrape_of([], True, error)
+        return render_metrics(scrape)
 
     def run(self, request_id: RequestId, connection: Connection, params: object) -> RunReply | ErrorReply:
         """A CLI command run by a fork of god as its caller (pmsd.god.runner); declined with the reason when it

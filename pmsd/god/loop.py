@@ -83,6 +83,9 @@ class Loop:
             if not timer.cancelled:
                 timer.callback()
 
+    def stop(self) -> None:
+        self.running = False
+
     def run(self, before_wait: Callable[[], None]) -> None:
         while self.running:
             self.run_once(before_wait)

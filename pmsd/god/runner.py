@@ -27,6 +27,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,6 +41,7 @@ from pmsd.god.loop import Loop
 WARM_MODULES = ("pmsd.cli.fast", "pmsd.cli.commands", "pmsd.cli.grammar", "pmsd.api.lifecycle", "pmsd.api.report",
                 "pmsd.api.query", "pmsd.api.godlink", "pmsd.api.logs", "pmsd.render.table", "pmsd.render.jlist",
                 "pmsd.render.logs")
+STOP_DRAIN_S = 30.0  # how long a stopping god waits for the commands it runs (systemd's stop timeout is 90 s)
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -62,6 +64,8 @@ class CommandRunner:
         self.log = log
         self.user = user
         self.stamps: dict[str, int] | None = None  # taken when the modules are warmed
+        self.children: set[int] = set()  # running commands, by pid
+        self.stopping = False  # god is stopping: it finishes the commands it runs, and takes no new one
 
     def warm(self) -> None:
         """Import what the children need (once, ~100 ms, in god's idle time after it is ready)."""
@@ -78,6 +82,8 @@ class CommandRunner:
         """Why this request cannot run here, or None. A caller that hung up (Ctrl-C before god answered) is not
         run for: it may be running the command itself."""
         argv = params.get("argv")
+        if self.stopping:
+            return "god is stopping"
         if not self.user:
             return "the system manager's god runs hardened; the CLI runs system commands itself"
         if not isinstance(argv, list) or not all(isinstance(word, str) for word in argv) or not (
@@ -107,6 +113,19 @@ class CommandRunner:
         self.stamps = {**now, **stamps}
         return changed
 
+    def drain(self, then: Callable[[], None]) -> None:
+        """Take no new command; call `then` once the running ones have ended, or after STOP_DRAIN_S."""
+        self.stopping = True
+        deadline = time.monotonic() + STOP_DRAIN_S
+
+        def check() -> None:
+            if self.children and time.monotonic() < deadline:
+                self.loop.call_later(0.02, check)
+            else:
+                then()
+
+        check()
+
     def run(self, params: Mapping[str, Any], fds: list[int], on_exit: Callable[[int], None]) -> int:
         """Fork the child that runs the command; returns its pid."""
         for stream in (sys.stdout, sys.stderr):
@@ -123,9 +142,11 @@ class CommandRunner:
             self.loop.remove_reader(pidfd)
             os.close(pidfd)
             _, wait_status = os.waitpid(pid, 0)
+            self.children.discard(pid)
             on_exit(os.waitstatus_to_exitcode(wait_status))
 
         self.loop.add_reader(pidfd, reap)
+        self.children.add(pid)
         return pid
 
 

@@ -54,20 +54,17 @@ class Connection:
         self._flush()
 
     def _flush(self) -> None:
-        while self.outbox and not self.closed:
-            try:
-                sent = self.sock.send(self.outbox)
-            except BlockingIOError:
-                # The peer's buffer is full (a large reply, a slow reader): the rest goes out when the socket
-                # can take it. (Regression: it used to wait for the next message, and a 1,000-app `ls` for a
-                # watchdog tick per socket buffer.)
-                self._want_writable(True)
-                return
-            except OSError:
-                self.close()
-                return
-            self.outbox = self.outbox[sent:]
-        self._want_writable(False)
+        if self.closed:
+            return
+        rest = send_some(self.sock, self.outbox)
+        if rest is None:
+            self.close()
+            return
+        self.outbox = rest
+        # What the peer's buffer could not take (a large reply, a slow reader) goes out when the socket can take
+        # it. (Regression: it used to wait for the next message, and a 1,000-app `ls` for a watchdog tick per
+        # socket buffer.)
+        self._want_writable(bool(rest))
 
     def _want_writable(self, wanted: bool) -> None:
         if wanted == self.writing or self.closed:
@@ -128,17 +125,7 @@ class ApiServer:
         self.loop = loop
         self.handler = handler
         self.connections: set[Connection] = set()
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)  # a socket left by a god that was killed
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-        old_umask = os.umask(0o177)  # created 0600: there is no moment when others could connect
-        try:
-            self.sock.bind(path)
-        finally:
-            os.umask(old_umask)
-        os.chmod(path, 0o600)
-        self.sock.listen(64)
+        self.sock = listen_unix(path)
         loop.add_reader(self.sock.fileno(), self._accept)
 
     def _accept(self) -> None:
@@ -176,6 +163,39 @@ class ApiServer:
         self.sock.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+
+
+def send_some(sock: socket.socket, data: bytes) -> bytes | None:
+    """Send what a non-blocking socket takes now: the rest (b"" when all went), None when the peer is gone."""
+    while data:
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            return data
+        except OSError:
+            return None
+        data = data[sent:]
+    return data
+
+
+def listen_unix(path: str, backlog: int = 64) -> socket.socket:
+    """A non-blocking listening socket at `path`, for god's user only (mode 0600), in place of one a killed god
+    left."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # a socket left by a god that was killed
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    old_umask = os.umask(0o177)  # created 0600: there is no moment when others could connect
+    try:
+        sock.bind(path)
+        os.chmod(path, 0o600)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old_umask)
+    return sock
 
 
 def peer_uid(sock: socket.socket) -> int:

@@ -90,6 +90,22 @@ def unit_rss_bytes(control_group: str, main_pid: int) -> int:
     return sum(rss_bytes(pid) for pid in unit_pids(control_group, main_pid))
 
 
+def unit_open_fds(control_group: str, main_pid: int) -> int | None:
+    """The file descriptors the unit's processes hold together (/proc/<pid>/fd, proc(5)); None when one of them
+    cannot be read (another user's process, a non-dumpable one) or the unit has no process: a partial sum
+    would pass for the whole."""
+    pids = unit_pids(control_group, main_pid)
+    total = 0
+    for pid in pids:
+        try:
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+        except FileNotFoundError:
+            continue  # it exited since the cgroup was listed
+        except OSError:
+            return None
+    return total if pids else None
+
+
 def cgroup_memory_current(control_group: str) -> int | None:
     """The file systemd reads for MemoryCurrent (unit_get_memory_current(), src/core/cgroup.c): memory.current on
     cgroup v2, memory.usage_in_bytes in the v1 memory hierarchy; either exists only where the unit has a

@@ -36,6 +36,9 @@ class ProcessInfo:
     exit_code: int | None
     invocation_id: str
     control_group: str
+    # CPU time of the current run, in seconds (systemd's CPUUsageNSec, else the processes' utime+stime);
+    # None when not running or not readable
+    cpu_seconds: float | None = None
 
     @property
     def pm_id(self) -> int:
@@ -88,13 +91,15 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
     pid = state.main_pid if state is not None and running else 0
     started_usec = (state.exec_main_start_usec or state.active_enter_usec) if state is not None else 0
     memory, cpu = 0, 0.0
+    used: float | None = None  # CPU seconds of the current run, None when unknown
     if state is not None and running:
         # The unit's processes are listed once, only when systemd lacks a figure (pmsd.linux.procfs)
         pids = unit_pids(state.control_group, state.main_pid) if None in (state.memory_bytes, state.cpu_nsec) else []
         memory = state.memory_bytes if state.memory_bytes is not None else sum(map(rss_bytes, pids))
-        if started_usec:
+        if state.cpu_nsec is not None or pids:
+            used = state.cpu_nsec / 1e9 if state.cpu_nsec is not None else sum(map(cpu_seconds, pids))
+        if started_usec and used is not None:
             elapsed = (now if now is not None else time.time()) - started_usec / 1e6
-            used = (state.cpu_nsec / 1e9) if state.cpu_nsec is not None else sum(map(cpu_seconds, pids))
             cpu = round(100.0 * used / elapsed, 1) if elapsed > 0 else 0.0
     exit_code = None
     if state is not None and state.exec_main_code:
@@ -114,6 +119,7 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
         exit_code=exit_code,
         invocation_id=state.invocation_id if state is not None else "",
         control_group=state.control_group if state is not None else "",
+        cpu_seconds=used,
     )
 
 
@@ -178,7 +184,7 @@ def _result_of_run(state: ServiceState) -> str:
 # What god sends for each app for `pmsd ls` (its "status" method): the runtime part of a ProcessInfo; the
 # client pairs it with its own registry record.
 _RUNTIME_FIELDS = ("unit", "pid", "restart_time", "unstable_restarts", "uptime_since_ms", "memory_bytes",
-                   "cpu_percent", "exit_code", "invocation_id", "control_group")
+                   "cpu_percent", "exit_code", "invocation_id", "control_group", "cpu_seconds")
 
 
 def runtime_row(info: ProcessInfo) -> dict[str, object]:
@@ -192,4 +198,6 @@ def info_from_row(record: AppRecord, row: dict[str, Any]) -> ProcessInfo:
                        uptime_since_ms=int(row["uptime_since_ms"]), memory_bytes=int(row["memory_bytes"]),
                        cpu_percent=float(row["cpu_percent"]),
                        exit_code=None if row["exit_code"] is None else int(row["exit_code"]),
-                       invocation_id=str(row["invocation_id"]), control_group=str(row["control_group"]))
+                       invocation_id=str(row["invocation_id"]), control_group=str(row["control_group"]),
+                       # absent from a god of an earlier version
+                       cpu_seconds=None if row.get("cpu_seconds") is None else float(row["cpu_seconds"]))

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pmsd.systemd.paths import runtime_dir as user_runtime_dir
 
 SOCKET_NAME = "god.sock"
+METRICS_SOCKET_NAME = "metrics.sock"
 
 
 def default_state_dir(user: bool, environ: Mapping[str, str]) -> str:
@@ -28,3 +29,8 @@ def runtime_dir(user: bool, environ: Mapping[str, str]) -> str:
 
 def socket_path(user: bool, environ: Mapping[str, str]) -> str:
     return environ.get("PMSD_GOD_SOCKET") or os.path.join(runtime_dir(user, environ), SOCKET_NAME)
+
+
+def metrics_socket_path(user: bool, environ: Mapping[str, str]) -> str:
+    """Where god serves Prometheus metrics when `pmsd set metrics_listen unix`: beside its API socket."""
+    return os.path.join(os.path.dirname(socket_path(user, environ)), METRICS_SOCKET_NAME)

@@ -321,6 +321,13 @@ def memory_peak(manager: Manager, unit: str) -> int | None:
     return None if value == _UNSET else value
 
 
+def control_group(manager: Manager) -> str:
+    """The manager's own cgroup, its Manager property ControlGroup (org.freedesktop.systemd1(5)): a user manager's
+    user@UID.service, "" for the system manager at the root. A function beside the class: Manager is at its size
+    limit."""
+    return str(manager._get(MANAGER_PATH, MANAGER, "ControlGroup", "s", "") or "")
+
+
 def memory_current(manager: Manager, unit: str) -> int | None:
     value = manager.service_property(unit, "MemoryCurrent", "t")
     return None if value == _UNSET else int(value)

@@ -43,6 +43,8 @@ def _library() -> Any:
                                                ctypes.POINTER(ctypes.c_size_t)]),
         "sd_journal_set_data_threshold": (ctypes.c_int, [handle, ctypes.c_size_t]),
         "sd_journal_wait": (ctypes.c_int, [handle, ctypes.c_uint64]),
+        "sd_journal_get_fd": (ctypes.c_int, [handle]),
+        "sd_journal_process": (ctypes.c_int, [handle]),
     }
     for function, (restype, argtypes) in signatures.items():
         getattr(lib, function).restype = restype
@@ -123,3 +125,12 @@ class Journal:
     def wait(self, timeout_usec: int) -> int:
         """Block until the journal changes or the timeout passes; SD_JOURNAL_NOP (0) on timeout."""
         return _check(self._lib.sd_journal_wait(self._handle, timeout_usec), "sd_journal_wait")
+
+    def fileno(self) -> int:
+        """A descriptor that becomes readable when the journal changes, for select()/poll() (sd_journal_get_fd(3));
+        after it was, process() before reading on. journald signals changes at most every 250 ms."""
+        return _check(self._lib.sd_journal_get_fd(self._handle), "sd_journal_get_fd")
+
+    def process(self) -> int:
+        """Take note of what woke fileno() (new entries, new or rotated files); SD_JOURNAL_NOP (0) if nothing."""
+        return _check(self._lib.sd_journal_process(self._handle), "sd_journal_process")

@@ -114,3 +114,38 @@ def test_listing_and_log_tails_run_in_god_and_say_what_the_cli_says(god: Pmsd, t
     head = subprocess.run(f"{sys.executable} -m pmsd jlist | head -c 1", shell=True, capture_output=True, text=True,
                           cwd=god.cwd, env=god.env, timeout=60, check=False)
     assert head.stdout == "[" and "Traceback" not in head.stderr
+
+
+READY_LATE = """import os, socket, time
+time.sleep(2)  # a start that takes a while: systemd waits for READY=1 (--wait-ready)
+address = os.environ["NOTIFY_SOCKET"]
+with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+    notify.sendto(b"READY=1", "\\0" + address[1:] if address.startswith("@") else address)
+time.sleep(100000)
+"""
+
+
+def test_restarting_god_lets_a_command_it_runs_finish(god: Pmsd, token: str) -> None:
+    """`pmsd update` (or a package upgrade) restarting god while it runs a `pmsd start`: systemd signals god
+    alone (KillMode=mixed), god finishes the command, and the CLI gets the command's own outcome."""
+    god_pid = _god_pid(god)
+    name = f"late-{token}"
+    script = os.path.join(god.cwd, "ready_late.py")
+    with open(script, "w", encoding="utf-8") as handle:
+        handle.write(READY_LATE)
+    cli = subprocess.Popen([sys.executable, "-m", "pmsd", "start", script, "--name", name, "--wait-ready"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=god.cwd, env=god.env)
+    try:
+        wait_for(lambda: _children(god_pid) or None, 10, "god's child running the start")
+        restart = subprocess.run(["systemctl", "--user", "restart", GOD], env=god.env, capture_output=True,
+                                 text=True, timeout=60, check=False)
+        stdout, stderr = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    assert restart.returncode == 0, restart.stderr
+    assert cli.returncode == 0, stderr
+    assert f"[pmsd] start {name} (id 0): started" in stdout
+    assert _god_pid(god) not in (0, god_pid)
+    god.wait_status(name, "online")

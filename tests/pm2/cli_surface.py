@@ -144,8 +144,9 @@ COMMANDS: tuple[Command, ...] = (
              "(README, Where pmsd differs)"),
     _command("slist|sysinfos", ELSEWHERE),
     _command("prettylist", SAME),
-    _command("monit", ELSEWHERE),
-    _command("imonit", ELSEWHERE),
+    _command("monit", DIFFERS, "pmsd's own live view (curses): CPU and memory of the whole unit cgroup with "
+             "sparklines, the app's journal or files, keys to restart, stop and reload; no custom metrics (pmx)"),
+    _command("imonit", DIFFERS, "the same view as `pmsd monit` (PM2's older monitor)"),
     _command("dashboard|dash", ELSEWHERE),
     _command("flush", DIFFERS, "journald cannot delete one unit's lines: `pmsd logs` starts after the flush "
              "(README, Logs)"),
@@ -249,4 +250,4 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 # pmsd's commands that PM2 does not have, or spells only as an alias pmsd adds.
-PMSD_ONLY = ("events", "log", "export")
+PMSD_ONLY = ("events", "log", "export", "metrics", "doctor")
