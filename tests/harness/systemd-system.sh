@@ -69,6 +69,7 @@ PACKAGES=(systemd systemd-sysv dbus dbus-user-session libpam-systemd python3 pyt
     # The Debian package's Depends (debian/control), so that `apt-get install ./pmsd_*.deb` works offline
     # inside, and what the end-to-end suite needs to run there on the release's own python3-* versions.
     python3-jinja2 python3-pystemd python3-sdnotify python3-typer python3-yaml python3-pytest python3-hypothesis
+    python3-prometheus-client
     # The package's Recommends: Node apps and ecosystem.config.js, on the release's own node (18, 20).
     nodejs)
 # Host packages: nspawn + debootstrap (--no-install-recommends: the recommended libnss-mymachines edits the
