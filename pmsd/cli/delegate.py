@@ -1,5 +1,5 @@
 """Hand a command to god, which runs it as this process would, from modules it already has loaded
-(pmsd.god.runner): `pmsd start`, `ls`, `jlist` then cost the work rather than the imports.
+(pmsd.god.runner): `pmsd start`, `ls`, `jlist`, `metrics` then cost the work rather than the imports.
 
 The command is handed over only when god takes it before anything is done: if god is not running, declines
 (another version, its code changed on disk, the system manager), or the socket fails before it said yes, this
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 IN_GOD = False  # set in god's child (pmsd.god.runner): the command runs there, and is not handed over again
-LISTING_COMMANDS = ("ls", "list", "status", "l", "ps", "jlist", "prettylist")
+LISTING_COMMANDS = ("ls", "list", "status", "l", "ps", "jlist", "prettylist", "metrics")
 CONNECT_TIMEOUT_S = 5.0
 # god answers at once (it forks). A god stuck longer is killed by its watchdog (WatchdogSec=10s) with its whole
 # cgroup, a child it forked included, and the connection ends: the CLI may then run the command itself. Past

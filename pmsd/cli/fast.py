@@ -1,6 +1,6 @@
 """The fast path for the commands run most: `ls` and its aliases, `jlist`, `prettylist` (no options),
 `logs` (its few flags) and `start` (its flags come from cli/grammar.py, shared with typer), and `monit`
-(no options), whose start-up is part of what it promises.
+(no options), whose start-up is part of what it promises, and `metrics` (no options: scraped often).
 
 `pmsd ls` should cost little more than the D-Bus calls it makes, and `pmsd logs` little more than the journal
 reads; importing typer (and click) alone costs more than either. Anything this parser does not fully
@@ -127,6 +127,7 @@ def _table() -> dict[str, Callable[[Context, list[str]], int | None]]:
     table: dict[str, Callable[[Context, list[str]], int | None]] = {
         "jlist": no_options(commands.jlist),
         "prettylist": no_options(commands.prettylist),
+        "metrics": no_options(commands.metrics),
         "logs": _logs,
         "start": _start,
         "log": _logs,

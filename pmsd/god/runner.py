@@ -40,7 +40,7 @@ from pmsd.god.loop import Loop
 # Imported before the first fork, so that every child finds them loaded (what `pmsd start` imports).
 WARM_MODULES = ("pmsd.cli.fast", "pmsd.cli.commands", "pmsd.cli.grammar", "pmsd.api.lifecycle", "pmsd.api.report",
                 "pmsd.api.query", "pmsd.api.godlink", "pmsd.api.logs", "pmsd.render.table", "pmsd.render.jlist",
-                "pmsd.render.logs")
+                "pmsd.render.logs", "pmsd.api.metrics", "pmsd.render.metrics")
 STOP_DRAIN_S = 30.0  # how long a stopping god waits for the commands it runs (systemd's stop timeout is 90 s)
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,7 +88,7 @@ class CommandRunner:
             return "the system manager's god runs hardened; the CLI runs system commands itself"
         if not isinstance(argv, list) or not all(isinstance(word, str) for word in argv) or not (
                 delegate.may_hand_over(argv)):
-            return "god runs only short commands (start, ls, jlist, logs --nostream)"
+            return "god runs only short commands (start, ls, jlist, metrics, logs --nostream)"
         if len(fds) != 3:
             return "expected the caller's stdin, stdout and stderr"
         if params.get("version") != __version__ or params.get("package") != PACKAGE_DIR:

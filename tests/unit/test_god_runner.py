@@ -148,6 +148,7 @@ def test_the_cli_runs_the_command_itself_when_god_declines_or_is_absent(served: 
     assert not delegate.wanted(["--system", "start", "app.py"], {})
     assert not delegate.wanted(["restart", "app"], {})
     assert delegate.wanted(["jlist"], {}) and delegate.wanted(["ls"], {"PMSD_NO_GOD": "0"})
+    assert delegate.wanted(["metrics"], {}) and not delegate.wanted(["monit"], {})
     assert delegate.wanted(["logs", "api", "--nostream"], {}) and not delegate.wanted(["logs", "api"], {})
 
 
