@@ -66,7 +66,7 @@ def run_in_god(argv: list[str]) -> int | None:
         request = {"id": 1, "method": "run", "params": {
             "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask(),
             "encoding": getattr(sys.stdout, "encoding", None) or "utf-8", "version": __version__,
-            "package": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}}
+            "package": os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "mounts": mount_namespace()}}
         payload = json.dumps(request, separators=(",", ":")).encode() + b"\n"
         descriptors = array.array("i", [0, 1, 2]).tobytes()
         sock.sendmsg([payload], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, descriptors)])
@@ -104,6 +104,14 @@ class _Lines:
             self.buffer += chunk
         line, _, self.buffer = self.buffer.partition(b"\n")
         return line + b"\n"
+
+
+def mount_namespace() -> str:
+    """This process's mount namespace ("mnt:[4026531841]"): god runs a command only where it sees the same files."""
+    try:
+        return os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return ""
 
 
 def _connected() -> _socket.socket | None:

@@ -96,6 +96,10 @@ class CommandRunner:
         if not isinstance(params.get("cwd"), str) or not isinstance(params.get("env"), dict) or not isinstance(
                 params.get("umask"), int):
             return "cwd, env and umask are required"
+        if params.get("mounts") != delegate.mount_namespace() or not delegate.mount_namespace():
+            # A CLI in another mount namespace (a unit with PrivateTmp=, a container) sees other files: its
+            # paths would not mean the same here.
+            return "the CLI runs in another mount namespace"
         if not _peer_waiting(client):
             return "the caller has gone"
         if threading.active_count() > 1:

@@ -14,7 +14,8 @@ Methods:
   reloadLogs -> {"reopened": true}: the log files god writes are reopened
   subscribe  -> {"subscribed": true}; then events (see pmsd.model.events.Event.to_json)
   run        params {"argv": [...], "cwd": str, "env": {...}, "umask": int, "encoding": str, "version": str,
-                     "package": str}, sent with the caller's stdin, stdout and stderr (SCM_RIGHTS):
+                     "package": str, "mounts": str (the caller's mount namespace)},
+             sent with the caller's stdin, stdout and stderr (SCM_RIGHTS):
              -> {"pid": int}, the process god forked to run `pmsd <argv>` as the caller (pmsd.god.runner), then
                 a second reply to the same id, {"exit": int}, once it has ended (its exit status; -N: signal N).
                 An error when god declines (the caller then runs the command itself).

@@ -28,7 +28,8 @@ def _params(tmp_path: Path, **changes: Any) -> dict[str, Any]:
     params: dict[str, Any] = {"argv": ["start", "--help"], "cwd": str(tmp_path), "umask": 0o022,
                               "env": {"PATH": os.environ.get("PATH", "/usr/bin"), "NO_COLOR": "1", "COLUMNS": "100",
                                       "XDG_STATE_HOME": str(tmp_path / "state")},
-                              "encoding": "utf-8", "version": __version__, "package": PACKAGE_DIR}
+                              "encoding": "utf-8", "version": __version__, "package": PACKAGE_DIR,
+                              "mounts": delegate.mount_namespace()}
     params.update(changes)
     return params
 
@@ -50,6 +51,8 @@ def warm_runner() -> CommandRunner:
     ({"package": "/elsewhere/pmsd"}, "another pmsd installation or version"),
     ({"cwd": None}, "cwd, env and umask are required"),
     ({"env": ["PATH=/bin"]}, "cwd, env and umask are required"),
+    ({"mounts": "mnt:[1]"}, "another mount namespace"),  # PrivateTmp=, a container: other files
+    ({"mounts": None}, "another mount namespace"),
 ])
 def test_god_declines_what_could_turn_out_otherwise(tmp_path: Path, warm_runner: CommandRunner,
                                                     changes: dict[str, Any], reason: str) -> None:
