@@ -35,7 +35,7 @@ from pmsd.linux.procfs import cgroup_cpu_usage_nsec, cpu_seconds, unit_pids
 from pmsd.model.record import now_ms
 from pmsd.model.status import ProcessInfo
 from pmsd.render.monit import DOING, RUNNING, Action, Line, Monit, Style, exit_reason, layout, render
-from pmsd.render.table import _width as text_width
+from pmsd.render.table import text_width
 
 if TYPE_CHECKING:
     from pmsd.render.monit import Outcome

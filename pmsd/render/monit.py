@@ -18,7 +18,7 @@ from typing import Protocol
 from pmsd.errors import PmsdError
 from pmsd.model.status import ProcessInfo, Status, exit_detail
 from pmsd.render.formats import memory, uptime
-from pmsd.render.table import _width as text_width
+from pmsd.render.table import text_width
 from pmsd.systemd.states import ServiceState
 
 HISTORY = 120  # samples kept per app, one a second: two minutes on a wide terminal

@@ -15,7 +15,7 @@ _STATUS_COLOUR = {Status.ONLINE: "32", Status.STOPPED: "31", Status.ERRORED: "31
                   Status.LAUNCHING: "34", Status.WAITING_RESTART: "33"}
 
 
-def _width(text: str) -> int:
+def text_width(text: str) -> int:
     """Terminal columns the text takes: wide characters count 2, combining ones 0."""
     if text.isascii():  # nearly every cell: 22,000 of them for 1,000 apps
         return len(text)
@@ -42,7 +42,7 @@ def rows(infos: Sequence[ProcessInfo], now_ms: int) -> list[tuple[str, ...]]:
 
 def render(infos: Sequence[ProcessInfo], now_ms: int, colour: bool) -> str:
     body = rows(infos, now_ms)
-    widths = [max([_width(h)] + [_width(r[i]) for r in body]) for i, h in enumerate(COLUMNS)]
+    widths = [max([text_width(h)] + [text_width(r[i]) for r in body]) for i, h in enumerate(COLUMNS)]
 
     def line(left: str, mid: str, right: str) -> str:
         return left + mid.join("─" * (w + 2) for w in widths) + right
@@ -50,7 +50,7 @@ def render(infos: Sequence[ProcessInfo], now_ms: int, colour: bool) -> str:
     def cells(values: Sequence[str], styles: Sequence[str | None]) -> str:
         out = []
         for value, width, style in zip(values, widths, styles, strict=True):
-            padded = value + " " * (width - _width(value))
+            padded = value + " " * (width - text_width(value))
             out.append(f" \x1b[{style}m{padded}\x1b[0m " if colour and style else f" {padded} ")
         return "│" + "│".join(out) + "│"
 
