@@ -31,10 +31,9 @@ from pmsd.api.logs import LogLine, Tail, last_lines, sources_for
 from pmsd.api.query import list_processes
 from pmsd.context import Context
 from pmsd.errors import ExitStatus, PmsdError
-from pmsd.linux.procfs import cgroup_cpu_usage_nsec, cpu_seconds, unit_pids
 from pmsd.model.record import now_ms
 from pmsd.model.status import ProcessInfo
-from pmsd.render.monit import DOING, RUNNING, Action, Line, Monit, Style, exit_reason, layout, render
+from pmsd.render.monit import DOING, Action, Line, Monit, Style, exit_reason, layout, render
 from pmsd.render.table import text_width
 
 if TYPE_CHECKING:
@@ -74,15 +73,9 @@ def _interrupt(number: int, frame: FrameType | None) -> None:
 
 
 def unit_cpu_nsec(info: ProcessInfo) -> int | None:
-    """The CPU time of the app's whole cgroup now: cpu.stat where the kernel keeps it (cgroup v2), else the sum
-    over the cgroup's processes (hybrid hosts; processes that already exited are then missing)."""
-    if info.status not in RUNNING:
-        return None
-    used = cgroup_cpu_usage_nsec(info.control_group)
-    if used is not None:
-        return used
-    pids = unit_pids(info.control_group, info.pid)
-    return int(sum(map(cpu_seconds, pids)) * 1e9) if pids else None
+    """The CPU time of the app's whole cgroup, as the process list read it just now (ProcessInfo.cpu_seconds:
+    cpu.stat or systemd's CPUUsageNSec, else the sum over the cgroup's processes on hybrid hosts)."""
+    return None if info.cpu_seconds is None else int(info.cpu_seconds * 1e9)
 
 
 def lifecycle_call(ctx: Context) -> Callable[[str, str], Sequence[Outcome]]:

@@ -119,18 +119,20 @@ class ApiHandlers:
         """A CLI command run by a fork of god as its caller (pmsd.god.runner); declined with the reason when it
         could turn out otherwise than the CLI's own run."""
         fds = connection.take_fds()
-        refusal = ("god does not run commands" if self.runner is None else
-                   "params must be an object" if not isinstance(params, dict) else
-                   self.runner.refusal(params, fds, connection.sock))
-        if refusal is not None or self.runner is None or not isinstance(params, dict):
-            for fd in fds:
-                os.close(fd)
-            return error_reply(request_id, f"not run by god: {refusal}", status=ExitStatus.USAGE)
+        if self.runner is None:
+            refusal: str | None = "god does not run commands"
+        elif not isinstance(params, dict):
+            refusal = "params must be an object"
+        else:
+            refusal = self.runner.refusal(params, fds, connection.sock)
+            if refusal is None:
+                def finished(status: int) -> None:
+                    connection.send({"id": request_id, "result": {"exit": status}})
 
-        def finished(status: int) -> None:
-            connection.send({"id": request_id, "result": {"exit": status}})
-
-        return {"id": request_id, "result": {"pid": self.runner.run(params, fds, finished)}}
+                return {"id": request_id, "result": {"pid": self.runner.run(params, fds, finished)}}
+        for fd in fds:
+            os.close(fd)
+        return error_reply(request_id, f"not run by god: {refusal}", status=ExitStatus.USAGE)
 
     def subscribe(self, request_id: RequestId, connection: Connection) -> SubscribeReply:
         connection.subscribed = True

@@ -96,7 +96,8 @@ class CommandRunner:
         if not isinstance(params.get("cwd"), str) or not isinstance(params.get("env"), dict) or not isinstance(
                 params.get("umask"), int):
             return "cwd, env and umask are required"
-        if params.get("mounts") != delegate.mount_namespace() or not delegate.mount_namespace():
+        ours = delegate.mount_namespace()
+        if not ours or params.get("mounts") != ours:
             # A CLI in another mount namespace (a unit with PrivateTmp=, a container) sees other files: its
             # paths would not mean the same here.
             return "the CLI runs in another mount namespace"
