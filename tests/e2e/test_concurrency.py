@@ -83,7 +83,12 @@ def test_twenty_clis_at_once_lose_nothing_and_duplicate_nothing(god: Pmsd, token
         assert "[pmsd][ERROR]" in result.stderr, (result.args, result.stdout, result.stderr)
     print(f"{'god' if god_runs else 'no god'}: {len(done)} done, {len(refused)} refused in {took:.1f} s; "
           f"refusals: {sorted({result.stderr.splitlines()[0][:90] for result in refused})}")
-    assert len(done) >= CLIS // 2  # most commands find what they need; the rest ran before their app existed
+    # How many restarts/stops/deletes find their app depends on scheduling (8 to 15 of 20 were seen done); what
+    # may not depend on it: each app's starts create it at least once (a second start is refused as PM2 refuses
+    # a script already launched, unless a delete came between), and every refusal says so.
+    for index in range(4):
+        starts = [result for result in done if result.args[3:] == ["start", SLEEPER, "--name", f"{prefix}{index}"]]
+        assert starts, f"no start of {prefix}{index} succeeded: {[r.stderr for r in results if r.returncode]}"
     wait_for(lambda: _consistent(god, prefix) is None or None, 20, "the registry and systemd to agree",
              describe=lambda: str(_consistent(god, prefix)))
     with open(os.path.join(_state_dir(god), "god-counters.json"), encoding="utf-8") as handle:
