@@ -35,10 +35,15 @@ from pmsd.model.record import AppRecord
 from pmsd.state.config import read_config
 from pmsd.state.counters import load_counters, save_counters
 from pmsd.state.paths import metrics_socket_path, socket_path
+from pmsd.systemd.bus import Manager
 from pmsd.systemd.names import CRON_PREFIX, SERVICE_SUFFIX, UNIT_PREFIX, app_name_of_cron_unit
 from pmsd.systemd.signals import UnitChange, UnitChanged, UnitNew, UnitRemoved, UnitSignal
 from pmsd.systemd.states import ActiveState
 
+# The longest god handles systemd's signals before it serves its timers and clients: while the manager starts
+# 100 apps, signals came about as fast as god handled them, and draining them all first starved the loop's
+# timers (the watchdog's: systemd aborted god after WatchdogSec=, issue 19's soak) and its clients.
+BUSY_S = 0.2
 PENDING_TTL_S = 10.0  # signals of a unit no registry entry claims (yet) are kept this long
 REGISTRY_RECHECK_S = 0.05  # while such signals wait, the registry is looked at this often
 WARM_AFTER_S = 0.5  # once ready, god imports what the commands it runs need (pmsd.god.runner)
@@ -81,7 +86,7 @@ class God:
         self._watch_registry()
         self._sync_registry(seed=True)
         self.server = ApiServer(socket_path(self.ctx.user, self.ctx.environ), self.loop, self.handlers)
-        self.loop.add_reader(self.manager.fileno(), self.manager.dispatch)
+        self.loop.add_reader(self.manager.fileno(), _next_turn)  # read by _before_wait, BUSY_S at a time
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         if watchdog_usec and os.environ.get("WATCHDOG_PID", str(os.getpid())) == str(os.getpid()):
             self._watchdog(watchdog_usec / 2e6)
@@ -125,12 +130,8 @@ class God:
 
     def _before_wait(self) -> None:
         """Runs before every sleep: handle what arrived, then write counters once for the whole batch."""
-        self.manager.dispatch()
-        while self.signals:
-            batch, self.signals = self.signals, []
-            for unit_signal in batch:
-                self._handle_signal(unit_signal)
-            self.manager.dispatch()  # calls made while handling may have queued more signals
+        if not _handle_for_a_while(self.manager, self.signals, self._handle_signal):
+            self.loop.call_later(0, _next_turn)  # the rest in the next turn, which must not sleep
         if self.counters_dirty:
             self._save_counters()
 
@@ -297,6 +298,28 @@ class God:
             save_counters(self.ctx.state_dir, self.counters)
         except OSError as error:
             log(f"cannot save counters: {error}")
+
+
+def _handle_for_a_while(manager: Manager, signals: list[UnitSignal], handle: Callable[[UnitSignal], None]) -> bool:
+    """Read systemd's messages and handle the signals they bring, in order, for at most BUSY_S: True when all
+    were, False when some wait for the next turn. `signals` is the list sd-bus's callbacks append to (handling
+    makes calls, and they can bring more); the signals not handled yet stay at its head."""
+    deadline = time.monotonic() + BUSY_S
+    while True:
+        drained = manager.dispatch(deadline)
+        if not signals or time.monotonic() >= deadline:
+            return drained and not signals
+        batch = signals[:]
+        del signals[:]
+        for index, unit_signal in enumerate(batch):
+            if time.monotonic() >= deadline:
+                signals[:0] = batch[index:]
+                break
+            handle(unit_signal)
+
+
+def _next_turn() -> None:
+    """A timer that does nothing: due at once, it makes the loop's next wait return without sleeping."""
 
 
 def _global_settings(state_dir: str) -> dict[str, Any]:

@@ -66,7 +66,6 @@ class Manager:
     # -------------------------------------------------------------------------------- connection
     @classmethod
     def connect(cls, user: bool) -> Manager:
-        scope = "user" if user else "system"
         path = private_socket(user, os.environ)
         private = path if os.access(path, os.R_OK | os.W_OK) else None
         try:
@@ -77,15 +76,7 @@ class Manager:
                 bus = DBus(user_mode=user)
             bus.open()
         except DBusBaseError as error:
-            # pystemd's own text ("Could not open a bus to DBus") says neither where it looked nor why.
-            why = os.strerror(-error.errno) if isinstance(getattr(error, "errno", None), int) and error.errno < 0 \
-                else str(error)
-            raise PmsdError(
-                f"cannot reach the systemd {scope} manager: neither its socket {path} nor the "
-                f"{'user' if user else 'system'} bus answers ({why})",
-                _no_manager_hint(user),
-                ExitStatus.NO_SYSTEMD,
-            ) from None
+            raise _unreachable(user, path, error) from None
         manager = cls(bus, user)
         manager.version  # fail here, with the hint, if nothing answers  # noqa: B018
         return manager
@@ -259,10 +250,12 @@ class Manager:
     def fileno(self) -> int:
         return int(self._bus.get_fd())
 
-    def dispatch(self) -> None:
-        """Process every message already received (signal callbacks run here)."""
+    def dispatch(self, deadline: float) -> bool:
+        """Process received messages (signal callbacks run here): True once none is left, False at `deadline`."""
         while not self._bus.process().is_empty():
-            pass
+            if time.monotonic() >= deadline:
+                return False
+        return True
 
     def wait_until(self, unit: str, done: Any, timeout: float, what: str) -> ServiceState | None:
         """Poll the unit until done(state) is true; PmsdError naming `what` and the last state otherwise."""
@@ -354,6 +347,15 @@ class UnitGone(PmsdError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, status=ExitStatus.NOT_FOUND)
+
+
+def _unreachable(user: bool, path: str, error: Any) -> PmsdError:
+    # pystemd's own text ("Could not open a bus to DBus") says neither where it looked nor why.
+    why = os.strerror(-error.errno) if isinstance(getattr(error, "errno", None), int) and error.errno < 0 \
+        else str(error)
+    scope = "user" if user else "system"
+    return PmsdError(f"cannot reach the systemd {scope} manager: neither its socket {path} nor the {scope} bus "
+                     f"answers ({why})", _no_manager_hint(user), ExitStatus.NO_SYSTEMD)
 
 
 def _no_manager_hint(user: bool) -> str:

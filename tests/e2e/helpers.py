@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,3 +126,41 @@ def forget_god_unit_file(env: dict[str, str], existed_before: bool) -> None:
     if not existed_before and os.path.exists(god_unit_file(env)):
         os.unlink(god_unit_file(env))
         systemctl(env, "daemon-reload")
+
+
+class Events:
+    """god's event stream, read in the background through the Python API (subscribed before the test goes
+    on, so no event is missed); each event with the time it arrived."""
+
+    def __init__(self, cli: Pmsd) -> None:
+        from pmsd.api.client import GodClient  # lazy: only the tests that read god's events need the API
+        from pmsd.context import Context
+
+        self.client = GodClient(Context(user=True, environ=cli.env))
+        self.stream = self.client.events()
+        self.lines: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
+        self.seen: list[tuple[float, dict[str, Any]]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(Exception):  # the connection closes at the end of the test
+            for event in self.stream:
+                self.lines.put((time.time(), event.to_json()))
+
+    def wait(self, match: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> tuple[float, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        for arrived, event in self.seen:
+            if match(event):
+                return arrived, event
+        while time.monotonic() < deadline:
+            try:
+                arrived, event = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append((arrived, event))
+            if match(event):
+                return arrived, event
+        raise AssertionError(f"no {what} event within {timeout} s; saw {[e['event'] for _, e in self.seen]}")
+
+    def close(self) -> None:
+        self.client.close()

@@ -3,11 +3,9 @@ restarts, and the socket's owner-only access."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
-import queue
 import select
 import shutil
 import signal
@@ -17,55 +15,17 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import GOD
-from tests.e2e.helpers import APPS, Pmsd, systemctl, unit_property, wait_for
+from tests.e2e.helpers import APPS, Events, Pmsd, systemctl, unit_property, wait_for
 
 pytestmark = pytest.mark.e2e
 # The client run as `nobody` needs an interpreter nobody may execute (not one under /root, as pyenv's is).
 SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-class Events:
-    """god's event stream, read in the background through the Python API (subscribed before the test goes
-    on, so no event is missed); each event with the time it arrived."""
-
-    def __init__(self, cli: Pmsd) -> None:
-        from pmsd.api.client import GodClient
-        from pmsd.context import Context
-
-        self.client = GodClient(Context(user=True, environ=cli.env))
-        self.stream = self.client.events()
-        self.lines: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
-        self.seen: list[tuple[float, dict[str, Any]]] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        with contextlib.suppress(Exception):  # the connection closes at the end of the test
-            for event in self.stream:
-                self.lines.put((time.time(), event.to_json()))
-
-    def wait(self, match: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> tuple[float, dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        for arrived, event in self.seen:
-            if match(event):
-                return arrived, event
-        while time.monotonic() < deadline:
-            try:
-                arrived, event = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            self.seen.append((arrived, event))
-            if match(event):
-                return arrived, event
-        raise AssertionError(f"no {what} event within {timeout} s; saw {[e['event'] for _, e in self.seen]}")
-
-    def close(self) -> None:
-        self.client.close()
 
 
 @pytest.fixture
