@@ -30,7 +30,12 @@ class Context:
     def __post_init__(self) -> None:
         if not self.state_dir:
             self.state_dir = default_state_dir(self.user, self.environ)
-        self.registry = Registry(self.state_dir, self.warnings, rebuild=self._rebuild_registry)
+        self.registry = Registry(self.state_dir, self.warnings, rebuild=self._rebuild_registry,
+                                 units_present=self._units_present)
+
+    def _units_present(self, units: list[str]) -> set[str]:
+        """The units of these names systemd has loaded (pmsd.state.pending: a command killed mid-way)."""
+        return {unit for unit in units if self.manager.unit_summary(unit) is not None}
 
     def _rebuild_registry(self) -> RegistryData:
         """Only for a registry that is lost (pmsd.state.rebuild): imported then, it needs D-Bus."""

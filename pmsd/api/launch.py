@@ -80,6 +80,7 @@ def undo_create(ctx: Context, records: list[AppRecord]) -> None:
 
 def launch_many(ctx: Context, records: list[AppRecord]) -> None:
     """Start an app's records: cluster instances together, fork units one by one."""
+    ctx.registry.pending.intend(records)  # a command killed while they start must not leave units unlisted
     if records[0].instance is not None:
         cluster.launch(ctx, records, _instance_log_pipes(ctx, records))
         ensure_cron(ctx, records[0])
@@ -120,6 +121,7 @@ def launch(ctx: Context, record: AppRecord) -> None:
 def launch_fork_apps(ctx: Context, records: list[AppRecord]) -> list[tuple[AppRecord, PmsdError]]:
     """Start several fork apps at once: every transient unit is created first, so systemd runs their start
     jobs side by side, then each is waited for. The records that did not start, with why; the others run."""
+    ctx.registry.pending.intend(records)  # a command killed while they start must not leave units unlisted
     submitted, failures = [], []
     for record in records:
         try:

@@ -8,6 +8,7 @@ its lock (pmsd.state.registry) and drives systemd with the steps in pmsd.api.lau
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -146,6 +147,7 @@ def _start_specs(ctx: Context, specs: Sequence[AppSpec]) -> list[Outcome]:
         for spec in specs:
             if spec.autostart and not spec.clustered and not data.instances_of(spec.name):
                 records = _new_app(ctx, data, spec)
+                ctx.registry.undo_unless_saved(functools.partial(undo_create, ctx, records))
                 data.apps.extend(records)  # now: the next app's ids come after these
                 together += records
                 continue
@@ -261,6 +263,7 @@ def _create(ctx: Context, data: RegistryData, spec: AppSpec) -> list[Outcome]:
         # Nothing half-created: no registry entry (the transaction aborts), no env file, no unit.
         undo_create(ctx, records)
         raise
+    ctx.registry.undo_unless_saved(functools.partial(undo_create, ctx, records))  # a full disk: issue 19
     data.apps.extend(records)
     return [Outcome("started" if spec.autostart else "registered", r.pm_id, spec.name) for r in records]
 

@@ -4,6 +4,7 @@ KillUserProcesses= aside). PM2 users expect apps to outlive their SSH session.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 
@@ -26,7 +27,8 @@ def linger_warning(ctx: Context, linger_dir: str = LINGER_DIR) -> str | None:
     stamp = os.path.join(ctx.state_dir, WARNED_FILE)
     if lingering(name, linger_dir) or os.path.exists(stamp):
         return None
-    write_atomic(stamp, "")
+    with contextlib.suppress(OSError):  # a full state directory (issue 19): warn again, never fail the start
+        write_atomic(stamp, "")
     return (f"user {name} has no lingering: systemd stops your user manager, and every app pmsd started under "
             f"it, when your last session ends (logout). To keep them running: `loginctl enable-linger {name}` "
             "(once; it may ask for a password). This warning is shown once.")

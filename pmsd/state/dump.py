@@ -9,7 +9,6 @@ found. An empty list is only written when asked for (`pmsd save --force`, `pmsd 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -59,8 +58,13 @@ class DumpFile:
         text = json.dumps({"version": FORMAT_VERSION, "saved_at": saved.saved_at, "next_id": saved.next_id,
                            "apps": [app.to_json() for app in saved.apps], "ports": saved.ports},
                           indent=1, ensure_ascii=False) + "\n"
-        with contextlib.suppress(PmsdError, FileNotFoundError):
-            self._read(self.path)  # only a save that reads back may push out the backup
+        try:
+            self._read(self.path)
+        except (PmsdError, FileNotFoundError):
+            pass  # only a save that reads back may push out the backup
+        else:
+            # A backup that cannot be kept (a full disk) fails the save: replacing the save anyway would lose
+            # the one it replaces.
             keep_as_backup(self.path, self.backup_path)
         write_atomic(self.path, text)
 

@@ -20,11 +20,13 @@ import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator
+from typing import IO
 
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.record import AppRecord, RegistryData
-from pmsd.state.atomic import keep_as_backup, write_atomic
+from pmsd.state.atomic import WriteError, keep_as_backup, write_atomic
 from pmsd.state.dump import DumpFile
+from pmsd.state.pending import PendingRecords, UnitsPresent
 from pmsd.systemd.names import instance_env_file_name
 
 FORMAT_VERSION = 1
@@ -32,7 +34,7 @@ FORMAT_VERSION = 1
 
 class Registry:
     def __init__(self, state_dir: str, warnings: list[str] | None = None,
-                 rebuild: Callable[[], RegistryData] | None = None) -> None:
+                 rebuild: Callable[[], RegistryData] | None = None, units_present: UnitsPresent | None = None) -> None:
         self.state_dir = state_dir
         self.path = os.path.join(state_dir, "registry.json")
         self.backup_path = self.path + ".bak"
@@ -41,6 +43,8 @@ class Registry:
         self.warnings = warnings if warnings is not None else []  # what the caller shows the user
         self._readable = False  # the last read() read self.path itself: it may become the backup
         self._rebuild = rebuild  # the last resort: the apps systemd runs (pmsd.state.rebuild)
+        self._undo: list[Callable[[], None]] | None = None  # in a transaction: undo_unless_saved's
+        self.pending = PendingRecords(state_dir, units_present)  # new records whose units are being created
 
     def env_file(self, pm_id: int) -> str:
         return os.path.join(self.env_dir, f"{pm_id}.env")
@@ -63,13 +67,13 @@ class Registry:
         try:
             data = self._read_file(self.path)
             self._readable = os.path.exists(self.path)
-            return data
+            return self.pending.merge(data, self.warnings)
         except _Damaged as damaged:
             data, used = self._fallback(damaged)
             aside = self._set_aside()
-            self.warnings.append(f"{damaged.error.message}; a copy is kept as {aside}, and {used} is used "
-                                 "instead until the next change writes the registry again: check `pmsd ls`")
-            return data
+            self.warnings.append(f"{damaged.error.message}; {aside}, and {used} is used instead until the next "
+                                 "change writes the registry again: check `pmsd ls`")
+            return self.pending.merge(data, self.warnings)
 
     def _fallback(self, damaged: _Damaged) -> tuple[RegistryData, str]:
         """What stands in for a damaged registry: its backup, else the apps of the last `pmsd save` (a save
@@ -100,19 +104,23 @@ class Registry:
 
     def _set_aside(self) -> str:
         """A copy of the damaged registry, named by its content so that every read of the same damage keeps
-        one copy. Copied, not moved: readers do not hold the lock, and the next transaction replaces the
-        damaged file anyway (the backup it reads becomes the registry)."""
+        one copy; what was done, for the warning. Copied, not moved: readers do not hold the lock, and the next
+        transaction replaces the damaged file anyway (the backup it reads becomes the registry). A copy that
+        cannot be written (the full disk that damaged the registry, often) must not fail the read."""
         try:
             with open(self.path, "rb") as handle:
                 content = handle.read()
         except OSError:
-            return "(unreadable, not copied)"
+            return "it cannot be read, so no copy is kept"
         import hashlib  # lazy: ~2 ms on every command, for a registry that is almost never damaged
 
         aside = f"{self.path}.broken-{hashlib.sha256(content).hexdigest()[:12]}"
         if not os.path.exists(aside):
-            write_atomic(aside, content.decode("utf-8", "surrogateescape"))
-        return aside
+            try:
+                write_atomic(aside, content.decode("utf-8", "surrogateescape"))
+            except OSError as error:  # WriteError too
+                return f"no copy of it could be kept ({error.strerror or error})"
+        return f"a copy is kept as {aside}"
 
     def _read_file(self, path: str) -> RegistryData:
         try:
@@ -143,19 +151,49 @@ class Registry:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[RegistryData]:
-        """Exclusive read-modify-write; the data is saved only when the block completes without error."""
+        """Exclusive read-modify-write; the data is saved only when the block completes without error. When it
+        is not saved (the block raised, or the write failed: a full disk), what the block registered with
+        undo_unless_saved is undone."""
         self._make_state_dir()
+        with self._open_lock() as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self.read()
+            self.pending.settle(data, self.record_env_file)
+            self._undo = []
+            try:
+                yield data
+                self._write(data)
+                self.pending.done()
+            except BaseException:
+                self._run_undo()
+                raise
+            finally:
+                self._undo = None
+
+    def undo_unless_saved(self, undo: Callable[[], None]) -> None:
+        """Have `undo` called if this transaction's data is not saved. A block that starts units for new records
+        registers their removal: a registry that cannot be written (issue 19, a full disk) must not leave apps
+        running that pmsd does not list."""
+        if self._undo is None:
+            raise RuntimeError("undo_unless_saved() outside a registry transaction")
+        self._undo.append(undo)
+
+    def _run_undo(self) -> None:
+        """Last registered first; one that fails (systemd refusing a stop) does not keep the others from
+        running, nor hide the error that aborted the transaction."""
+        for undo in reversed(self._undo or []):
+            with contextlib.suppress(PmsdError):
+                undo()
+
+    def _open_lock(self) -> IO[str]:
         try:
-            lock = open(self.lock_path, "a")  # noqa: SIM115 - closed by the with block below
+            return open(self.lock_path, "a")  # the caller closes it (a with block)
         except PermissionError:
             raise PmsdError(f"permission denied opening {self.lock_path}",
                             "run pmsd as the user who owns its state (for --system, as root)",
                             ExitStatus.PERMISSION) from None
-        with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            data = self.read()
-            yield data
-            self._write(data)
+        except OSError as error:  # a new lock file on a file system out of inodes (ENOSPC)
+            raise WriteError(self.lock_path, error) from error
 
     def _make_state_dir(self) -> None:
         try:

@@ -23,6 +23,14 @@ UPDATE_GOLDEN = os.environ.get("PMSD_UPDATE_GOLDEN") == "1"  # rewrite tests/uni
 SYSTEM_PATH = "/usr/bin:/bin"
 
 
+def fuzz_examples(ci: int, share: float = 1.0) -> int:
+    """max_examples of a fuzz test (issue 19): `ci`, sized so that the test takes at most ~20 s in CI, or for a
+    release check's long run PMSD_FUZZ_EXAMPLES (times `share`, for tests whose examples cost more, such as those
+    that run node), never fewer than `ci`. The hypothesis profile itself is tests/unit/conftest.py's."""
+    wanted = os.environ.get("PMSD_FUZZ_EXAMPLES")
+    return max(ci, round(int(wanted) * share)) if wanted else ci
+
+
 def make_spec(**overrides: Any) -> AppSpec:
     """A deterministic AppSpec for a Python app at /srv/app/main.py; no file system involved."""
     fields: dict[str, Any] = {
