@@ -43,7 +43,7 @@ from pmsd.systemd.states import ActiveState
 # The longest god handles systemd's signals before it serves its timers and clients: while the manager starts
 # 100 apps, signals came about as fast as god handled them, and draining them all first starved the loop's
 # timers (the watchdog's: systemd aborted god after WatchdogSec=, issue 19's soak) and its clients.
-BUSY_S = 0.2
+BUSY_S = 0.05
 PENDING_TTL_S = 10.0  # signals of a unit no registry entry claims (yet) are kept this long
 REGISTRY_RECHECK_S = 0.05  # while such signals wait, the registry is looked at this often
 WARM_AFTER_S = 0.5  # once ready, god imports what the commands it runs need (pmsd.god.runner)

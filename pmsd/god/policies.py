@@ -39,6 +39,8 @@ class Restarter:
         self.counted = counted  # the counters changed and are to be saved
 
     def restart(self, tracker: AppTracker, reason: str, **details: Any) -> bool:
+        if reason == "backoff" and not self._still_waiting(tracker.unit):
+            return False
         try:
             self.manager.restart_unit(tracker.unit)
         except PmsdError as error:
@@ -50,6 +52,16 @@ class Restarter:
         self.publish(tracker.event(event, reason=reason, restart_time=tracker.restart_time, **details))
         log(f"App [{tracker.record.name}:{tracker.record.pm_id}] {reason} restart {details or ''}".rstrip())
         return True
+
+
+    def _still_waiting(self, unit: str) -> bool:
+        """Whether systemd (not god's view, which lags behind its signals when many apps crash-loop) still has
+        the unit waiting in auto-restart: a unit that `pmsd stop` or `pmsd delete` stopped meanwhile must stay
+        stopped, and a restart job would start it (issue 19's soak left apps running after `delete all`)."""
+        try:
+            return any(row.sub_state.startswith("auto-restart") for row in self.manager.list_units([unit]))
+        except PmsdError:
+            return False
 
 
 class BackoffPolicy:

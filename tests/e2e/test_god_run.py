@@ -149,3 +149,30 @@ def test_restarting_god_lets_a_command_it_runs_finish(god: Pmsd, token: str) -> 
     assert f"[pmsd] start {name} (id 0): started" in stdout
     assert _god_pid(god) not in (0, god_pid)
     god.wait_status(name, "online")
+
+
+def test_kill_9_of_the_cli_while_god_runs_its_start(god: Pmsd, token: str) -> None:
+    """The CLI killed (kill -9: a lost SSH session) while god's child runs its start: the child finishes or
+    dies on the closed pipe, god goes on with no child and no extra descriptor, and the app is either listed
+    and online or not there at all, never a unit pmsd does not list (issue 19)."""
+    god_pid = _god_pid(god)
+    fds_before = _fds(god_pid)
+    name = f"orphan-{token}"
+    script = os.path.join(god.cwd, "ready_late.py")
+    with open(script, "w", encoding="utf-8") as handle:
+        handle.write(READY_LATE)
+    cli = subprocess.Popen([sys.executable, "-m", "pmsd", "start", script, "--name", name, "--wait-ready"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=god.cwd, env=god.env)
+    try:
+        wait_for(lambda: _children(god_pid) or None, 10, "god's child running the start")
+        cli.kill()  # the CLI this test started
+        cli.wait()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    wait_for(lambda: _children(god_pid) == [] or None, 20, "god's child to end")
+    assert _fds(god_pid) == fds_before and _god_pid(god) == god_pid
+    listed = [app for app in god.jlist() if app["name"] == name]
+    unit = unit_property(god.env, f"pmsd-{name}.service", "ActiveState")
+    assert (listed and listed[0]["pm2_env"]["status"] == "online") or unit in ("inactive", ""), (listed, unit)

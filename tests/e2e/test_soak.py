@@ -19,7 +19,7 @@ from statistics import median
 import pytest
 
 from tests.e2e.conftest import GOD
-from tests.e2e.helpers import APPS, Events, Pmsd, unit_property, wait_for
+from tests.e2e.helpers import APPS, Events, Pmsd, systemctl, unit_property, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 SOAK_S = float(os.environ.get("PMSD_SOAK_SECONDS", "60"))
@@ -110,10 +110,19 @@ def test_crash_looping_apps_leave_god_flat(god: Pmsd, token: str, tmp_path: Path
                                                        for name, count in restarts.items())) or None,
                  20, "an exit event for every restart", describe=lambda: _short(restarts, counter.exits))
     finally:
-        god.run("delete", "all", check=False, timeout=300)
+        deleted = god.run("delete", "all", check=False, timeout=300)
         events.close()
+    assert deleted.returncode == 0, deleted.stderr
+    # god's backoff restarts, due while the apps were deleted, must not have started any of them again.
+    wait_for(lambda: not _units(god, prefix) or None, 20, "no unit of the soak's apps",
+             describe=lambda: str(_units(god, prefix)))
     _report(samples)
     _assert_flat(samples)
+
+
+def _units(cli: Pmsd, prefix: str) -> list[str]:
+    listing = systemctl(cli.env, "list-units", "--all", "--plain", "--no-legend", f"pmsd-{prefix}*").stdout
+    return [line.split()[0] for line in listing.splitlines() if line.strip()]
 
 
 def _god_end(cli: Pmsd) -> str:
