@@ -125,16 +125,21 @@ time.sleep(100000)
 """
 
 
+def _start_ready_late(god: Pmsd, name: str) -> subprocess.Popen[str]:
+    """`pmsd start` of an app that says it is ready after 2 s (--wait-ready), still running when this returns."""
+    script = os.path.join(god.cwd, "ready_late.py")
+    with open(script, "w", encoding="utf-8") as handle:
+        handle.write(READY_LATE)
+    return subprocess.Popen([sys.executable, "-m", "pmsd", "start", script, "--name", name, "--wait-ready"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=god.cwd, env=god.env)
+
+
 def test_restarting_god_lets_a_command_it_runs_finish(god: Pmsd, token: str) -> None:
     """`pmsd update` (or a package upgrade) restarting god while it runs a `pmsd start`: systemd signals god
     alone (KillMode=mixed), god finishes the command, and the CLI gets the command's own outcome."""
     god_pid = _god_pid(god)
     name = f"late-{token}"
-    script = os.path.join(god.cwd, "ready_late.py")
-    with open(script, "w", encoding="utf-8") as handle:
-        handle.write(READY_LATE)
-    cli = subprocess.Popen([sys.executable, "-m", "pmsd", "start", script, "--name", name, "--wait-ready"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=god.cwd, env=god.env)
+    cli = _start_ready_late(god, name)
     try:
         wait_for(lambda: _children(god_pid) or None, 10, "god's child running the start")
         restart = subprocess.run(["systemctl", "--user", "restart", GOD], env=god.env, capture_output=True,
@@ -158,11 +163,7 @@ def test_kill_9_of_the_cli_while_god_runs_its_start(god: Pmsd, token: str) -> No
     god_pid = _god_pid(god)
     fds_before = _fds(god_pid)
     name = f"orphan-{token}"
-    script = os.path.join(god.cwd, "ready_late.py")
-    with open(script, "w", encoding="utf-8") as handle:
-        handle.write(READY_LATE)
-    cli = subprocess.Popen([sys.executable, "-m", "pmsd", "start", script, "--name", name, "--wait-ready"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=god.cwd, env=god.env)
+    cli = _start_ready_late(god, name)
     try:
         wait_for(lambda: _children(god_pid) or None, 10, "god's child running the start")
         cli.kill()  # the CLI this test started
