@@ -161,8 +161,10 @@ def test_the_end_to_end_suite_passes_on_the_release(packaged: Machine, tmp_path_
     packaged.push(archive, "/root/tests.tar")
     packaged.run("sh", "-c", "rm -rf /opt/pmsd-src && mkdir -p /opt/pmsd-src && tar -C /opt/pmsd-src -xf "
                  "/root/tests.tar")
-    result = packaged.run("python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "e2e", "tests/e2e",
-                          cwd="/opt/pmsd-src", timeout=1500, check=False)
+    # The reliability suite (faults at every step, the soak: ~8 minutes) runs once, against the host's manager
+    # (.ci/run's own pass over tests/e2e); here the release's versions run everything else.
+    result = packaged.run("python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "e2e and not reliability",
+                          "tests/e2e", cwd="/opt/pmsd-src", timeout=1500, check=False)
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     print(f"{packaged.name}: {summary}")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
