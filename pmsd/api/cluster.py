@@ -25,7 +25,15 @@ from pmsd.model.record import AppRecord
 from pmsd.model.spec import AppSpec, UnitInputs
 from pmsd.model.status import exit_detail, failed_to_start
 from pmsd.state.ports import forget_found_ports, parse_status_ports, read_found_ports, write_found_ports
-from pmsd.state.unitfiles import dropin_path, installed_units, read_dropin, remove_dropin, remove_units, write_units
+from pmsd.state.unitfiles import (
+    dropin_path,
+    installed_units,
+    read_dropin,
+    remove_dropin,
+    remove_leftovers,
+    remove_units,
+    write_units,
+)
 from pmsd.systemd.bus import Manager
 from pmsd.systemd.jobs import stop_and_collect, stop_and_reset, stop_and_wait
 from pmsd.systemd.names import (
@@ -220,6 +228,7 @@ def release_if_idle(ctx: Context, name: str) -> None:
 def remove_app_units(ctx: Context, name: str) -> None:
     """The app is gone: stop its socket and delete its unit files."""
     forget_found_ports(ctx.state_dir, name)
+    remove_leftovers(ctx.user, ctx.environ, name, LOG_DROPIN)
     units = installed_units(ctx.user, ctx.environ, name)
     if not units:
         return
@@ -286,8 +295,9 @@ def stand_in(ctx: Context, record: AppRecord) -> Iterator[None]:
 def parse_scale(current: int, request: str) -> int:
     """`pmsd scale app 4`, `+2` or `-1` -> the instance count wanted."""
     text = request.strip()
-    if not text.lstrip("+-").isdigit():
-        raise UsageError(f"scale: expected a number, +N or -N, got {request!r}")
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:  # "²", "+-1", 5000 digits: not for int()
+        raise UsageError(f"scale: expected a number, +N or -N, got {request[:40]!r}")
     wanted = current + int(text) if text[0] in "+-" else int(text)
     if wanted < 1:
         raise UsageError(f"scale: {request} would leave {wanted} instances", "`pmsd stop` the app to stop it all")

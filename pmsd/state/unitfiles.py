@@ -4,6 +4,7 @@ holder; god's own unit for a pip install). Like transient units they are gone af
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from collections.abc import Mapping
 
@@ -51,3 +52,25 @@ def installed_units(user: bool, environ: Mapping[str, str], name: str) -> list[s
     directory = runtime_unit_dir(user, environ)
     return [unit for unit in (template_unit(name), socket_unit(name), listener_unit(name))
             if os.path.exists(os.path.join(directory, unit))]
+
+
+def remove_leftovers(user: bool, environ: Mapping[str, str], name: str, dropin: str) -> None:
+    """What a command killed mid-way can leave of a cluster app that is now gone: the temporary of a unit file it
+    was writing (`<unit>.<pid>.tmp`, pmsd.state.atomic), and an instance's `dropin` (its log settings) written
+    for an instance whose record never reached the registry (issue 19's fault matrix left both)."""
+    directory = runtime_unit_dir(user, environ)
+    units = (template_unit(name), socket_unit(name), listener_unit(name))
+    instance_prefix = template_unit(name).split("@")[0] + "@"
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.endswith(".tmp") and entry.rsplit(".", 2)[0] in units:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, entry))
+        elif entry.startswith(instance_prefix) and entry.endswith(".service.d"):
+            for temporary in glob.glob(os.path.join(glob.escape(os.path.join(directory, entry)), f"{dropin}.*.tmp")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
+            remove_dropin(user, environ, entry[:-2], dropin)

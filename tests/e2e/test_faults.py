@@ -171,6 +171,9 @@ def scene(god: Pmsd, token: str) -> Iterator[Callable[[Operation], int]]:
 
     yield set_scene
     _clear(god, token)
+    unit_dir = os.path.join(god.env["XDG_RUNTIME_DIR"], "systemd", "user")
+    left = [entry for entry in os.listdir(unit_dir) if entry.startswith(f"pmsd-f{token}")]
+    assert not left, f"files the killed commands left that deleting their apps did not remove: {left}"
 
 
 def _clear(cli: Pmsd, token: str) -> None:

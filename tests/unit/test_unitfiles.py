@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 from pmsd.definition.settings import SYSTEMD_FLOOR
 from pmsd.definition.unitfiles import render_cluster_units
 from pmsd.model.spec import UnitInputs
-from pmsd.state.unitfiles import installed_units, remove_units, write_units
+from pmsd.state.unitfiles import installed_units, remove_leftovers, remove_units, write_units
 from tests.unit.helpers import GOLDEN_DIR, UPDATE_GOLDEN, make_spec
 from tests.unit.test_units import CLUSTER_NODE_SPEC
 
@@ -134,3 +135,20 @@ def test_sockets_keeps_the_backslash_of_an_escaped_name() -> None:
     lines = render_cluster_units(UnitInputs(spec, ENV_FILE), SYSTEMD_FLOOR)["pmsd-p\\x20q@.service"].splitlines()
     assert "Sockets=pmsd-p\\\\x20q.socket" in lines
     assert "Requires=pmsd-p\\x20q.socket" in lines
+
+
+def test_a_gone_apps_leftovers_of_killed_commands_are_removed(tmp_path: Path) -> None:
+    """A `pmsd start -i 2` or `scale` killed mid-way leaves a unit file's temporary and instance drop-ins; the
+    app's deletion removes them, and nothing of another app (issue 19's fault matrix left them in /run)."""
+    environ = {"XDG_RUNTIME_DIR": str(tmp_path)}
+    directory = tmp_path / "systemd" / "user"
+    directory.mkdir(parents=True)
+    leftovers = ["pmsd-web@.service.4242.tmp", "pmsd-web@2.service.d/pmsd-logs.conf",
+                 "pmsd-web@3.service.d/pmsd-logs.conf.99.tmp"]
+    kept = ["pmsd-web2@.service.7.tmp", "pmsd-web2@0.service.d/pmsd-logs.conf", "pmsd-web@1.service.d/mine.conf"]
+    for path in leftovers + kept:
+        (directory / path).parent.mkdir(exist_ok=True)
+        (directory / path).write_text("x")
+    remove_leftovers(True, environ, "web", "pmsd-logs.conf")
+    assert sorted(str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file()) == sorted(kept)
+    assert not (directory / "pmsd-web@2.service.d").exists() and not (directory / "pmsd-web@3.service.d").exists()
