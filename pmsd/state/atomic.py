@@ -131,3 +131,26 @@ def keep_as_backup(path: str, backup_path: str) -> None:
             # its backup was kept): rename(2) of two links to one file does nothing and leaves both.
             with contextlib.suppress(OSError):
                 os.unlink(link)
+
+
+def remove_stale_temporaries(directory: str) -> None:
+    """Remove the temporaries (`<file>.<pid>.tmp`) of writers that died before their rename (`kill -9`, the
+    OOM killer): nothing else would, and they pile up. A writer still alive keeps its own; one that cannot be
+    signalled (another user's, EPERM) counts as alive."""
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        parts = entry.rsplit(".", 2)
+        if len(parts) != 3 or parts[2] != "tmp" or not parts[1].isdigit() or int(parts[1]) == os.getpid():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(directory, entry))

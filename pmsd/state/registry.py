@@ -24,7 +24,7 @@ from typing import IO
 
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.record import AppRecord, RegistryData
-from pmsd.state.atomic import WriteError, keep_as_backup, write_atomic
+from pmsd.state.atomic import WriteError, keep_as_backup, remove_stale_temporaries, write_atomic
 from pmsd.state.dump import DumpFile
 from pmsd.state.pending import PendingRecords, UnitsPresent
 from pmsd.systemd.names import instance_env_file_name
@@ -159,6 +159,8 @@ class Registry:
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = self.read()
             self.pending.settle(data, self.record_env_file)
+            for directory in (self.state_dir, self.env_dir):  # what killed commands left half-written
+                remove_stale_temporaries(directory)
             self._undo = []
             try:
                 yield data

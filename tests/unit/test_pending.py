@@ -103,3 +103,19 @@ def test_a_restart_of_known_apps_writes_nothing_pending(tmp_path: Path) -> None:
     with registry.transaction() as data:
         registry.pending.intend(list(data.apps))
         assert not os.path.exists(registry.pending.path)
+
+
+def test_a_transaction_removes_what_dead_writers_left_half_written(tmp_path: Path) -> None:
+    """`kill -9` between a write and its rename leaves `<file>.<pid>.tmp`; the next transaction removes those
+    of dead writers, and never a live writer's."""
+    with open("/proc/sys/kernel/pid_max", encoding="ascii") as handle:
+        dead = int(handle.read()) + 1  # no process can have it
+    registry = _registry(tmp_path, Systemd())
+    os.makedirs(registry.env_dir)
+    stale = [tmp_path / f"registry.json.{dead}.tmp", Path(registry.env_dir) / f"3.env.{dead}.tmp"]
+    alive = [tmp_path / f"registry.json.{os.getppid()}.tmp", tmp_path / "dump.json.1.tmp", tmp_path / "notes.tmp"]
+    for path in stale + alive:
+        path.write_text("half")
+    with registry.transaction():
+        pass
+    assert [path.exists() for path in stale + alive] == [False] * len(stale) + [True] * len(alive)
