@@ -209,7 +209,11 @@ def test_scale_up_and_down_leaves_running_instances_alone(pmsd: Pmsd, token: str
     pmsd.run("scale", name, "+2")
     grown = online_pids(pmsd, name, 4)
     assert first <= grown  # the two running instances were not restarted
-    assert serving_pids(port, 4) == grown
+    # The new instances hold the one listening socket (fd 3) the old ones do, and instances answer. Not "all four
+    # answer": they wait in epoll, every one is woken per connection and the quickest accepts, so on a loaded
+    # machine one can lose every race for 15 s (seen twice, with another job on one of the 2 cores).
+    assert len({os.readlink(f"/proc/{pid}/fd/3") for pid in grown}) == 1  # processes this test started
+    assert serving_pids(port, 2) <= grown
     assert os.stat(template).st_mtime_ns == written  # the template does not depend on the count
     ids = [p["pm_id"] for p in instances(pmsd, name)]
     pmsd.run("scale", name, "1")
