@@ -314,9 +314,24 @@ def _write_env(path: str) -> None:
     Path(path).write_text('FROM_ENV_FILE="it $arrived"\n')
 
 
+def _command_line(systemd: Systemd, unit: str) -> tuple[int, list[bytes]]:
+    """The unit's main process and its argv, once the kernel has set it up. Type=exec reports the unit active
+    when systemd's close-on-exec pipe closes, which execve() does before the new image's argument pages are
+    in place: /proc/PID/cmdline can still read empty for a moment (seen on a booted Debian 12)."""
+    deadline = time.monotonic() + 10
+    while True:
+        pid = systemd.main_pid(unit)
+        try:
+            words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        except FileNotFoundError:
+            words = []
+        if words or time.monotonic() > deadline:
+            return pid, words
+        time.sleep(0.01)
+
+
 def _assert_process_matches(systemd: Systemd, unit: str, path: bytes, spec: AppSpec) -> None:
-    pid = systemd.main_pid(unit)
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    pid, cmdline = _command_line(systemd, unit)
     # A "#!" script runs as its interpreter, the path systemd executed, then argv[1:] (binfmt_script).
     expected = ["/bin/sh", spec.exec_path, *spec.argv[1:]] if spec.interpreter == "none" else list(spec.argv)
     assert [word.decode("utf-8", "surrogateescape") for word in cmdline] == expected

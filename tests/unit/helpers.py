@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import unicodedata
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,12 +26,32 @@ UPDATE_GOLDEN = os.environ.get("PMSD_UPDATE_GOLDEN") == "1"  # rewrite tests/uni
 SYSTEM_PATH = "/usr/bin:/bin"
 
 
-def fuzz_examples(ci: int, share: float = 1.0) -> int:
-    """max_examples of a fuzz test (issue 19): `ci`, sized so that the test takes at most ~20 s in CI, or for a
-    release check's long run PMSD_FUZZ_EXAMPLES (times `share`, for tests whose examples cost more, such as those
-    that run node), never fewer than `ci`. The hypothesis profile itself is tests/unit/conftest.py's."""
+def fuzz_examples(default: int, share: float = 1.0) -> int:
+    """max_examples of a fuzz test (issue 19): `default`, sized so that every fuzz test together takes well under
+    40 s in CI on 2 cores; or PMSD_FUZZ_EXAMPLES (20000 for a release check), times `share` for tests whose
+    examples cost more (those that run node). The hypothesis profile itself is tests/unit/conftest.py's."""
     wanted = os.environ.get("PMSD_FUZZ_EXAMPLES")
-    return max(ci, round(int(wanted) * share)) if wanted else ci
+    return max(1, round(int(wanted) * share)) if wanted else default
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    """Fail with Hang when the block runs longer than `seconds` (SIGALRM: the main thread only)."""
+
+    def expired(_signum: int, _frame: object) -> None:
+        raise Hang(f"{what} did not finish within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class Hang(BaseException):
+    """time_limit's failure: a BaseException, so that no `except Exception` in the code under test takes it."""
 
 
 def make_spec(**overrides: Any) -> AppSpec:
@@ -121,3 +144,42 @@ def is_single_complete_type(signature: str) -> bool:
         return _complete_type_end(signature, 0) == len(signature)
     except ValueError:
         return False
+
+
+def value_fits(signature: str, value: object) -> bool:
+    """Whether `value` is what pystemd must be given for the single complete type `signature`: integers within
+    their type's range, booleans, text D-Bus can carry (UTF-8, no NUL), arrays, structs and dict entries."""
+    ranges = {"y": (0, 2**8 - 1), "n": (-(2**15), 2**15 - 1), "q": (0, 2**16 - 1), "i": (-(2**31), 2**31 - 1),
+              "u": (0, 2**32 - 1), "x": (-(2**63), 2**63 - 1), "t": (0, 2**64 - 1), "h": (0, 2**31 - 1)}
+    if signature in ranges:
+        low, high = ranges[signature]
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    if signature == "b":
+        return isinstance(value, bool)
+    if signature == "d":
+        return isinstance(value, float)
+    if signature in ("s", "o", "g"):
+        return isinstance(value, str) and "\0" not in value and _encodes(value)
+    if signature.startswith("a{"):
+        key_type, value_type = signature[2], signature[3:-1]
+        return isinstance(value, dict) and all(value_fits(key_type, k) and value_fits(value_type, v)
+                                               for k, v in value.items())
+    if signature.startswith("a"):
+        return isinstance(value, (list, tuple)) and all(value_fits(signature[1:], item) for item in value)
+    if signature.startswith("("):
+        members, index = [], 1
+        while index < len(signature) - 1:
+            end = _complete_type_end(signature, index)
+            members.append(signature[index:end])
+            index = end
+        return isinstance(value, (list, tuple)) and len(value) == len(members) and all(
+            value_fits(member, item) for member, item in zip(members, value, strict=True))
+    raise ValueError(f"value_fits does not know the signature {signature!r}")
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
