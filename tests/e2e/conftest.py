@@ -12,7 +12,9 @@ GOD = "pmsd-god.service"
 
 
 def _pmsd_units(env: dict[str, str]) -> set[str]:
-    listing = systemctl(env, "list-units", "--all", "--plain", "--no-legend", "pmsd-*", "pmsd.*").stdout
+    # Also the slices systemd makes for templates' instances (app-<prefix>.slice), which outlive them.
+    listing = systemctl(env, "list-units", "--all", "--plain", "--no-legend", "pmsd-*", "pmsd.*", "app-pmsd*",
+                        "*uvtest*").stdout
     return {line.split()[0] for line in listing.splitlines() if line.strip()}
 
 
