@@ -25,6 +25,9 @@ class Context:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     state_dir: str = ""
     warnings: list[str] = field(default_factory=list)
+    # This process is a command god forked to run for a CLI (pmsd.god.runner): god is running, so nothing
+    # needs to start it or check that it runs.
+    run_by_god: bool = False
     _manager: Manager | None = None
 
     def __post_init__(self) -> None:

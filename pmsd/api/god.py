@@ -65,7 +65,7 @@ def ensure_god(ctx: Context) -> None:
     """Ask systemd to start god if it is not running. A god already running costs one StartUnit (a no-op job);
     one that is not is waited for (about 0.2 s, at most GOD_START_S), so that a god that cannot start is
     reported now, with systemd's reason. Never fails a command: apps do not need god."""
-    if god_disabled(ctx):
+    if god_disabled(ctx) or ctx.run_by_god:
         return
     try:
         if _start(ctx):

@@ -51,7 +51,7 @@ def write_environment(ctx: Context, record: AppRecord, fresh: bool) -> None:
         env = record_environment(caller, record)
     else:
         env = {**read_env_file(env_file), **spec.env}
-    write_env_file(env_file, env)
+    write_env_file(env_file, env, durable=not ctx.registry.sync_when_saved(env_file))
 
 
 def new_records(data: RegistryData, spec: AppSpec) -> list[AppRecord]:

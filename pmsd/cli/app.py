@@ -9,7 +9,7 @@ from typing import Any, List, Optional  # noqa: UP035 - typer 0.7 (Debian 12) ne
 import typer
 
 from pmsd import __version__
-from pmsd.cli import commands
+from pmsd.cli import commands, delegate
 from pmsd.cli.grammar import START_ARGS_HELP, START_TARGET_HELP, start_flags
 from pmsd.context import Context
 from pmsd.errors import ExitStatus, PmsdError
@@ -40,7 +40,7 @@ def _ctx() -> Context:
         raise PmsdError("pmsd --system manages the system manager's apps, which needs root",
                         "run it as root (sudo pmsd --system ...), or drop --system to manage your own apps",
                         ExitStatus.PERMISSION)
-    return Context(user=_state.user)
+    return Context(user=_state.user, run_by_god=delegate.IN_GOD)
 
 
 def _version(value: bool) -> None:

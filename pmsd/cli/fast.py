@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from pmsd.cli import delegate
 from pmsd.context import Context
 
 LS_ALIASES = ("ls", "list", "status", "l", "ps")
@@ -145,7 +146,7 @@ def try_fast_path(argv: list[str]) -> int | None:
     handler = _table().get(argv[0])
     if handler is None or "--help" in argv or "-h" in argv:
         return None
-    ctx = Context(user=True)
+    ctx = Context(user=True, run_by_god=delegate.IN_GOD)
     try:
         return handler(ctx, argv[1:])
     finally:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from pmsd.errors import PmsdError
 
@@ -61,9 +61,11 @@ def _explained(path: str) -> Iterator[None]:
         raise WriteError(path, error) from error
 
 
-def write_atomic(path: str, text: str, mode: int = 0o600, dir_mode: int = 0o700) -> None:
+def write_atomic(path: str, text: str, mode: int = 0o600, dir_mode: int = 0o700, durable: bool = True) -> None:
     """Replace `path` with `text` (UTF-8); its directory is created (with `dir_mode`) when missing. WriteError
-    when the file system refuses: `path` is then unchanged."""
+    when the file system refuses: `path` is then unchanged. Readers see the old file or the new one, whole,
+    either way; `durable` also makes the new one survive a crash of the machine before this returns (two
+    fsyncs). Without it, make_durable() can do that later, off a command's critical path."""
     directory = os.path.dirname(path) or "."
     with _explained(path):
         os.makedirs(directory, mode=dir_mode, exist_ok=True)
@@ -75,13 +77,35 @@ def write_atomic(path: str, text: str, mode: int = 0o600, dir_mode: int = 0o700)
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    os.fsync(handle.fileno())
             os.replace(temporary, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
-    _sync_directory(directory)
+    if durable:
+        _sync_directory(directory)
+
+
+def make_durable(paths: Iterable[str]) -> None:
+    """Make files written with write_atomic(durable=False) survive a crash: each file's data, then each of
+    their directories (the renames). WriteError when the file system reports a failed write-back (a full disk
+    with delayed allocation); a file removed since is skipped."""
+    directories: dict[str, None] = {}
+    for path in paths:
+        with _explained(path):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        directories[os.path.dirname(path) or "."] = None
+    for directory in directories:
+        _sync_directory(directory)
 
 
 def _sync_directory(directory: str) -> None:

@@ -45,9 +45,9 @@ def parse_env_file(text: str) -> dict[str, str]:
     return env
 
 
-def write_env_file(path: str, env: Mapping[str, str]) -> None:
+def write_env_file(path: str, env: Mapping[str, str], durable: bool = True) -> None:
     """Write atomically with mode 0600 from the first byte (never briefly world-readable)."""
-    write_atomic(path, render_env_file(env))
+    write_atomic(path, render_env_file(env), durable=durable)
 
 
 def read_env_file(path: str) -> dict[str, str]:

@@ -77,7 +77,10 @@ class PendingRecords:
             return
         self._intended += new
         document = {"version": FORMAT_VERSION, "apps": [record.to_json() for record in self._intended]}
-        write_atomic(self.path, json.dumps(document, ensure_ascii=False) + "\n")
+        # Not synced (durable=False): the file guards against a killed command, whose writes the kernel still
+        # completes. A crash of the machine ends the boot, and the transient units it names with it; a
+        # file then left empty reads as nothing pending. Two fsyncs fewer before every new app starts.
+        write_atomic(self.path, json.dumps(document, ensure_ascii=False) + "\n", durable=False)
 
     def done(self) -> None:
         """The transaction's records are saved: nothing is pending any more."""

@@ -24,7 +24,7 @@ from typing import IO
 
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.record import AppRecord, RegistryData
-from pmsd.state.atomic import WriteError, keep_as_backup, remove_stale_temporaries, write_atomic
+from pmsd.state.atomic import WriteError, keep_as_backup, make_durable, remove_stale_temporaries, write_atomic
 from pmsd.state.dump import DumpFile
 from pmsd.state.pending import PendingRecords, UnitsPresent
 from pmsd.systemd.names import instance_env_file_name
@@ -44,6 +44,7 @@ class Registry:
         self._readable = False  # the last read() read self.path itself: it may become the backup
         self._rebuild = rebuild  # the last resort: the apps systemd runs (pmsd.state.rebuild)
         self._undo: list[Callable[[], None]] | None = None  # in a transaction: undo_unless_saved's
+        self._unsynced: list[str] = []  # in a transaction: files made durable before it is saved
         self.pending = PendingRecords(state_dir, units_present)  # new records whose units are being created
 
     def env_file(self, pm_id: int) -> str:
@@ -161,7 +162,7 @@ class Registry:
             self.pending.settle(data, self.record_env_file)
             for directory in (self.state_dir, self.env_dir):  # what killed commands left half-written
                 remove_stale_temporaries(directory)
-            self._undo = []
+            self._undo, self._unsynced = [], []
             try:
                 yield data
                 self._write(data)
@@ -171,6 +172,16 @@ class Registry:
                 raise
             finally:
                 self._undo = None
+
+    def sync_when_saved(self, path: str) -> bool:
+        """In a transaction: `path`, about to be written with write_atomic(durable=False), is made durable just
+        before the registry is saved, since only the records saved with it make it matter (an app's
+        environment file). Its fsyncs then come after the app's unit was asked for, not before: the start
+        waits for none of them. False outside a transaction: the caller writes it durably itself."""
+        if self._undo is None:
+            return False
+        self._unsynced.append(path)
+        return True
 
     def undo_unless_saved(self, undo: Callable[[], None]) -> None:
         """Have `undo` called if this transaction's data is not saved. A block that starts units for new records
@@ -211,6 +222,8 @@ class Registry:
         document = {"version": FORMAT_VERSION, "next_id": data.next_id,
                     "apps": [app.to_json() for app in sorted(data.apps, key=lambda a: a.pm_id)]}
         text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+        make_durable(self._unsynced)
+        self._unsynced = []
         self._keep_backup()
         write_atomic(self.path, text)
 

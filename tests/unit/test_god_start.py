@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pmsd.api.god import god_command, remove_shadowing_runtime_unit, start_failure
+from pmsd.api.god import ensure_god, god_command, remove_shadowing_runtime_unit, start_failure
 from pmsd.context import Context
 from pmsd.definition.god_unit import god_unit_text
 from pmsd.systemd.states import ActiveState
@@ -83,3 +83,15 @@ def test_god_cron_and_startup_commands_do_not_import_from_their_working_director
 
     assert " -P -m pmsd.god" in god_command()
     assert " -P -m pmsd " in startup_unit_text(True, "/usr/bin/python3", "/home/dev/.local/state/pmsd", False)
+
+
+def test_a_command_god_runs_does_not_check_that_god_runs(tmp_path: Path) -> None:
+    """god forked the command (pmsd.god.runner): asking systemd about god (a unit file read, a D-Bus call)
+    would only delay the start it runs."""
+
+    class NoManager(Context):
+        @property
+        def manager(self) -> object:  # type: ignore[override]
+            raise AssertionError("a command god runs asked systemd about god")
+
+    ensure_god(NoManager(user=True, environ={}, state_dir=str(tmp_path), run_by_god=True))

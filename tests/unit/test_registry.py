@@ -263,3 +263,60 @@ def test_backup_is_copied_where_hard_links_are_not_allowed(tmp_path: Path, monke
     _add(registry, "worker")
     assert (tmp_path / "registry.json.bak").read_text() == before
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def _fsynced_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path os.fsync() is called on from now on, in order."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return synced
+
+
+def test_an_env_file_written_in_a_transaction_is_synced_after_the_start_and_before_the_registry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new app's environment file need not be durable before its unit is asked for (the start waited for two
+    fsyncs), only before the registry that names it is saved."""
+    from pmsd.state.envfiles import write_env_file
+
+    registry = Registry(str(tmp_path / "state"))
+    env_file = registry.env_file(0)
+    assert not registry.sync_when_saved(env_file)  # outside a transaction the writer syncs it itself
+    synced = _fsynced_paths(monkeypatch)
+    with registry.transaction() as data:
+        assert registry.sync_when_saved(env_file)
+        write_env_file(env_file, {"A": "1"}, durable=False)
+        registry.pending.intend([AppRecord(pm_id=0, spec=make_spec(name="api"), created_at=1)])
+        assert synced == []  # the unit would be started here: nothing has waited for the disk yet
+        data.apps.append(AppRecord(pm_id=0, spec=make_spec(name="api"), created_at=1))
+    assert synced[:2] == [env_file, registry.env_dir]
+    assert synced[2].startswith(registry.path) and synced[3] == registry.state_dir
+    assert len(synced) == 4  # the intent log is never synced (it guards against a killed command only)
+
+
+def test_an_env_file_that_cannot_be_synced_aborts_the_transaction(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write-back that fails at fsync (a full disk with delayed allocation) fails the command like any full
+    disk: the registry is not saved, and the undo registered for the new app runs."""
+    from pmsd.state.atomic import WriteError
+    from pmsd.state.envfiles import write_env_file
+
+    registry = Registry(str(tmp_path / "state"))
+    env_file = registry.env_file(0)
+    undone: list[bool] = []
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(WriteError, match="no space left"), registry.transaction() as data:
+        registry.sync_when_saved(env_file)
+        write_env_file(env_file, {"A": "1"}, durable=False)
+        registry.undo_unless_saved(lambda: undone.append(True))
+        data.apps.append(AppRecord(pm_id=0, spec=make_spec(name="api"), created_at=1))
+        monkeypatch.setattr(os, "fsync", failing_fsync)
+    assert undone == [True] and not os.path.exists(registry.path)
