@@ -17,6 +17,7 @@ from typing import Any
 from pmsd.errors import PmsdError
 from pmsd.model.record import AppRecord
 from pmsd.state.atomic import keep_as_backup, write_atomic
+from pmsd.state.listfile import dumps_with_list
 
 FORMAT_VERSION = 1
 DUMP_FILE = "dump.json"
@@ -55,9 +56,8 @@ class DumpFile:
 
     def write(self, saved: Saved) -> None:
         """Replace the save, keeping the one it replaces (when it reads back) as the backup."""
-        text = json.dumps({"version": FORMAT_VERSION, "saved_at": saved.saved_at, "next_id": saved.next_id,
-                           "apps": [app.to_json() for app in saved.apps], "ports": saved.ports},
-                          indent=1, ensure_ascii=False) + "\n"
+        text = dumps_with_list({"version": FORMAT_VERSION, "saved_at": saved.saved_at, "next_id": saved.next_id,
+                                "ports": saved.ports}, "apps", [app.to_json() for app in saved.apps])
         try:
             self._read(self.path)
         except (PmsdError, FileNotFoundError):

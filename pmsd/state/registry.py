@@ -26,6 +26,7 @@ from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.record import AppRecord, RegistryData
 from pmsd.state.atomic import WriteError, keep_as_backup, make_durable, remove_stale_temporaries, write_atomic
 from pmsd.state.dump import DumpFile
+from pmsd.state.listfile import dumps_with_list
 from pmsd.state.pending import PendingRecords, UnitsPresent
 from pmsd.systemd.names import instance_env_file_name
 
@@ -219,9 +220,8 @@ class Registry:
                             "PMSD_STATE_DIR or XDG_STATE_HOME must name a directory pmsd can create") from None
 
     def _write(self, data: RegistryData) -> None:
-        document = {"version": FORMAT_VERSION, "next_id": data.next_id,
-                    "apps": [app.to_json() for app in sorted(data.apps, key=lambda a: a.pm_id)]}
-        text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+        text = dumps_with_list({"version": FORMAT_VERSION, "next_id": data.next_id}, "apps",
+                               [app.to_json() for app in sorted(data.apps, key=lambda a: a.pm_id)])
         make_durable(self._unsynced)
         self._unsynced = []
         self._keep_backup()

@@ -320,3 +320,17 @@ def test_an_env_file_that_cannot_be_synced_aborts_the_transaction(tmp_path: Path
         data.apps.append(AppRecord(pm_id=0, spec=make_spec(name="api"), created_at=1))
         monkeypatch.setattr(os, "fsync", failing_fsync)
     assert undone == [True] and not os.path.exists(registry.path)
+
+
+def test_the_registry_is_written_an_app_a_line_and_reads_back(tmp_path: Path) -> None:
+    """One line per app from the C encoder (json's indent= is pure Python: 0.2 s per write at 1,000 apps):
+    still easy to read and diff, and read back unchanged, non-ASCII included."""
+    registry = Registry(str(tmp_path / "state"))
+    with registry.transaction() as data:
+        for pm_id, name in enumerate(("api", "wörker", "jobs")):
+            data.apps.append(AppRecord(pm_id=data.allocate_id(), spec=make_spec(name=name, env={"K": "é"}),
+                                       created_at=pm_id))
+    lines = Path(registry.path).read_text(encoding="utf-8").splitlines()
+    assert lines[0] == '{"version": %d, "next_id": 3, "apps": [' % FORMAT_VERSION and lines[-1] == "]}"
+    assert [json.loads(line.rstrip(","))["spec"]["name"] for line in lines[1:-1]] == ["api", "wörker", "jobs"]
+    assert [app.spec for app in registry.read().apps] == [app.spec for app in data.apps]
