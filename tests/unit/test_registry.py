@@ -331,6 +331,6 @@ def test_the_registry_is_written_an_app_a_line_and_reads_back(tmp_path: Path) ->
             data.apps.append(AppRecord(pm_id=data.allocate_id(), spec=make_spec(name=name, env={"K": "é"}),
                                        created_at=pm_id))
     lines = Path(registry.path).read_text(encoding="utf-8").splitlines()
-    assert lines[0] == '{"version": %d, "next_id": 3, "apps": [' % FORMAT_VERSION and lines[-1] == "]}"
+    assert lines[0] == f'{{"version": {FORMAT_VERSION}, "next_id": 3, "apps": [' and lines[-1] == "]}"
     assert [json.loads(line.rstrip(","))["spec"]["name"] for line in lines[1:-1]] == ["api", "wörker", "jobs"]
     assert [app.spec for app in registry.read().apps] == [app.spec for app in data.apps]
