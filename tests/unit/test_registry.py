@@ -5,6 +5,8 @@ import multiprocessing
 import os
 import stat
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -334,3 +336,30 @@ def test_the_registry_is_written_an_app_a_line_and_reads_back(tmp_path: Path) ->
     assert lines[0] == f'{{"version": {FORMAT_VERSION}, "next_id": 3, "apps": [' and lines[-1] == "]}"
     assert [json.loads(line.rstrip(","))["spec"]["name"] for line in lines[1:-1]] == ["api", "wörker", "jobs"]
     assert [app.spec for app in registry.read().apps] == [app.spec for app in data.apps]
+
+
+def test_an_unchanged_registry_is_parsed_once_per_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """god parses its registry when it changes; the commands it forks read it from that parse. A new file (a
+    transaction's rename) or one changed in place (an editor) is parsed again."""
+    import pmsd.state.registry as registry_module
+
+    registry = Registry(str(tmp_path / "state"))
+    _add(registry, "api")
+    parses: list[str] = []
+    real_load = json.load
+
+    def counting_load(handle: Any) -> Any:
+        parses.append(handle.name)
+        return real_load(handle)
+
+    monkeypatch.setattr(registry_module, "json", SimpleNamespace(load=counting_load, loads=json.loads))
+    first = registry.read()
+    first.apps.append(AppRecord(pm_id=7, spec=make_spec(name="mutated"), created_at=1))  # the caller's copy only
+    # What a transaction writes is what the next read gets: no parse at all.
+    assert [app.name for app in Registry(registry.state_dir).read().apps] == ["api"] and parses == []
+    _add(registry, "web")
+    assert [app.name for app in registry.read().apps] == ["api", "web"] and parses == []
+    text = Path(registry.path).read_text().replace('"api"', '"APi"')
+    with open(registry.path, "r+") as handle:  # same inode, same size
+        handle.write(text)
+    assert [app.name for app in registry.read().apps] == ["APi", "web"] and parses == [registry.path]
