@@ -55,3 +55,44 @@ def test_any_bytes_leave_god_answering(tmp_path: Path, chunks: list[bytes]) -> N
             with client.makefile("rb") as reader:
                 reply = decode(reader.readline())
     assert reply["id"] == 1 and "not run by god" in reply["error"]["message"]
+
+
+def test_slow_and_stalled_clients_do_not_hold_up_the_others(tmp_path: Path) -> None:
+    """Clients that trickle a request a byte at a time, stop half-way through a line, or never read a large
+    reply: god serves the others meanwhile (one thread, non-blocking sockets), each within a second."""
+    import time
+
+    path = str(tmp_path / "god.sock")
+    big = "x" * (4 << 20)  # more than a Unix socket buffer: the reader that never reads holds it in god
+
+    def handler(_connection: Any, request: dict[str, Any]) -> dict[str, Any]:
+        return {"id": request.get("id"), "result": big if request.get("method") == "big" else "pong"}
+
+    with _serving(path, handler):
+        stalled = []
+        for first_bytes in (b'{"id": 1, "meth', encode({"id": 2, "method": "big"}), b""):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(path)
+            sock.sendall(first_bytes)
+            stalled.append(sock)
+        trickle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        trickle.connect(path)
+        stalled.append(trickle)
+        try:
+            for index, byte in enumerate(encode({"id": 3, "method": "ping"})):
+                trickle.send(bytes([byte]))
+                if index % 7 == 0:  # god answers another client between the trickle's bytes
+                    started = time.monotonic()
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                        client.settimeout(5)
+                        client.connect(path)
+                        client.sendall(encode({"id": 4, "method": "ping"}))
+                        with client.makefile("rb") as reader:
+                            assert decode(reader.readline()) == {"id": 4, "result": "pong"}
+                    assert time.monotonic() - started < 1
+            trickle.settimeout(5)
+            with trickle.makefile("rb") as reader:
+                assert decode(reader.readline()) == {"id": 3, "result": "pong"}
+        finally:
+            for sock in stalled:
+                sock.close()
