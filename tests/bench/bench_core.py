@@ -7,7 +7,8 @@ Measures (medians of N fresh repetitions, N=7, or 3 with --quick):
   start    invoking `X start` until the CLI has returned AND the app's first line has run;
   ls       `ls` / `jlist` with 1, 10, 100 and 1,000 idle apps, plus the raw floors for the same query; pmsd
            twice: answered by god (which the bench points at its own registry), and with god down
-           (PMSD_NO_GOD=1: pmsd asks systemd itself);
+           (PMSD_NO_GOD=1: pmsd asks systemd itself); and `start` of one more app beside them (its table
+           lists them all);
   crash    `kill -9` of the app's process until the restarted instance's first line has run.
 
 Not a pytest test: it prints a table and, with --json, writes every sample. See README.md beside it.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import json
 import os
 import platform
@@ -448,6 +450,20 @@ def measure_manager_start(mgr: Manager, apps: Apps, n: int, tag: str) -> list[fl
     return samples(n, one)
 
 
+def measure_start_beside(mgr: Manager, apps: Apps, n: int, level: int) -> list[float]:
+    """`start` of one more app while `level` idle apps run (the manager's registry, table and daemon hold them
+    all); that app is deleted again after each sample."""
+
+    def one(i: int) -> float:
+        name = f"bench-{mgr.label}-beside{level}-{i}"
+        try:
+            return start_sample(apps, name, mgr.start_argv(apps.new(name), name), mgr.env)
+        finally:
+            run([*mgr.cli, "delete", name], mgr.env, check=False)
+
+    return samples(n, one)
+
+
 def measure_raw_start(raw: RawUnits, apps: Apps, n: int, via_pystemd: bool) -> list[float]:
     def one(i: int) -> float:
         name = f"start-{'dbus' if via_pystemd else 'run'}-{i}"
@@ -623,6 +639,8 @@ class Bench:
                     wait_for_units(floor_pattern, level, self.env)
                 for cmd in ("ls", "jlist"):
                     self.measure_cli(mgr, cmd, level)
+                self.results.record("ls", f"{mgr.label} start", level,
+                                    functools.partial(measure_start_beside, mgr, self.apps, self.n, level))
                 if floor_pattern:
                     self.ls_floors(floor_pattern, level)
         except (BenchError, subprocess.TimeoutExpired) as exc:
@@ -812,6 +830,8 @@ RATIOS: list[tuple[str, str, str, str]] = [
         "bare python StartTransientUnit",
     ),
     ("start: pmsd / systemd-run", "start", "pmsd start", "systemd-run --user"),
+    ("start beside N apps: pmsd / PM2", "ls", "pmsd start", "pm2 start"),
+    ("start beside N apps: pmsd-god-down / PM2", "ls", "pmsd-god-down start", "pm2 start"),
     ("ls: pmsd / PM2", "ls", "pmsd ls", "pm2 ls"),
     ("jlist: pmsd / PM2", "ls", "pmsd jlist", "pm2 jlist"),
     ("ls: pmsd-god-down / PM2", "ls", "pmsd-god-down ls", "pm2 ls"),
