@@ -41,6 +41,10 @@ REPO_ROOT = HERE.parents[1]
 # The interpreter's real binary, never a pyenv shim: a shim is a bash script costing ~130 ms per start,
 # which would be charged to whichever tool happened to be launched through it.
 PYTHON = str(Path(sys.executable).resolve())
+# The apps' interpreter, the same under every manager and in every floor: the distro's own python3, as a deployed
+# app's would be. A development interpreter (pyenv) may run .pth files at every start (an editable install, a CA
+# bundle: ~25 ms here) that every manager would pay alike, hiding the difference between them.
+APP_PYTHON = next((path for path in ("/usr/bin/python3",) if os.access(path, os.X_OK)), PYTHON)
 PM2_DIR = Path("/tmp/pmsd-bench-pm2")  # npm install cache, reused across runs
 CLI_TIMEOUT = 120.0  # one CLI call; generous because `pm2 start` of 100 apps is one call
 MARKER_TIMEOUT = 30.0
@@ -262,7 +266,7 @@ class Manager:
         """
         if not names:
             return
-        eco = [{"name": n, "script": str(apps.new(n)), "interpreter": PYTHON} for n in names]
+        eco = [{"name": n, "script": str(apps.new(n)), "interpreter": APP_PYTHON} for n in names]
         path = apps.root / f"bulk-{self.label}-{names[0]}.json"
         path.write_text(json.dumps({"apps": eco}))
         if run([*self.cli, "start", str(path)], self.env, check=False).returncode != 0:
@@ -297,7 +301,7 @@ def setup_pm2(scratch: Path, env: dict[str, str]) -> Pm2:
     home.mkdir()
     pm2_env = env | {"PM2_HOME": str(home)}
     # Without PM2_HOME, any pm2 call (even --version) spawns a daemon in ~/.pm2: always pass it.
-    return Pm2("pm2", [str(pm2)], pm2_env, ["--interpreter", PYTHON])
+    return Pm2("pm2", [str(pm2)], pm2_env, ["--interpreter", APP_PYTHON])
 
 
 def pm2_version() -> str | None:
@@ -371,7 +375,7 @@ def usable_pmsd(label: str, cli: list[str], pmsd_env: dict[str, str]) -> Manager
     # Run the same interpreter binary under every manager, if pmsd takes PM2's --interpreter.
     help_text = run([*cli, "start", "--help"], pmsd_env, check=False).stdout
     if "--interpreter" in help_text:
-        manager.start_extra = ["--interpreter", PYTHON]
+        manager.start_extra = ["--interpreter", APP_PYTHON]
     return manager
 
 
@@ -404,7 +408,7 @@ class RawUnits:
         ]
         for prop in props:
             argv += ["-p", prop]
-        return [*argv, PYTHON, str(script)]
+        return [*argv, APP_PYTHON, str(script)]
 
     def stop(self, *units: str) -> None:
         if units:
@@ -470,7 +474,7 @@ def measure_raw_start(raw: RawUnits, apps: Apps, n: int, via_pystemd: bool) -> l
         unit = raw.unit(name)
         script = apps.new(name)
         if via_pystemd:
-            argv = [floor_python(), str(HERE / "floor_start.py"), unit, PYTHON, str(script)]
+            argv = [floor_python(), str(HERE / "floor_start.py"), unit, APP_PYTHON, str(script)]
         else:
             argv = raw.systemd_run(unit, script)
         try:
@@ -488,7 +492,7 @@ def measure_direct_start(apps: Apps, n: int, env: dict[str, str]) -> list[float]
         name = f"start-direct-{i}"
         script = apps.new(name)
         t0 = time.time_ns()
-        proc = subprocess.Popen([PYTHON, str(script)], env=env)
+        proc = subprocess.Popen([APP_PYTHON, str(script)], env=env)
         try:
             _, t_app = apps.wait(name)
             return (t_app - t0) / 1e6
@@ -990,6 +994,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reps": n,
         "levels": list(levels),
         "python": PYTHON,
+        "app_python": APP_PYTHON,
         "pm2_version": pm2_version(),
         "pmsd_cli": pmsd.cli if pmsd else None,
         "pmsd_start_extra": pmsd.start_extra if pmsd else None,
