@@ -41,3 +41,13 @@ class UsageError(PmsdError):
 class NotFoundError(PmsdError):
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message, hint, ExitStatus.NOT_FOUND)
+
+
+# Control characters but the newline, as Python escapes them: a value quoted in a message (a file name, a target,
+# a key) must not move the cursor, clear the screen or forge a line of its own on the user's terminal.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if code != 0x0A}
+
+
+def printable(text: str) -> str:
+    """A message as pmsd prints it: control characters (C0 but the newline, DEL, C1) escaped."""
+    return text.translate(_CONTROLS)

@@ -28,11 +28,11 @@ class Signalled:
 def parse_signal(text: str) -> int:
     """SIGUSR2, USR2 (any case) or a number, as `kill -s` takes them; PM2 takes the names Node knows."""
     word = text.strip()
-    if word.isdigit():
-        number = int(word)
+    if word.isascii() and word.isdigit():  # not "²" (str.isdigit(), not int()); 5000 digits: not for int()
+        number = int(word) if len(word) <= 18 else 0
         valid = {int(s) for s in signals.valid_signals()}
         if number not in valid or number == 0:
-            raise UsageError(f"signal {number} is not a signal of this system",
+            raise UsageError(f"signal {word[:40]} is not a signal of this system",
                              "give a name such as SIGUSR2 (or USR2), or a number from `kill -l`")
         return number
     name = word.upper()
@@ -40,7 +40,7 @@ def parse_signal(text: str) -> int:
         name = "SIG" + name
     found = getattr(signals.Signals, name, None) if name.isidentifier() else None
     if found is None:
-        raise UsageError(f"unknown signal {text!r}", "give a name such as SIGUSR2 (or USR2), or a number "
+        raise UsageError(f"unknown signal {text[:40]!r}", "give a name such as SIGUSR2 (or USR2), or a number "
                          "from `kill -l`")
     return int(found)
 

@@ -83,6 +83,8 @@ def read_stdin_apps(stream: TextIO | None = None) -> list[Mapping[str, object]]:
     except json.JSONDecodeError as error:
         raise UsageError(f"{STDIN_LABEL}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}",
                          STDIN_HINT) from None
+    except (ValueError, RecursionError) as error:  # a number int() does not read, nesting past the recursion limit
+        raise ecosystem.unreadable(STDIN_LABEL, "JSON", error) from None
     try:
         return apps_of(document, STDIN_LABEL)
     except UsageError as error:
@@ -116,7 +118,7 @@ def _parse(text: str, only: tuple[str, ...], cwd: str, stdin: Sequence[Mapping[s
     if is_regex(text):
         try:
             pattern = re.compile(text[1:-1])
-        except re.error as error:
+        except (re.error, RecursionError, OverflowError) as error:  # nesting, repetitions `re` cannot hold
             raise UsageError(f"invalid regular expression {text}: {error}",
                              "targets of the form /.../ are Python regular expressions matched against app names"
                              ) from None
@@ -190,10 +192,10 @@ def _match_word(data: RegistryData, target: Target) -> list[AppRecord]:
     found = data.instances_of(text) + _by_id([a for a in data.apps if _same_file(a.spec.script, target.script)])
     if found:
         return list({record.pm_id: record for record in found}.values())
-    if text.isdigit():
-        record = data.by_id(int(text))
+    if text.isascii() and text.isdigit():  # "²" is a name (as in PM2); 5000 digits are no id, and not for int()
+        record = data.by_id(int(text)) if len(text) <= 18 else None
         if record is None:
-            raise NotFoundError(f"no app with id {text}", LS_HINT)
+            raise NotFoundError(f"no app with id {text[:18]}{'...' if len(text) > 18 else ''}", LS_HINT)
         return [record]
     in_namespace = _by_id([a for a in data.apps if a.spec.namespace == text])
     if in_namespace:

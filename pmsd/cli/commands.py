@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pmsd.context import Context
-from pmsd.errors import ExitStatus
+from pmsd.errors import ExitStatus, printable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,7 +41,7 @@ def _colour() -> bool:
 
 def show_warnings(ctx: Context) -> None:
     for warning in ctx.warnings:
-        print(f"[pmsd][WARN] {warning}", file=sys.stderr)
+        print(f"[pmsd][WARN] {printable(warning)}", file=sys.stderr)
     ctx.warnings.clear()
 
 

@@ -49,11 +49,11 @@ def _parse_logs(rest: list[str]) -> dict[str, object] | None:
     index = 0
     while index < len(rest):
         word = rest[index]
-        name, _, inline = word.partition("=")
+        name, has_value, inline = word.partition("=")
         if word in LOGS_FLAGS:
             options[word[2:]] = True
         elif name in LOGS_VALUE_OPTIONS:
-            if inline:
+            if has_value:  # `--highlight=` is the empty value, as typer reads it, not "take the next word"
                 value = inline
             elif index + 1 < len(rest):
                 index += 1
@@ -61,8 +61,8 @@ def _parse_logs(rest: list[str]) -> dict[str, object] | None:
             else:
                 return None
             if name == "--lines":
-                if not value.isdigit():
-                    return None  # let typer explain the error
+                if not (value.isascii() and value.isdigit()) or len(value) > 18:
+                    return None  # let typer read it ("²" is a digit to str.isdigit(), not to int()) or explain
                 options["lines"] = int(value)
             else:
                 options[name[2:]] = value

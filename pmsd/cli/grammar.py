@@ -220,8 +220,8 @@ def parse_start(argv: list[str]) -> dict[str, Any] | None:
         if word.startswith("-") and word != "-":
             name, has_value, inline = word.partition("=")
             flag = by_name.get(name)
-            if flag is None:
-                return None
+            if flag is None or (has_value and not word.startswith("--")):
+                return None  # click reads `-c=x` as the value "=x" (as PM2's commander does): typer's to say
             if flag.switch:
                 if has_value:
                     return None

@@ -21,11 +21,13 @@ START_COMMANDS = ("start", "startOrRestart", "startOrReload", "startOrGracefulRe
 
 
 def report_error(error: PmsdError) -> int:
+    from pmsd.errors import printable  # lazy: as in _run_here, only an error needs it
+
     colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
     label = "\x1b[31m[pmsd][ERROR]\x1b[0m" if colour else "[pmsd][ERROR]"
-    print(f"{label} {error.message}", file=sys.stderr)
+    print(f"{label} {printable(error.message)}", file=sys.stderr)
     if error.hint:
-        print(f"  hint: {error.hint}", file=sys.stderr)
+        print(f"  hint: {printable(error.hint)}", file=sys.stderr)
     return int(error.status)
 
 

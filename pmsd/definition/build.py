@@ -136,7 +136,9 @@ def _parse_keys(raw: Mapping[str, object], app: _App, warn: list[str]) -> dict[s
 def _warn_ignored_keys(app: _App, unknown: list[str], no_effect: list[str], warn: list[str]) -> None:
     where = f"{app.source.label}: {app.label}"
     if unknown:
-        warn.append(f"{where}: unknown keys ignored: {', '.join(sorted(unknown))}")
+        # A key is printed as it is only when printable: "\n" or an escape sequence in one would forge lines.
+        keys = (key if key.isprintable() else repr(key) for key in sorted(unknown))
+        warn.append(f"{where}: unknown keys ignored: {', '.join(keys)}")
     if no_effect:
         reasons = (f"{key} ({NO_EFFECT[NO_EFFECT_ALIASES.get(key, key)]})" for key in sorted(no_effect))
         warn.append(f"{where}: accepted, no effect under pmsd: {'; '.join(reasons)}")

@@ -144,6 +144,8 @@ def _atom(field: _Field, text: str, item: str, range_end: bool = False) -> int:
 
 def _number(field: _Field, text: str, item: str, what: str) -> int:
     if _NUMBER.fullmatch(text):
+        if len(text) > 9:  # out of every field's range, and maybe more digits than int() reads (4300)
+            raise CronError(f"field {field.name!r}: {what} {text[:9]}... is out of range {field.low}-{field.high}")
         return int(text)
     if not text:
         raise CronError(f"field {field.name!r}: a {what} is missing in {item!r}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -90,6 +91,8 @@ def _parse(path: str, label: str, data: bytes) -> object:
             return _evaluate_json_as_js(path, label, error)
         except UnicodeDecodeError:
             raise UsageError(f"{label}: not UTF-8 text") from None
+        except (ValueError, RecursionError) as error:
+            raise unreadable(label, "JSON", error) from None
     if lower.endswith((".yaml", ".yml")):
         import yaml  # lazy: ~25 ms, only for YAML files
 
@@ -101,14 +104,28 @@ def _parse(path: str, label: str, data: bytes) -> object:
             raise UsageError(f"{label}{where}: invalid YAML: {error.problem}") from None
         except yaml.YAMLError as error:
             raise UsageError(f"{label}: invalid YAML: {error}") from None
+        except Exception as error:  # PyYAML's constructors raise whatever Python raises on a tagged value they
+            # cannot make: ValueError for `!!int x`, AttributeError for `!!timestamp x`, RecursionError, ...
+            raise unreadable(label, "YAML", error) from None
     if lower.endswith(".toml"):
         import tomllib  # lazy: only for TOML files
 
         try:
             return tomllib.loads(data.decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise UsageError(f"{label}: invalid TOML: {error}") from None
+        except (ValueError, RecursionError) as error:  # TOMLDecodeError and UnicodeDecodeError among them
+            raise unreadable(label, "TOML", error) from None
     return _evaluate_js(path, label)
+
+
+def unreadable(label: str, form: str, error: Exception) -> UsageError:
+    """The error for a document Python's parsers give up on where JavaScript's would not: an integer of more
+    digits than int() reads (sys.get_int_max_str_digits(), 4300), nesting past the recursion limit."""
+    if isinstance(error, RecursionError):
+        return UsageError(f"{label}: invalid {form}: nested too deeply", f"nest values at most {MAX_DEPTH} deep")
+    if str(error).startswith("Exceeds the limit"):
+        return UsageError(f"{label}: invalid {form}: a number has more than {sys.get_int_max_str_digits()} digits",
+                          "write it as a string, or shorter")
+    return UsageError(f"{label}: invalid {form}: {error}")
 
 
 def _evaluate_json_as_js(path: str, label: str, error: json.JSONDecodeError) -> object:
@@ -153,6 +170,8 @@ def _node_output(stdout: str, label: str) -> object:
         return json.loads(stdout)
     except json.JSONDecodeError:
         raise UsageError(f"{label}: its value could not be turned into JSON") from None
+    except (ValueError, RecursionError) as error:
+        raise unreadable(label, "JSON", error) from None
 
 
 def _evaluate_js(path: str, label: str) -> object:
@@ -167,6 +186,7 @@ def _evaluate_js(path: str, label: str) -> object:
 def _apps_of(document: object, label: str) -> list[Mapping[str, object]]:
     """The raw apps of a document: `apps` (PM2 also reads `pm2` when there is no `apps`), one app, or a list.
     Each app carries the document's `deploy` envs (DEPLOY_ENV) when it has any."""
+    check_document(document, label)
     key = next((key for key in ("apps", "pm2") if isinstance(document, Mapping) and key in document), None)
     apps: list[object]
     if isinstance(document, Mapping) and key is not None:
@@ -203,3 +223,28 @@ def _with_deploy_envs(apps: list[object], deploy: object, label: str) -> list[ob
     if not envs:
         return apps
     return [{**app, DEPLOY_ENV: envs} if isinstance(app, Mapping) else app for app in apps]
+
+
+MAX_DEPTH = 100  # values nested deeper are refused: pmsd walks them recursively (env values: PM2's JSON text)
+MAX_VALUES = 1_000_000  # ... and a document that holds more values (counting each use of a YAML alias)
+
+
+def check_document(document: object, label: str) -> None:
+    """Refuse a document pmsd could not walk: nested deeper than MAX_DEPTH (a YAML alias inside its own value,
+    `&a [*a]`, is infinitely deep), or holding more than MAX_VALUES values, which YAML aliases of aliases reach
+    with a few lines ("billion laughs"). Walked without recursion."""
+    pending = [(document, 1)]
+    count = 0
+    while pending:
+        value, depth = pending.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            raise UsageError(f"{label}: values are nested deeper than {MAX_DEPTH} levels",
+                             "flatten them (a YAML alias must not be used inside its own value)")
+        if count > MAX_VALUES:
+            raise UsageError(f"{label}: holds more than {MAX_VALUES} values (YAML aliases count each time they "
+                             "are used)", "write fewer, or fewer uses of aliases")
+        if isinstance(value, Mapping):
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)

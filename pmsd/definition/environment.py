@@ -95,7 +95,7 @@ def runs_as_another_user(user: str | None, system: bool, caller_uid: int) -> boo
     does not override them. An unknown user counts as another user."""
     if not system or user is None:
         return False
-    if user.isdigit():
+    if user.isascii() and user.isdigit():  # a uid, as systemd reads one ("²" is a name to it, and to int() nothing)
         return int(user) != caller_uid
     try:
         return pwd.getpwnam(user).pw_uid != caller_uid

@@ -17,10 +17,15 @@ import shlex
 from collections.abc import Mapping
 
 from pmsd.definition.cron import CronError, on_calendar
-from pmsd.definition.unitvalues import argument_problem, text_problem, user_group_problem
+from pmsd.definition.unitvalues import argument_problem, shown, text_problem, unicode_problem, user_group_problem
 
 U32_MAX = 2**32 - 1
 MS_MAX = 2**63 // 1000 - 1  # durations travel as microseconds in a uint64
+# Numbers are read from ASCII digits only: str.isdigit() and int() also take "²" or "٣", which JavaScript's
+# Number() (PM2) does not; and at most this many of them, far more than any value pmsd takes needs, so that int()
+# never sees more than it reads (sys.get_int_max_str_digits(): 4300) and float() never overflows to infinity.
+MAX_DIGITS = 30
+_WHOLE = re.compile(rf"\s*-?[0-9]{{1,{MAX_DIGITS}}}\s*")
 
 
 class ValueHint(ValueError):
@@ -32,9 +37,15 @@ class ValueHint(ValueError):
 
 
 def parse_str(value: object) -> str:
+    """Text: a string, or a number as text. It is stored and handed on as UTF-8, so a lone surrogate (JSON's
+    "\\ud800") is refused."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"expected a string, got {describe_value(value)}")
-    return str(value)
+    text = str(value)
+    problem = unicode_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
 
 
 def parse_text(value: object) -> str:
@@ -68,11 +79,11 @@ def parse_count(value: object) -> int:
     """A whole number >= 0 that fits systemd's uint32 counters."""
     number = _whole_number(value)
     if not 0 <= number <= U32_MAX:
-        raise ValueError(f"expected a whole number from 0 to {U32_MAX}, got {number}")
+        raise ValueError(f"expected a whole number from 0 to {U32_MAX}, got {_short(str(number))}")
     return number
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(rf"^\s*([0-9]{{1,{MAX_DIGITS}}})\s*(ms|s|m|h)?\s*$")
 _DURATION_UNIT_MS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
 
@@ -81,16 +92,16 @@ def parse_duration_ms(value: object) -> int:
     if isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
-            raise ValueError(f"expected milliseconds or a duration like '2s', '1m', got {value!r}")
+            raise ValueError(f"expected milliseconds or a duration like '2s', '1m', got {shown(value)}")
         number = int(match.group(1)) * _DURATION_UNIT_MS[match.group(2)]
     else:
         number = _whole_number(value)
     if not 0 <= number <= MS_MAX:
-        raise ValueError(f"expected a duration from 0 to {MS_MAX} ms, got {number}")
+        raise ValueError(f"expected a duration from 0 to {MS_MAX} ms, got {_short(str(number))}")
     return number
 
 
-_SECONDS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*$")
+_SECONDS = re.compile(rf"^\s*([0-9]{{1,{MAX_DIGITS}}}(?:\.[0-9]*)?|\.[0-9]+)\s*$")
 
 
 def parse_seconds_ms(value: object) -> int:
@@ -104,7 +115,8 @@ def parse_seconds_ms(value: object) -> int:
     try:
         return parse_duration_ms(value)
     except ValueError:
-        raise ValueError(f"expected seconds (4, 0.5) or a duration like '500ms', '2s', got {value!r}") from None
+        raise ValueError(f"expected seconds (4, 0.5) or a duration like '500ms', '2s', got "
+                         f"{shown(value) if isinstance(value, str) else describe_value(value)}") from None
 
 
 def parse_positive_duration_ms(value: object) -> int:
@@ -141,12 +153,12 @@ def parse_exit_codes(value: object) -> tuple[int, ...]:
     for item in items:
         code = _whole_number(item)
         if not 0 <= code <= 255:
-            raise ValueError(f"exit codes run from 0 to 255, got {code}")
+            raise ValueError(f"exit codes run from 0 to 255, got {_short(str(code))}")
         codes.append(code)
     return tuple(sorted(set(codes)))
 
 
-_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)B?\s*$", re.IGNORECASE)
+_MEMORY = re.compile(rf"^\s*([0-9]{{1,{MAX_DIGITS}}}(?:\.[0-9]+)?)\s*([KMG]?)B?\s*$", re.IGNORECASE)
 _MEMORY_UNIT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 
@@ -155,12 +167,12 @@ def parse_memory_bytes(value: object) -> int:
     if isinstance(value, str):
         match = _MEMORY.match(value)
         if not match:
-            raise ValueError(f"expected bytes or a size like '300K', '150M', '1G', got {value!r}")
+            raise ValueError(f"expected bytes or a size like '300K', '150M', '1G', got {shown(value)}")
         number = int(float(match.group(1)) * _MEMORY_UNIT[match.group(2).upper()])
     else:
         number = _whole_number(value)
     if not 0 < number < 2**63:
-        raise ValueError(f"expected a size above 0 bytes, got {number}")
+        raise ValueError(f"expected a size above 0 bytes, got {_short(str(number))}")
     return number
 
 
@@ -193,7 +205,7 @@ def parse_argv_list(value: list[object]) -> tuple[str, ...]:
 def parse_patterns(value: object) -> tuple[str, ...]:
     """A list of globs or regular expressions (PM2's ignore_watch), or one of them."""
     if isinstance(value, str):
-        return (value,) if value else ()
+        return (parse_str(value),) if value else ()
     if isinstance(value, list):
         return parse_argv_list(value)
     raise ValueError(f"expected a pattern or a list of patterns, got {describe_value(value)}")
@@ -248,7 +260,7 @@ def parse_instances(value: object) -> int:
     if number < 0:
         return max(1, cpus + number)
     if number > MAX_INSTANCES:
-        raise ValueError(f"expected at most {MAX_INSTANCES} instances, got {number}")
+        raise ValueError(f"expected at most {MAX_INSTANCES} instances, got {_short(str(number))}")
     return number
 
 
@@ -266,8 +278,8 @@ def parse_port(value: object) -> str:
     """A TCP port (3000), or an address and port ("127.0.0.1:3000", "[::1]:3000"): ListenStream= text."""
     text = parse_str(value).strip()
     host, _, port_text = text.rpartition(":") if ":" in text else ("", "", text)
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"expected a port from 1 to 65535, or address:port, got {text!r}")
+    if not re.fullmatch(rf"[0-9]{{1,{MAX_DIGITS}}}", port_text) or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"expected a port from 1 to 65535, or address:port, got {shown(text)}")
     if host:
         bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         if ":" in host and bare == host:
@@ -330,6 +342,8 @@ def parse_env(value: object) -> dict[str, str]:
         env[name] = item if isinstance(item, str) else js_text(item, name)
         if "\0" in env[name]:
             raise ValueError(f"the value of {name!r} contains a NUL byte")
+        if unicode_problem(env[name]) is not None:  # the env file is UTF-8
+            raise ValueError(f"the value of {name!r}: {unicode_problem(env[name])}")
     return env
 
 
@@ -362,7 +376,10 @@ def js_number(number: float) -> str:
     repr finds the same), in plain notation for 1e-7 < |x| < 1e21 and in exponent notation outside."""
     if isinstance(number, int) and abs(number) < 10**21:
         return str(number)
-    number = float(number)
+    try:
+        number = float(number)
+    except OverflowError:  # JSON.parse reads an integer beyond the largest double as Infinity
+        number = math.inf if number > 0 else -math.inf
     if math.isnan(number) or math.isinf(number):
         return "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
     if number == 0:
@@ -388,11 +405,18 @@ def _whole_number(value: object) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+    if isinstance(value, str) and _WHOLE.fullmatch(value):
         return int(value)
-    raise ValueError(f"expected a whole number, got {describe_value(value)}")
+    # "²", "٣" or 5000 digits look like a number: say which ones pmsd reads.
+    digits = f" (digits 0-9, at most {MAX_DIGITS})" if isinstance(value, str) and value.strip().lstrip("-").isdigit() \
+        else ""
+    raise ValueError(f"expected a whole number{digits}, got {describe_value(value)}")
 
 
 def describe_value(value: object) -> str:
     kind = {dict: "a mapping", list: "a list", bool: "a boolean", type(None): "null"}.get(type(value))
-    return kind if kind else repr(value)
+    return kind if kind else shown(value) if isinstance(value, str) else _short(repr(value))
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else f"{text[:60]}... ({len(text)} characters)"

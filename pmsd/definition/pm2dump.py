@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 
+from pmsd.definition.ecosystem import check_document, unreadable
 from pmsd.definition.environment import carried_over
 from pmsd.definition.parsers import describe_value
 from pmsd.definition.settings import ALIASES, SETTINGS_BY_KEY
@@ -43,7 +44,7 @@ INJECTED_ENV = frozenset({"pm_id", "name", "namespace", "unique_id", "NODE_APP_I
 INJECTED_ENV_PREFIXES = ("PM2_", "pm_", "axm_")
 
 STOPPED = "stopped"  # PM2's status of an app that `pm2 stop` stopped (others: online, errored, launching, ...)
-_PID_FILE_ID = re.compile(r"-(\d+)\.pid$")
+_PID_FILE_ID = re.compile(r"-([0-9]{1,18})\.pid$")  # a pm_id: not "²" nor 5000 digits, which int() refuses
 
 
 def load_pm2_dump(path: str) -> tuple[list[dict[str, object]], list[str]]:
@@ -79,9 +80,12 @@ def _read(path: str) -> object:
         raise UsageError(f"{path}:{error.lineno}:{error.colno}: not a PM2 dump: invalid JSON: {error.msg}") from None
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not a PM2 dump: not UTF-8 text") from None
+    except (ValueError, RecursionError) as error:  # a number int() does not read, nesting past the recursion limit
+        raise unreadable(f"{path}: not a PM2 dump", "JSON", error) from None
 
 
 def _entries(path: str, document: object) -> list[Mapping[str, object]]:
+    check_document(document, f"{path}: not a PM2 dump")
     if not isinstance(document, list):
         raise UsageError(f"{path}: not a PM2 dump: expected a JSON list of processes (what `pm2 save` "
                          f"writes), got {describe_value(document)}")

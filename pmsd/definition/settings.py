@@ -59,6 +59,7 @@ LOG_RATE_LIMIT_BURST = 250_000  # 25x journald's default: a 200,000-line burst i
 # PM2's exponential backoff: the first delay, then x1.5 per crash, capped here; a run of 30 s resets it.
 EXP_BACKOFF_CAP_MS = 15_000
 EXP_BACKOFF_RESET_MS = 30_000
+USEC_MAX = 2**64 - 2  # the longest finite time systemd takes (UINT64_MAX is USEC_INFINITY, "never")
 
 # ---------------------------------------------------------------------------------------- directives
 
@@ -122,9 +123,11 @@ def _start_limit_interval(inputs: UnitInputs) -> int:
     # burst * (min_uptime + restart_delay); runs that last at least min_uptime never do. min_uptime 0 gives
     # interval 0, which systemd reads as "no limit", matching PM2 (no exit is unstable then). With
     # exponential backoff the first delay is the shortest gap god leaves between starts.
+    # Each delay fits a uint64 in microseconds, their product with the burst need not: past USEC_MAX it is
+    # USEC_MAX, longer than any machine runs.
     spec = inputs.spec
     first_delay = spec.exp_backoff_restart_delay or spec.restart_delay
-    return _start_limit_burst(inputs) * (spec.min_uptime + first_delay) * 1000
+    return min(USEC_MAX, _start_limit_burst(inputs) * (spec.min_uptime + first_delay) * 1000)
 
 
 def _exec_start(inputs: UnitInputs) -> list[tuple[str, list[str], bool]]:

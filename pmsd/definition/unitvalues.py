@@ -109,9 +109,12 @@ def user_group_problem(name: str) -> str | None:
     if not name:
         return "a user or group name cannot be empty"
     if name.isascii() and name.isdigit():  # parse_uid(): no sign, no leading zero, no blanks, 32 bits
-        if (name != "0" and name.startswith("0")) or int(name) > 0xFFFFFFFF or int(name) in UID_INVALID:
-            return (f"{name!r} is not a valid numeric uid/gid (0 to 4294967294, not 65535, no leading zeros)")
+        if (name != "0" and name.startswith("0")) or len(name) > 10 or int(name) > 0xFFFFFFFF \
+                or int(name) in UID_INVALID:
+            return (f"{shown(name)} is not a valid numeric uid/gid (0 to 4294967294, not 65535, no leading zeros)")
         return None
+    if name.isdigit():  # "²", "٣": digits to Python's int(), a name to systemd; no user is called that
+        return f"{name!r} is not a numeric uid/gid (digits 0-9) nor a user or group name"
     problem = plain_value_problem(name)
     if problem is not None:
         return problem

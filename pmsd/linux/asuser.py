@@ -31,11 +31,17 @@ class Identity:
 
 def identity_of(user: str, group: str | None = None) -> Identity:
     """The identity systemd gives a service with User=`user` (and Group=`group`); KeyError if unknown."""
-    entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    entry = pwd.getpwuid(int(user)) if _numeric(user) else pwd.getpwnam(user)
     gid = entry.pw_gid
     if group is not None:
-        gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        gid = int(group) if _numeric(group) else grp.getgrnam(group).gr_gid
     return Identity(entry.pw_uid, gid, tuple(os.getgrouplist(entry.pw_name, gid)))
+
+
+def _numeric(name: str) -> bool:
+    """A uid or gid as systemd reads one (parse_uid()): ASCII digits. "²" or "٣", which str.isdigit() takes and
+    int() reads or fails on, are names to systemd."""
+    return name.isascii() and name.isdigit()
 
 
 def open_as(identity: Identity, path: str, flags: int, mode: int = 0o640, make_parents: bool = False) -> int:

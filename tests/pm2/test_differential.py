@@ -477,3 +477,39 @@ def test_start_from_stdin(pm2: Manager, pmsd: Manager, token: str) -> None:
     seen = differential(pm2, pmsd, scenario)
     assert seen[0] == (0, [(f"b{token}", 0, "online", 0), (f"c{token}", 1, "online", 0)], ["b", "c"])
     assert_same(seen)
+
+
+# ------------------------------------------------------------------------------------------ hostile numbers
+
+
+def test_a_digit_that_is_not_0_to_9_is_refused_by_both(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """`max_restarts: "²"` in a file, `--max-restarts ٣` on the command line: PM2 expects a number and starts
+    nothing; so does pmsd (issue 19: str.isdigit() took "²" and int() then raised, and "٣" was read as 3)."""
+    def scenario(m: Manager) -> Any:
+        app = {"name": f"d{token}", "script": m.script(f"d{token}"), "interpreter": "python3", "max_restarts": "²"}
+        from_file = m.run("start", _write_ecosystem(m, [app])).returncode
+        flag = m.run("start", m.script(f"e{token}"), *PY, "--max-restarts", "٣").returncode
+        return from_file != 0, flag != 0, summary(m)
+
+    seen = differential(pm2, pmsd, scenario)
+    assert seen[0] == (True, True, [])
+    assert_same(seen)
+
+
+def test_a_number_of_5000_digits_differs_on_purpose(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """README, "Where pmsd differs": JavaScript reads `max_restarts: 99…9` (5,000 digits) as Infinity and PM2
+    starts the app; pmsd refuses the file (Python reads at most 4,300 digits of an integer), naming it."""
+    def scenario(m: Manager) -> Any:
+        app = {"name": f"h{token}", "script": m.script(f"h{token}"), "interpreter": "python3", "max_restarts": 0}
+        path = _write_ecosystem(m, [app])
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read().replace('"max_restarts": 0', '"max_restarts": ' + "9" * 5000)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        result = m.run("start", path)
+        return result.returncode, result.stderr, summary(m)
+
+    (pm2_code, _, pm2_apps), (pmsd_code, pmsd_err, pmsd_apps) = differential(pm2, pmsd, scenario)
+    assert (pm2_code, [name for name, *_ in pm2_apps]) == (0, [f"h{token}"])
+    assert (pmsd_code, pmsd_apps) == (ExitStatus.USAGE, [])
+    assert "a number has more than 4300 digits" in pmsd_err

@@ -15,6 +15,7 @@ from pmsd.god.handlers import ApiHandlers
 from pmsd.god.loop import Loop
 from pmsd.god.runner import CommandRunner
 from pmsd.model.protocol import decode, encode
+from tests.unit.helpers import fuzz_examples
 from tests.unit.test_god_parts import _serving
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -25,7 +26,7 @@ RUN_KEYS = ("argv", "cwd", "env", "umask", "encoding", "version", "package", "mo
 RUNNER = CommandRunner(Loop(), lambda _line: None, user=True)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=fuzz_examples(300), deadline=None)
 @given(st.dictionaries(st.sampled_from(RUN_KEYS) | st.text(max_size=8), JSON, max_size=8),
        st.lists(st.integers(min_value=0, max_value=2), max_size=4))
 def test_a_run_request_of_any_shape_is_declined_without_raising(params: dict[str, Any], fds: list[int]) -> None:
@@ -34,7 +35,8 @@ def test_a_run_request_of_any_shape_is_declined_without_raising(params: dict[str
     assert isinstance(refusal, str) and refusal
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=fuzz_examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=5))
 def test_any_bytes_leave_god_answering(tmp_path: Path, chunks: list[bytes]) -> None:
     path = str(tmp_path / "run" / "god.sock")
