@@ -69,6 +69,18 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def usage(pid: int) -> tuple[int, float]:
+    """(resident bytes, CPU seconds) of a process from one read of /proc/PID/stat (rss is field 24, the figure
+    statm gives as resident; proc(5)): `pmsd ls` of 1,000 apps without memory cgroups reads 1,000 files fewer.
+    (0, 0.0) for a process that is gone."""
+    content = _read(f"/proc/{pid}/stat")
+    try:
+        fields = content.rsplit(b")", 1)[1].split() if content is not None else []
+        return int(fields[21]) * _PAGE, (int(fields[11]) + int(fields[12])) / _TICKS
+    except (IndexError, ValueError):
+        return 0, 0.0
+
+
 def rss_bytes(pid: int) -> int:
     content = _read(f"/proc/{pid}/statm")
     try:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pmsd.linux.procfs import cpu_seconds, rss_bytes, unit_pids
+from pmsd.linux.procfs import unit_pids, usage
 from pmsd.model.counters import AppCounters
 from pmsd.model.record import AppRecord
 from pmsd.systemd.states import AUTO_RESTART, CLD_DUMPED, CLD_EXITED, CLD_KILLED, ActiveState, ServiceState
@@ -95,9 +95,10 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
     if state is not None and running:
         # The unit's processes are listed once, only when systemd lacks a figure (pmsd.linux.procfs)
         pids = unit_pids(state.control_group, state.main_pid) if None in (state.memory_bytes, state.cpu_nsec) else []
-        memory = state.memory_bytes if state.memory_bytes is not None else sum(map(rss_bytes, pids))
+        usages = [usage(pid) for pid in pids]
+        memory = state.memory_bytes if state.memory_bytes is not None else sum(rss for rss, _ in usages)
         if state.cpu_nsec is not None or pids:
-            used = state.cpu_nsec / 1e9 if state.cpu_nsec is not None else sum(map(cpu_seconds, pids))
+            used = state.cpu_nsec / 1e9 if state.cpu_nsec is not None else sum(cpu for _, cpu in usages)
         if started_usec and used is not None:
             elapsed = (now if now is not None else time.time()) - started_usec / 1e6
             cpu = round(100.0 * used / elapsed, 1) if elapsed > 0 else 0.0

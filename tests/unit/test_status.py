@@ -163,3 +163,15 @@ def test_exit_detail_names_the_result_of_the_run_that_ended(result: str, code: i
     state = make_state(active_state="activating", sub_state="auto-restart", result=result, exec_main_code=code,
                        exec_main_status=status)
     assert exit_detail(state) == expected
+
+
+def test_a_process_usage_is_read_from_one_file() -> None:
+    """(resident bytes, CPU seconds) from /proc/PID/stat alone agree with statm's resident figure and the CPU
+    time, and a process that is gone is (0, 0.0)."""
+    import os
+
+    from pmsd.linux.procfs import cpu_seconds, rss_bytes, usage
+
+    rss, cpu = usage(os.getpid())
+    assert abs(rss - rss_bytes(os.getpid())) < rss // 10 and cpu <= cpu_seconds(os.getpid())
+    assert usage(2**22 + 1) == (0, 0.0)  # above the largest pid_max
