@@ -58,7 +58,8 @@ class UnitChange:
                 if getattr(self, field.name) is not None}
 
     def is_empty(self) -> bool:
-        return all(value is None for value in vars(self).values())
+        values = list(vars(self).values())
+        return values.count(None) == len(values)  # counted in C: god asks it of every app per `ls`
 
     def merge(self, newer: UnitChange) -> UnitChange:
         """This state with `newer`'s fields on top (what a later signal says wins)."""
