@@ -10,8 +10,9 @@ an interpreter starting. For each manager, timed with the wall clock:
   restart    `restart all` until the CLI returned, and until every app is online again with a new pid;
   delete     `delete all` until the CLI returned;
 and the daemon's (PM2's God, pmsd's god) RSS and CPU while the 1,000 apps idle for 10 s, plus the CPU time the
-user manager (systemd --user) and journald spent during start and restart. pmsd's god is pointed at the bench's
-own registry (bench_core.god_serving). Not a pytest test; stdlib only (/proc).
+user manager (systemd --user) and journald spent during start and restart. The floor (floor_many.py): a bare
+Python process starting as many transient units on the manager's private socket, then stopping them. pmsd's
+god is pointed at the bench's own registry (bench_core.god_serving). Not a pytest test; stdlib only (/proc).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from tests.bench.bench_core import (
     become_subreaper,
     bench_env,
     find_pmsd,
+    floor_python,
     god_serving,
     reap_orphans,
     run,
@@ -178,17 +180,40 @@ def god_daemon(mgr: Manager) -> Callable[[], int]:
     return pid
 
 
+def systemd_floor(env: dict[str, str], count: int) -> Figures:
+    """floor_many.py: the same number of bare transient units started, then stopped, with systemd's CPU."""
+    figures = Figures("systemd")
+    helpers = systemd_pids()
+    before = {name: cpu_seconds(pid) for name, pid in helpers.items()}
+    prefix = f"pmsdscale-{os.getpid()}-"
+    try:
+        out = run([floor_python(), str(Path(__file__).with_name("floor_many.py")), prefix, str(count)], env).stdout
+        times = json.loads(out)
+        figures.values["start: all online (s)"] = times["start"]
+        figures.values["delete all (s)"] = times["stop"]
+    except (BenchError, ValueError, KeyError) as error:
+        figures.notes.append(f"floor failed: {error}")
+    finally:
+        run(["systemctl", "--user", "stop", f"{prefix}*"], env, check=False)
+    for name, pid in helpers.items():
+        figures.values[f"{name} CPU during start and stop (s)"] = cpu_seconds(pid) - before[name]
+    return figures
+
+
 def report(results: list[Figures], count: int) -> None:
     keys = list(dict.fromkeys(key for figures in results for key in figures.values))
     labels = [figures.label for figures in results]
     print(f"\n{count} apps (/bin/sleep), one run.\n")
-    print(f"  {'':42s}" + "".join(f"{label:>14s}" for label in labels) + "   pmsd/pm2")
+    print(f"  {'':42s}" + "".join(f"{label:>14s}" for label in labels) + "   pmsd/pm2  pmsd/systemd")
     by_label = {figures.label: figures.values for figures in results}
     for key in keys:
         cells = [by_label[label].get(key) for label in labels]
         line = f"  {key:42s}" + "".join(f"{c:14.2f}" if c is not None else f"{'-':>14s}" for c in cells)
-        pm2, pmsd = by_label.get("pm2", {}).get(key), by_label.get("pmsd", {}).get(key)
-        print(line + (f"   {pmsd / pm2:7.2f}x" if pm2 and pmsd is not None else ""))
+        pmsd = by_label.get("pmsd", {}).get(key)
+        for other in ("pm2", "systemd"):
+            value = by_label.get(other, {}).get(key)
+            line += f"   {pmsd / value:7.2f}x" if value and pmsd is not None else f"{'':11s}"
+        print(line.rstrip())
     for figures in results:
         for note in figures.notes:
             print(f"  {figures.label}: {note}")
@@ -217,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         if pmsd is not None:
             with god_serving(pmsd):
                 measured(results, pmsd, eco, args.apps, god_daemon(pmsd))
+        results.append(systemd_floor(env, args.apps))
     reap_orphans()
     report(results, args.apps)
     if args.json:
