@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 
 from pmsd.context import Context
+from pmsd.definition.logpipes import LOG_SOCKET_PREFIX
 from pmsd.definition.settings import MAX_INSTANCES, is_node
 from pmsd.definition.unitfiles import LOG_DROPIN, render_cluster_units, render_log_dropin
 from pmsd.definition.unitvalues import fnmatch_literal
@@ -230,16 +231,16 @@ def remove_app_units(ctx: Context, name: str) -> None:
     forget_found_ports(ctx.state_dir, name)
     remove_leftovers(ctx.user, ctx.environ, name, LOG_DROPIN)
     units = installed_units(ctx.user, ctx.environ, name)
-    if not units:
-        return
-    release_if_idle(ctx, name)
-    remove_units(ctx.user, ctx.environ, units)
-    # The instances' slice outlives them (slices are not collected while active): stop it with the app.
+    if units:
+        release_if_idle(ctx, name)
+        remove_units(ctx.user, ctx.environ, units)
+    # The slices of the instances and of their log units outlive them (slices are not collected while
+    # active; one per deleted app was left): stop them with the app.
     manager = ctx.manager
-    slice_unit = instance_slice(name, ctx.user)
-    summary = manager.unit_summary(slice_unit)
-    if summary is not None and summary[0] == ActiveState.ACTIVE:
-        manager.stop(slice_unit)
+    for slice_unit in (instance_slice(name, ctx.user), instance_slice(name, ctx.user, LOG_SOCKET_PREFIX)):
+        summary = manager.unit_summary(slice_unit)
+        if summary is not None and summary[0] == ActiveState.ACTIVE:
+            manager.stop(slice_unit)
 
 
 def wait_ready(ctx: Context, record: AppRecord, unit: str | None = None) -> bool:

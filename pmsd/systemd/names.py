@@ -96,11 +96,12 @@ def listener_unit(name: str) -> str:
     return f"{LISTENER_PREFIX}{escape_name(name)}{SERVICE_SUFFIX}"
 
 
-def instance_slice(name: str, user: bool) -> str:
+def instance_slice(name: str, user: bool, unit_prefix: str = UNIT_PREFIX) -> str:
     """The slice systemd puts a template's instances in (unit_set_default_slice() in src/core/unit.c):
     app-<prefix>.slice under a user manager, system-<prefix>.slice under the system one, the prefix escaped as
-    unit_name_escape() does ("-" and "\\" become \\x2d and \\x5c)."""
-    prefix = UNIT_PREFIX + escape_name(name)
+    unit_name_escape() does ("-" and "\\" become \\x2d and \\x5c). Any unit whose name has an instance part
+    goes there, so an instance's log units (pmsd.log-<app>@<n>) have one of their own too."""
+    prefix = unit_prefix + escape_name(name)
     escaped = "".join(f"\\x{ord(char):02x}" if char in "-\\" else char for char in prefix)
     return f"{'app' if user else 'system'}-{escaped}.slice"
 

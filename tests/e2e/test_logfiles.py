@@ -119,6 +119,10 @@ def test_each_instance_gets_pm2s_own_files_and_merge_logs_shares_them(god: Pmsd,
     god.run("delete", name)
     god.run("delete", merged)
     assert not list(runtime.glob(f"pmsd.log-*{token}*")) and not list(runtime.glob(f"pmsd-*{token}*.d"))
+    # The slice systemd made for the instances' log units (app-pmsd.log\x2d<app>.slice) went with them: it stayed
+    # active, one per deleted app, until `delete` stopped it (seen by the suite's leftover check).
+    listed = systemctl(god.env, "list-units", "--all", "--plain", "--no-legend", f"app-pmsd*{token}*").stdout
+    assert listed.strip() == ""
 
 
 def test_global_rotation_settings_apply_to_every_app_without_its_own(god: Pmsd, token: str) -> None:
