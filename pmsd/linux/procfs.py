@@ -59,16 +59,6 @@ def cgroup_pids(control_group: str) -> list[int]:
     return []
 
 
-def cpu_seconds(pid: int) -> float:
-    content = _read(f"/proc/{pid}/stat")
-    try:
-        # Fields after the parenthesised comm (which may hold spaces): utime is field 14, stime 15.
-        fields = content.rsplit(b")", 1)[1].split() if content is not None else []
-        return (int(fields[11]) + int(fields[12])) / _TICKS
-    except (IndexError, ValueError):
-        return 0.0
-
-
 def usage(pid: int) -> tuple[int, float]:
     """(resident bytes, CPU seconds) of a process from one read of /proc/PID/stat (rss is field 24, the figure
     statm gives as resident; proc(5)): `pmsd ls` of 1,000 apps without memory cgroups reads 1,000 files fewer.
