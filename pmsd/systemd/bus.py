@@ -190,21 +190,29 @@ class Manager:
         except UnitGone:
             return None
 
+    def loaded_path(self, unit: str) -> bytes | None:
+        """The object path of a loaded unit, None when systemd has none loaded: GetUnit alone, which (unlike
+        LoadUnit, or a property read on the unit's path) does not make systemd look for the unit's file."""
+        try:
+            return bytes(self._call(MANAGER_PATH, MANAGER, b"GetUnit", apply_signature(b"s", [unit.encode()]), unit))
+        except UnitGone:
+            return None
+
     def unit_summary(self, unit: str) -> tuple[str, str] | None:
         """(ActiveState, Description) of a loaded unit of any type, None when systemd has none loaded
         (GetUnit, unlike LoadUnit, does not load it)."""
+        path = self.loaded_path(unit)
         try:
-            path = self._call(MANAGER_PATH, MANAGER, b"GetUnit", apply_signature(b"s", [unit.encode()]), unit)
-            return (str(self._get(path, UNIT, "ActiveState", "s", unit)),
-                    str(self._get(path, UNIT, "Description", "s", unit)))
+            return None if path is None else (str(self._get(path, UNIT, "ActiveState", "s", unit)),
+                                              str(self._get(path, UNIT, "Description", "s", unit)))
         except UnitGone:
             return None
 
     def needs_reload(self, unit: str) -> bool:
         """NeedDaemonReload of a loaded unit: its file changed since systemd read it. False if not loaded."""
+        path = self.loaded_path(unit)
         try:
-            path = self._call(MANAGER_PATH, MANAGER, b"GetUnit", apply_signature(b"s", [unit.encode()]), unit)
-            return bool(self._get(path, UNIT, "NeedDaemonReload", "b", unit))
+            return path is not None and bool(self._get(path, UNIT, "NeedDaemonReload", "b", unit))
         except UnitGone:
             return False
 
