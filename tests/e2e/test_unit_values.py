@@ -39,7 +39,7 @@ from pmsd.model.record import AppRecord
 from pmsd.model.spec import AppSpec, Source, UnitInputs
 from pmsd.state.registry import Registry
 from pmsd.systemd.bus import Manager
-from pmsd.systemd.names import template_unit
+from pmsd.systemd.names import instance_slice, template_unit
 from pmsd.systemd.paths import runtime_unit_dir
 from pmsd.systemd.properties import MANAGER, MANAGER_PATH
 from pmsd.systemd.states import DOWN_STATES, ActiveState
@@ -140,9 +140,8 @@ class Systemd:
         # A template's instances run in a slice systemd made for them (app-<prefix>.slice), which stays active
         # once they have stopped: stop it too, or every example leaves one behind (~30 per run).
         for prefix in sorted({unit.partition("@")[0] for unit in self.units if "@" in unit}):
-            escaped = "".join(f"\\x{ord(char):02x}" if char in "-\\" else char for char in prefix)
-            with contextlib.suppress(PmsdError):
-                self.manager.stop(f"app-{escaped}.slice")
+            with contextlib.suppress(PmsdError):  # the whole template name is the prefix here, the app's name empty
+                self.manager.stop(instance_slice("", user=True, unit_prefix=prefix))
         for path in reversed(self.files):
             with contextlib.suppress(FileNotFoundError):
                 os.rmdir(path) if os.path.isdir(path) else os.unlink(path)
