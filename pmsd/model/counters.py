@@ -7,7 +7,7 @@ pm_id and carry the record's created_at, so a reused id never inherits another a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -22,7 +22,9 @@ class AppCounters:
     awaiting_restart: int = 0  # 1 if the unit was waiting in auto-restart then (its exit already counted)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # The instance's own dict (every field, none nested): dataclasses.asdict() deep-copies field by field,
+        # which made god's counters write of 1,000 apps ~20 ms, once per batch of signals.
+        return dict(self.__dict__)
 
 
 def counters_for(counters: dict[int, AppCounters], pm_id: int, created_at: int) -> AppCounters | None:
