@@ -12,6 +12,8 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Mapping, Sequence
+from typing import cast
 
 from pmsd.api import cluster
 from pmsd.api.config import with_config_defaults
@@ -22,9 +24,9 @@ from pmsd.definition.cron import on_calendar
 from pmsd.definition.environment import record_environment, runs_as_another_user
 from pmsd.definition.logpipes import log_sinks
 from pmsd.definition.unitfiles import LOG_DROPIN
-from pmsd.definition.units import transient_properties
-from pmsd.definition.unitvalues import exec_argv
-from pmsd.errors import ExitStatus, PmsdError
+from pmsd.definition.units import assignments, transient_properties
+from pmsd.definition.unitvalues import exec_argv, exec_size_problem
+from pmsd.errors import ExitStatus, PmsdError, UsageError
 from pmsd.linux.asuser import identity_of, open_as
 from pmsd.model.record import AppRecord, RegistryData, now_ms
 from pmsd.model.spec import AppSpec, UnitInputs, stderr_file, stdout_file
@@ -44,15 +46,62 @@ RUNNING_STATUSES = frozenset({Status.ONLINE, Status.LAUNCHING})  # a restart of 
 
 def write_environment(ctx: Context, record: AppRecord, fresh: bool) -> None:
     """The instance's environment file: captured now (fresh), or the one stored at start with the definition's
-    own env re-applied (PM2 keeps the environment of the first start)."""
+    own env re-applied (PM2 keeps the environment of the first start). Refused, with nothing written, when the
+    app's command line and that environment are more than Linux executes (check_exec_size)."""
+    write_environments(ctx, [record], fresh)
+
+
+def write_environments(ctx: Context, records: Sequence[AppRecord], fresh: bool) -> None:
+    """write_environment for several records (a new app's instances), each checked before any file is written:
+    an app refused leaves no environment file behind."""
+    envs = [(record, _composed_environment(ctx, record, fresh)) for record in records]
+    for record, env in envs:
+        check_exec_size(ctx, record, env)
+    for record, env in envs:
+        env_file = ctx.registry.record_env_file(record)
+        write_env_file(env_file, env, durable=not ctx.registry.sync_when_saved(env_file))
+
+
+def _composed_environment(ctx: Context, record: AppRecord, fresh: bool) -> dict[str, str]:
     env_file = ctx.registry.record_env_file(record)
     spec = record.spec
     if fresh or not os.path.exists(env_file):
         caller = {} if runs_as_another_user(spec.user, not ctx.user, os.getuid()) else ctx.environ
-        env = record_environment(caller, record)
-    else:
-        env = {**read_env_file(env_file), **spec.env}
-    write_env_file(env_file, env, durable=not ctx.registry.sync_when_saved(env_file))
+        return record_environment(caller, record)
+    return {**read_env_file(env_file), **spec.env}
+
+
+def check_exec_size(ctx: Context, record: AppRecord, env: Mapping[str, str]) -> None:
+    """Refuse an app whose command line and environment `env` (its env file's) are more than the kernel's
+    execve() takes (pmsd.definition.unitvalues.exec_size_problem). systemd would create its unit all the same
+    and then fail to execute it with E2BIG, shown as status 203/EXEC, which names neither cause nor remedy."""
+    path, argv, unit_env = _unit_exec(record.spec, system=not ctx.user)
+    # EnvironmentFile= is applied after Environment= (systemd.exec(5)): the file's value of a name wins.
+    problem = exec_size_problem(argv, {**unit_env, **env}, path)
+    if problem is None:
+        return
+    which = f" instance {record.instance}" if record.instance is not None else ""
+    raise UsageError(
+        f"app {record.name!r}{which} cannot be started: {problem}",
+        "leave out the environment of the shell pmsd runs from (filter_env: true, or parts of the names to drop), "
+        "use fewer or smaller variables in `env`, or pass large data in a file the app reads",
+    )
+
+
+def _unit_exec(spec: AppSpec, system: bool) -> tuple[str, list[str], dict[str, str]]:
+    """The program, argv and Environment= of the app's unit as the settings table makes them (ExecStart= with the
+    Node preload's --require; PWD and the preload's variables), argv as the program receives it."""
+    path, argv, env = spec.exec_path, list(spec.argv), {}
+    inputs = UnitInputs(spec, env_file="", system=system)
+    for assignment in assignments(inputs, version=0, check_version=False):
+        if assignment.directive.name == "ExecStart":
+            ((path, words, _),) = cast("list[tuple[str, list[str], bool]]", assignment.value)
+            argv = [word.replace("$$", "$") for word in words]  # systemd turns exec_argv's "$$" back into "$"
+        elif assignment.directive.name == "Environment":
+            for item in cast("list[str]", assignment.value):
+                name, _, value = item.partition("=")
+                env[name] = value
+    return path, argv, env
 
 
 def new_records(data: RegistryData, spec: AppSpec) -> list[AppRecord]:
@@ -373,7 +422,6 @@ def add_instances(ctx: Context, data: RegistryData, records: list[AppRecord], sp
     added = [AppRecord(pm_id=pm_id, spec=spec, created_at=created_at, instance=n, increment=first + index)
              for index, (n, pm_id) in enumerate(zip(numbers, data.allocate_ids(count) if count else [],
                                                     strict=True))]
-    for record in added:
-        write_environment(ctx, record, fresh=True)
+    write_environments(ctx, added, fresh=True)
     data.apps.extend(added)
     return added

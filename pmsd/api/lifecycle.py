@@ -28,6 +28,7 @@ from pmsd.api.launch import (
     stop_record,
     undo_create,
     write_environment,
+    write_environments,
 )
 from pmsd.api.linger import linger_warning
 from pmsd.api.logpipes import remove_log_pipes
@@ -248,8 +249,7 @@ def _new_app(ctx: Context, data: RegistryData, spec: AppSpec) -> list[AppRecord]
     """A new app's records as the global settings make it (pmsd.api.config), with their environment files;
     not yet in the registry, nothing started."""
     records = new_records(data, with_config_defaults(ctx, spec))
-    for record in records:
-        write_environment(ctx, record, fresh=True)
+    write_environments(ctx, records, fresh=True)  # all checked first (check_exec_size): a refusal leaves no file
     return records
 
 

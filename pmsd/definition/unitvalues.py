@@ -31,12 +31,24 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 LONG_LINE_MAX = 1024 * 1024  # src/basic/def.h; config_parse() fails the unit on a longer line
 PATH_MAX = 4096  # path_is_valid() in src/basic/path-util.c: a path is shorter, NUL included
 NAME_MAX = 255  # ... and each of its components at most this long (path_find_first_component())
 MAX_ARG_STRLEN = 32 * 4096  # Linux: execve() fails with E2BIG on a longer argument
+# What execve() takes of argv and envp together: bprm_stack_limits() in fs/exec.c (prepare_arg_pages() in older
+# kernels) allows min(_STK_LIM / 4 * 3, RLIMIT_STACK soft / 4), at least ARG_MAX, for every string (its bytes
+# and its NUL: the program's path, then envp, then argv; copy_string_kernel(), copy_strings()) plus one pointer
+# per argv and envp string (at least one for argv). More fails with E2BIG, which systemd reports as 203/EXEC.
+STK_LIM = 8 * 1024 * 1024  # _STK_LIM (include/uapi/linux/resource.h); also init's soft RLIMIT_STACK
+ARG_MAX = 32 * 4096  # include/uapi/linux/limits.h: what execve() always takes, however small the stack limit
+POINTER_SIZE = 8  # sizeof(void *) of a 64-bit program; a 32-bit one needs less
+# The variables systemd adds at each execution, on top of the app's Environment= and EnvironmentFile=
+# (INVOCATION_ID, JOURNAL_STREAM, NOTIFY_SOCKET, MAINPID, MANAGERPID, SYSTEMD_EXEC_PID, LISTEN_*, PATH,
+# HOME/USER/LOGNAME/SHELL, the manager's own environment: build_environment() in src/core/execute.c), and the
+# interpreter line of a "#!" script (load_script() in fs/binfmt_script.c copies it in too): a few KiB.
+EXEC_ENV_MARGIN = 16 * 1024
 UID_INVALID = (0xFFFF, 0xFFFFFFFF)  # uid_is_valid() in src/basic/user-util.c
 _BLANKS = " \t\n\r"  # WHITESPACE in src/basic/string-util.h: strstrip() removes these from a value's ends
 _C_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -155,6 +167,52 @@ def argument_problem(word: str) -> str | None:
         return (f"an argument of {len(word.encode())} bytes is longer than Linux passes to a program "
                 f"({MAX_ARG_STRLEN} bytes); pass it in a file or an environment variable")
     return None
+
+
+def exec_limit(stack_rlimit: int = STK_LIM) -> int:
+    """How many bytes of strings and pointers execve() takes for a program whose soft RLIMIT_STACK is
+    `stack_rlimit` (bprm_stack_limits() in fs/exec.c). An app runs under its manager's limits, not the CLI's, so
+    the CLI's own sysconf("SC_ARG_MAX") says nothing about it: systemd-system.conf(5) leaves DefaultLimitSTACK=
+    unset, "inherited from the kernel" (_STK_LIM, 8 MiB: INIT_RLIMITS in include/asm-generic/resource.h) by
+    PID 1, user@.service's manager and every service. pmsd has no LimitSTACK= option: every app gets STK_LIM."""
+    quarter = stack_rlimit // 4 if stack_rlimit >= 0 else STK_LIM  # RLIM_INFINITY is -1 to Python
+    return max(min(STK_LIM // 4 * 3, quarter), ARG_MAX)
+
+
+def _string_size(text: str) -> int:
+    # surrogatepass: an undecodable byte of the caller's environment (a lone surrogate to Python) counts 3 bytes,
+    # at least its real size, and never raises.
+    return len(text.encode("utf-8", "surrogatepass")) + 1  # and its NUL
+
+
+def exec_size(argv: Sequence[str], env: Mapping[str, str], program: str | None = None) -> int:
+    """What execve() of `program` (argv[0] when None) with `argv` and `env` counts against exec_limit()."""
+    path = program if program is not None else (argv[0] if argv else "")
+    strings = _string_size(path) + sum(_string_size(word) for word in argv)
+    strings += sum(_string_size(f"{name}={value}") for name, value in env.items())
+    return strings + (max(len(argv), 1) + len(env)) * POINTER_SIZE
+
+
+def exec_size_problem(argv: Sequence[str], env: Mapping[str, str], program: str | None = None,
+                      stack_rlimit: int = STK_LIM) -> str | None:
+    """Why the kernel would refuse to execute `argv` with `env` (E2BIG), or None: their size, against what
+    execve() takes less EXEC_ENV_MARGIN, the room left for the variables systemd adds itself. The problem
+    says where the bytes are: the arguments, and the largest variables."""
+    size = exec_size(argv, env, program)
+    limit = exec_limit(stack_rlimit)
+    room = limit - EXEC_ENV_MARGIN
+    if size <= room:
+        return None
+    sizes = {name: _string_size(f"{name}={value}") - 1 for name, value in env.items()}
+    largest = sorted(sizes, key=lambda name: (-sizes[name], name))[:3]
+    named = ", ".join(f"{shown(name, 40)} ({sizes[name]:,} bytes)" for name in largest)
+    arguments = sum(_string_size(word) - 1 for word in argv)
+    stack = f"{stack_rlimit / 1024 / 1024:g} MiB" + (" (systemd's default)" if stack_rlimit == STK_LIM else "")
+    return (f"its arguments and environment come to {size:,} bytes ({len(argv)} arguments of {arguments:,} "
+            f"bytes, {len(env)} variables{'; the largest: ' + named if named else ''}), more than the {room:,} "
+            f"bytes pmsd allows: Linux executes a program with at most {limit:,} when its stack limit is {stack}, "
+            f"and the variables systemd adds take up to {EXEC_ENV_MARGIN:,} more; beyond that systemd fails to "
+            "run it (E2BIG, status 203/EXEC)")
 
 
 # ------------------------------------------------------------------------------------------------ writing
