@@ -33,6 +33,7 @@ from pmsd.model.spec import AppSpec, UnitInputs, stderr_file, stdout_file
 from pmsd.model.status import Status, exit_detail, failed_to_start, pm2_status
 from pmsd.state.envfiles import read_env_file, write_env_file
 from pmsd.state.unitfiles import remove_dropin
+from pmsd.systemd.bus import UnitExists
 from pmsd.systemd.jobs import TimerJob, start_timer, stop_and_collect, stop_and_reset_quietly
 from pmsd.systemd.names import UNIT_PREFIX, cron_service_unit, cron_timer_unit
 from pmsd.systemd.paths import journalctl_command
@@ -175,7 +176,7 @@ def launch_fork_apps(ctx: Context, records: list[AppRecord]) -> list[tuple[AppRe
     submitted, failures = [], []
     for record in records:
         try:
-            _submit(ctx, record)
+            _submit(ctx, record, fresh=True)
             submitted.append(record)
         except PmsdError as error:
             failures.append((record, error))
@@ -219,9 +220,14 @@ def _start_error(ctx: Context, record: AppRecord, timeout: float = START_TIMEOUT
     return []
 
 
-def _submit(ctx: Context, record: AppRecord) -> None:
+def _submit(ctx: Context, record: AppRecord, fresh: bool = False) -> None:
+    """Create the record's transient unit. Its name is made free first (an errored unit of an earlier run, or the
+    app's running unit on a restart); `fresh`, for an app that should have no unit, asks systemd first and makes
+    room only when told the name is taken: looking first was a round trip through a manager busy with the other
+    starts, a third of the time a start of 1,000 apps took."""
     manager = ctx.manager
-    stop_and_collect(manager, record.unit, LEFTOVER_STOP_S)  # make room: an errored unit of an earlier run
+    if not fresh:
+        stop_and_collect(manager, record.unit, LEFTOVER_STOP_S)
     if uses_log_pipes(ctx, record.spec):  # god writes the files: it opens them, as the app's user
         check_god_log_files(ctx, record.spec)  # before anything of the app's pipes exists
         pipes, log_fds = log_pipes(ctx, record.spec), {}
@@ -232,7 +238,13 @@ def _submit(ctx: Context, record: AppRecord) -> None:
         inputs = UnitInputs(record.spec, ctx.registry.record_env_file(record), system=not ctx.user, log_fds=log_fds,
                             log_pipes=pipes)
         properties = transient_properties(inputs, manager.version)
-        manager.start_transient(record.unit, properties)  # systemd keeps its own copies of the descriptors
+        try:
+            manager.start_transient(record.unit, properties)  # systemd keeps its own copies of the descriptors
+        except UnitExists:
+            if not fresh:
+                raise
+            stop_and_collect(manager, record.unit, LEFTOVER_STOP_S)
+            manager.start_transient(record.unit, properties)
     finally:
         for fd in log_fds.values():
             os.close(fd)

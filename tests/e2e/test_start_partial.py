@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 
-from tests.e2e.helpers import APPS, Pmsd, systemctl
+from tests.e2e.helpers import APPS, Pmsd, systemctl, unit_property, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -56,3 +57,28 @@ def test_a_bad_definition_has_no_effect(pmsd: Pmsd, token: str) -> None:
     state_dir = os.path.join(pmsd.env["XDG_STATE_HOME"], "pmsd")
     assert not os.path.exists(state_dir)
     assert pmsd.jlist() == []
+
+
+@pytest.mark.parametrize("leftover", ["failed", "running"])
+def test_new_apps_start_where_a_unit_of_their_name_is_left(pmsd: Pmsd, token: str, leftover: str) -> None:
+    """New apps ask systemd for their units first and make room only when told a name is taken (UnitExists): a
+    unit left under an app's name (an errored run pmsd no longer lists, or one still running) is stopped and
+    collected, and the app starts in its place."""
+    names = [f"left-{token}", f"fresh-{token}"]
+    unit = f"pmsd-{names[0]}.service"
+    command = ["/bin/false"] if leftover == "failed" else ["/bin/sleep", "300"]
+    subprocess.run(["systemd-run", "--user", "--quiet", f"--unit={unit}", *command], env=pmsd.env, check=True)
+    expected = "failed" if leftover == "failed" else "active"
+    wait_for(lambda: systemctl(pmsd.env, "is-active", unit).stdout.strip() == expected or None, 10,
+             f"the leftover unit to be {expected}")
+    with open(os.path.join(pmsd.cwd, "ecosystem.json"), "w") as handle:
+        json.dump({"apps": [{"name": name, "script": SLEEPER} for name in names]}, handle)
+    try:
+        pmsd.run("start", "ecosystem.json")
+        listed = {proc["name"]: proc["pm2_env"]["status"] for proc in pmsd.jlist()}
+        assert listed == {names[0]: "online", names[1]: "online"}
+        assert "sleeper.py" in " ".join(unit_property(pmsd.env, unit, "ExecStart").split())
+    finally:
+        pmsd.run("delete", "all", check=False)
+        systemctl(pmsd.env, "stop", unit)
+        systemctl(pmsd.env, "reset-failed", unit)
