@@ -26,7 +26,7 @@ from pmsd.errors import ExitStatus, PmsdError
 from pmsd.model.record import AppRecord, RegistryData
 from pmsd.state.atomic import WriteError, keep_as_backup, make_durable, remove_stale_temporaries, write_atomic
 from pmsd.state.dump import DumpFile
-from pmsd.state.listfile import dumps_with_list
+from pmsd.state.listfile import dumps_with_list, loads_with_list
 from pmsd.state.pending import PendingRecords, UnitsPresent
 from pmsd.systemd.names import instance_env_file_name
 
@@ -131,7 +131,9 @@ class Registry:
                 parsed = _PARSED.get(path)
                 if parsed is not None and parsed[0] == stamp:
                     return RegistryData(next_id=parsed[1].next_id, apps=list(parsed[1].apps))
-                raw = json.load(handle)
+                text = handle.read()
+                by_line = loads_with_list(text, "apps", _LINES.get(path, {}), AppRecord.from_json)
+                raw = json.loads(text) if by_line is None else by_line[0]
         except FileNotFoundError:
             return RegistryData()
         except PermissionError:
@@ -149,11 +151,15 @@ class Registry:
             raise PmsdError(f"{path} has format version {raw.get('version')}, this pmsd reads "
                             f"{FORMAT_VERSION}", "upgrade pmsd")
         try:
-            data = RegistryData(next_id=int(raw["next_id"]), apps=[AppRecord.from_json(app) for app in raw["apps"]])
+            next_id = int(raw["next_id"])
+            apps = (list(by_line[1].values()) if by_line is not None
+                    else [AppRecord.from_json(app) for app in raw["apps"]])
+            data = RegistryData(next_id=next_id, apps=apps)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise _damaged(f"pmsd's registry {path} is damaged: unexpected content "
                            f"({type(error).__name__}: {error})") from None
         _PARSED[path] = (stamp, RegistryData(next_id=data.next_id, apps=list(data.apps)))
+        _LINES[path] = by_line[1] if by_line is not None else {}
         return data
 
     @contextlib.contextmanager
@@ -249,6 +255,8 @@ class Registry:
 # its mtime, so an unchanged stamp means unchanged content. god parses its registry whenever it changes, and the
 # commands it forks (pmsd.god.runner) inherit the parse: `pmsd ls` of 1,000 apps reads none (~25 ms).
 _PARSED: dict[str, tuple[tuple[int, ...], RegistryData]] = {}
+# The records of the last read, by their line (listfile.loads_with_list): the next read parses changed lines only.
+_LINES: dict[str, dict[str, AppRecord]] = {}
 
 
 def _stamp(info: os.stat_result) -> tuple[int, ...]:
