@@ -116,8 +116,8 @@ class AppTracker:
         gained = restarts - counters.seen_restarts if same_unit else restarts
         awaiting = counters.awaiting_restart if same_unit else 0  # that restart's exit was counted already
         newest_is_new = self.exit_usec > counters.last_exit_usec
-        not_restarted_yet = self._newest_run_ended()
-        exits = max(0, gained - awaiting) + (1 if newest_is_new and not_restarted_yet else 0)
+        waiting = self._awaits_restart()
+        exits = max(0, gained - awaiting) + (1 if newest_is_new and waiting else 0)
         unknown = exits - (1 if newest_is_new else 0)
         # The span those runs fit in: up to the newest exit, or to the start of the run going on now.
         span_end = self.exit_usec if newest_is_new else self.start_usec
@@ -127,7 +127,11 @@ class AppTracker:
                 counters.unstable += unknown
         if newest_is_new:
             self._account_exit(previous, outcome, emit=False)
-        self._remember_restarts()
+        elif not self._newest_run_ended():
+            # Every exit before the run going on is accounted now, though god never saw their times: the next
+            # seed's span starts here, not at an exit long before the runs counted here.
+            counters.last_exit_usec = max(counters.last_exit_usec, self.start_usec)
+        counters.seen_restarts, counters.awaiting_restart = restarts, int(waiting)
         outcome.counters_changed = True
         return outcome
 
@@ -136,12 +140,34 @@ class AppTracker:
         systemd passes through several on the way from an exit to a restart)."""
         return self.exit_usec > 0 and self.start_usec <= self.exit_usec
 
-    def _remember_restarts(self) -> bool:
-        """Note n_restarts and whether the counted exit still awaits its restart; True if that changed."""
-        seen = (self.n_restarts, int(self._newest_run_ended()))
-        if seen == (self.counters.seen_restarts, self.counters.awaiting_restart):
+    def _awaits_restart(self) -> bool:
+        """From the unit's state alone: its newest run ended and n_restarts does not count a restart after it.
+
+        The timestamps cannot tell: when RestartSec= has passed, service_enter_restart() (src/core/service.c)
+        queues the restart job and counts it (n_restarts++) while the unit stays in auto-restart with the same
+        ExecMain timestamps; the job forks the next run in a later iteration (the run queue). The pending job
+        tells. (unit_snapshot() reads the Unit interface, then the Service one: a restart queued between the two
+        calls still reads as waiting, one exit counted twice; tests/unit/test_god_seed_model.py.)"""
+        queued = self.sub_state == AUTO_RESTART and bool(self.known.has_job)
+        return self._newest_run_ended() and not queued
+
+    def _remember_restarts(self, new_exit: bool) -> bool:
+        """Note n_restarts, and whether the newest exit counted still awaits its restart (seed() takes such an
+        exit as counted and not restarted yet); True if that changed.
+
+        Not judged by the timestamps, which say "ended" until the next run starts: n_restarts counts the restart
+        a signal earlier (see _awaits_restart), and a kill -9 between the two left a restart counted as awaited,
+        one exit missed at the next seed (issue 19). seen_restarts + awaiting_restart is the exits god counted
+        (each restart follows one), so the newest exit awaits its restart while they outnumber n_restarts."""
+        counters = self.counters
+        awaiting = 0
+        if self._newest_run_ended():
+            counted = counters.seen_restarts + counters.awaiting_restart + int(new_exit)
+            awaiting = min(1, max(0, counted - self.n_restarts))
+        seen = (self.n_restarts, awaiting)
+        if seen == (counters.seen_restarts, counters.awaiting_restart):
             return False
-        self.counters.seen_restarts, self.counters.awaiting_restart = seen
+        counters.seen_restarts, counters.awaiting_restart = seen
         return True
 
     def update(self, changed: UnitChange) -> Outcome:
@@ -150,9 +176,10 @@ class AppTracker:
         previous = self.known
         self.known = previous.merge(changed)
         outcome = Outcome()
-        if self._remember_restarts():
+        new_exit = changed.exec_main_exit_usec is not None and self.exit_usec > self.counters.last_exit_usec
+        if self._remember_restarts(new_exit):
             outcome.counters_changed = True
-        if changed.exec_main_exit_usec is not None and self.exit_usec > self.counters.last_exit_usec:
+        if new_exit:
             self._account_exit(previous, outcome, emit=True)
         if changed.n_restarts is not None and changed.n_restarts > (previous.n_restarts or 0):
             outcome.events.append(self.event("restart", reason="crash", restart_time=self.restart_time))
@@ -173,6 +200,12 @@ class AppTracker:
                          (changed.exec_main_start_usec, known.exec_main_start_usec)):
             if new is not None and old is not None and new < old:
                 return True
+        # Nor does a run's exit timestamp go back (to 0): only the next run's exec_status_start() clears it
+        # (src/core/execute.c). Without this, a signal of the run going on, queued before a snapshot taken after
+        # it exited, made that exit look restarted already.
+        same_run = changed.exec_main_start_usec in (None, known.exec_main_start_usec)
+        if same_run and changed.exec_main_exit_usec is not None:
+            return changed.exec_main_exit_usec < (known.exec_main_exit_usec or 0)
         return False
 
     def _started_since(self, previous: UnitChange) -> bool:

@@ -16,7 +16,7 @@ class AppCounters:
     created_at: int
     restarts: int = 0  # restarts god made (systemd's NRestarts does not count a RestartUnit)
     unstable: int = 0  # exits after a run shorter than min_uptime
-    last_exit_usec: int = 0  # newest exit already accounted for: an exit is never counted twice
+    last_exit_usec: int = 0  # newest exit accounted for (or the start of a run seeded since): never counted twice
     backoff_ms: int = 0  # the exponential backoff's current delay; 0 until the next crash
     seen_restarts: int = 0  # the unit's NRestarts when god last looked: restarts made while god was down
     awaiting_restart: int = 0  # 1 if the unit was waiting in auto-restart then (its exit already counted)

@@ -225,11 +225,12 @@ class Manager:
     def unit_snapshot(self, unit: str) -> UnitChange:
         """Everything a UnitChanged can tell about a loaded unit, read at once from the Unit and Service
         interfaces (god seeds its view of a unit with this once, then follows the signals)."""
-        out: dict[str, Any] = {}
-        for interface in (UNIT, SERVICE):
-            body = self._call(unit_path(unit), PROPERTIES, b"GetAll", apply_signature(b"s", [interface]), unit)
-            out.update(decode_properties(body))
-        return decode_change(out)
+        # One GetAll with no interface name: sd-bus answers with every interface's properties in one reply
+        # (object_find_and_run() in src/libsystemd/sd-bus/bus-objects.c), all read in one iteration of the
+        # manager's loop. Two calls (Unit, then Service) let a restart come between them: NRestarts from after
+        # it, the states from before, and god counted that exit twice.
+        body = self._call(unit_path(unit), PROPERTIES, b"GetAll", apply_signature(b"s", [b""]), unit)
+        return decode_change(decode_properties(body))
 
     # -------------------------------------------------------------------------------- signals
     def subscribe(self, callback: Callable[[UnitSignal], None], prefix: str = "") -> None:
