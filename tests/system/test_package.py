@@ -9,6 +9,7 @@ The tests of one release share its machine and run in order: install, use, end-t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -148,11 +149,8 @@ def test_apps_run_as_a_lingering_user_and_as_the_system_with_the_packaged_gods(p
     assert ("systemd 255 and later" in peak) is (SUITES[packaged_suite(packaged)] < 255), peak
 
 
-def test_the_end_to_end_suite_passes_on_the_release(packaged: Machine, tmp_path_factory: pytest.TempPathFactory
-                                                    ) -> None:
-    """tests/e2e against the installed package: /usr/bin/python3 with the release's python3-* packages, the
-    release's systemd and node. The copy holds tests/ and pyproject.toml only, so `python3 -m pmsd` (and every
-    `import pmsd` in the tests) is the package's code."""
+def push_tests(packaged: Machine, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """This tree's tests/ and pyproject.toml into /opt/pmsd-src (no pmsd/: `import pmsd` is the package's)."""
     archive = str(tmp_path_factory.mktemp("src") / "tests.tar")
     with tarfile.open(archive, "w") as tar:
         tar.add(os.path.join(ROOT, "tests"), "tests", filter=lambda info: None if "__pycache__" in info.name
@@ -161,6 +159,14 @@ def test_the_end_to_end_suite_passes_on_the_release(packaged: Machine, tmp_path_
     packaged.push(archive, "/root/tests.tar")
     packaged.run("sh", "-c", "rm -rf /opt/pmsd-src && mkdir -p /opt/pmsd-src && tar -C /opt/pmsd-src -xf "
                  "/root/tests.tar")
+
+
+def test_the_end_to_end_suite_passes_on_the_release(packaged: Machine, tmp_path_factory: pytest.TempPathFactory
+                                                    ) -> None:
+    """tests/e2e against the installed package: /usr/bin/python3 with the release's python3-* packages, the
+    release's systemd and node. The copy holds tests/ and pyproject.toml only, so `python3 -m pmsd` (and every
+    `import pmsd` in the tests) is the package's code."""
+    push_tests(packaged, tmp_path_factory)
     # The reliability suite (faults at every step, the soak: ~8 minutes) runs once, against the host's manager
     # (.ci/run's own pass over tests/e2e); here the release's versions run everything else.
     result = packaged.run("python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "e2e and not reliability",
@@ -168,6 +174,23 @@ def test_the_end_to_end_suite_passes_on_the_release(packaged: Machine, tmp_path_
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     print(f"{packaged.name}: {summary}")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_faults_in_system_mode_lose_no_app(packaged: Machine, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 19's faults as root for the system manager, the app run as a lingering user (`--uid`): the CLI or
+    the system god killed (-9) before each step of `start` and `delete` (tests/system/fault_driver.py)."""
+    push_tests(packaged, tmp_path_factory)
+    packaged.add_user(USER)
+    result = packaged.run("python3", "-m", "tests.system.fault_driver", USER, packaged.apps, cwd="/opt/pmsd-src",
+                          timeout=1200, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = json.loads(result.stdout.strip().splitlines()[-1])
+    failures = []
+    for operation, by_fault in table.items():
+        for fault, tally in by_fault.items():
+            print(f"{packaged.name}: system {operation} x {fault}: survived {tally['survived']} of {tally['steps']}")
+            failures += [f"{operation} x {fault} {failure}" for failure in tally["failures"]]
+    assert not failures, "\n".join(failures)
 
 
 def test_an_upgrade_moves_every_god_onto_the_new_code_and_leaves_the_apps(packaged: Machine, apps: Apps,
