@@ -146,8 +146,8 @@ class AppTracker:
         The timestamps cannot tell: when RestartSec= has passed, service_enter_restart() (src/core/service.c)
         queues the restart job and counts it (n_restarts++) while the unit stays in auto-restart with the same
         ExecMain timestamps; the job forks the next run in a later iteration (the run queue). The pending job
-        tells. (unit_snapshot() reads the Unit interface, then the Service one: a restart queued between the two
-        calls still reads as waiting, one exit counted twice; tests/unit/test_god_seed_model.py.)"""
+        tells. (unit_snapshot() reads both interfaces in one GetAll: read in two calls, a restart queued between
+        them still read as waiting, one exit counted twice; tests/unit/test_god_seed_model.py.)"""
         queued = self.sub_state == AUTO_RESTART and bool(self.known.has_job)
         return self._newest_run_ended() and not queued
 

@@ -513,3 +513,19 @@ def test_a_number_of_5000_digits_differs_on_purpose(pm2: Manager, pmsd: Manager,
     assert (pm2_code, [name for name, *_ in pm2_apps]) == (0, [f"h{token}"])
     assert (pmsd_code, pmsd_apps) == (ExitStatus.USAGE, [])
     assert "a number has more than 4300 digits" in pmsd_err
+
+
+def test_an_app_too_big_to_execute_differs_on_purpose(pm2: Manager, pmsd: Manager, token: str) -> None:
+    """README, "Where pmsd differs": an `env` of 3 MB is more than execve() takes. PM2 says
+    `Process failed to launch spawn E2BIG`, exits 0 and lists nothing; pmsd refuses the file before anything
+    exists (exit status 2), naming the app, its size and the variable, and lists nothing either."""
+    def scenario(m: Manager) -> Any:
+        app = {"name": f"x{token}", "script": m.script(f"x{token}"), "interpreter": "python3",
+               "env": {"BIG": "x" * 3_000_000}}
+        result = m.run("start", _write_ecosystem(m, [app]))
+        return result.returncode, result.stdout + result.stderr, summary(m)
+
+    (pm2_code, pm2_out, pm2_apps), (pmsd_code, pmsd_out, pmsd_apps) = differential(pm2, pmsd, scenario)
+    assert (pm2_code, pm2_apps) == (0, []) and "E2BIG" in pm2_out
+    assert (pmsd_code, pmsd_apps) == (ExitStatus.USAGE, [])
+    assert f"app 'x{token}' cannot be started" in pmsd_out and "'BIG'" in pmsd_out

@@ -10,9 +10,10 @@ After an iteration systemd sends one PropertiesChanged for the Service interface
 interface (send_changed_signal() in src/core/dbus-unit.c), each with the whole interface as it is then; a busy
 bus (MANAGER_BUS_BUSY_THRESHOLD in src/core/manager.c) holds them back, so several iterations' changes can come
 as one. god is killed at any point, its counters file as it last wrote it (at an earlier batch boundary: writes
-are throttled), and a new god subscribes, reads the unit with GetAll of the Unit and then of the Service
-interface (pmsd.systemd.bus.unit_snapshot: two calls, so possibly two moments), seeds a tracker from the file,
-and handles the signals queued since it subscribed, the stale ones first. The app is stopped at the end.
+are throttled), and a new god subscribes, reads the unit (pmsd.systemd.bus.unit_snapshot: one GetAll of every
+interface now, one moment; the model also reads the Unit and Service interfaces at two moments, as the two calls
+it made before did), seeds a tracker from the file, and handles the signals queued since it subscribed, the
+stale ones first. The app is stopped at the end.
 
 Every run of the app is shorter than min_uptime, so every crash is an unstable restart, counted once: at the
 stop, unstable_restarts is NRestarts (restart_time), plus one if the last crash was still waiting for its
