@@ -369,15 +369,16 @@ def _translated(error: Any, unit: str, scope_label: str) -> PmsdError:
     message = decode(getattr(error, "err_message", b"")) or str(error)
     if isinstance(error, DBusNoSuchUnitError):
         return UnitGone(message)
+    said = f"systemd {scope_label} manager: {message}" + (f" ({unit})" if unit else "")
     if decode(getattr(error, "err_name", b"") or b"") == UNIT_EXISTS or getattr(error, "errno", 0) == -errno.EEXIST:
-        return UnitExists(message)
+        return UnitExists(said)  # a kind of its own for the callers that make room; to people, as any other
     if isinstance(error, DBusAccessDeniedError) or getattr(error, "errno", 0) in (-1, -13):
         return PmsdError(f"systemd refused: {message}",
                          "manage system units as root, or use the user manager (--user)",
                          ExitStatus.PERMISSION)
     if isinstance(error, DBusInvalidArgsError):
         return PmsdError(f"systemd rejected {unit or 'the request'}: {message}", status=ExitStatus.USAGE)
-    return PmsdError(f"systemd {scope_label} manager: {message}" + (f" ({unit})" if unit else ""))
+    return PmsdError(said)
 
 
 def _unreachable(user: bool, path: str, error: Any) -> PmsdError:

@@ -152,7 +152,10 @@ def test_a_taken_unit_name_is_unit_exists() -> None:
     """StartTransientUnit of a loaded unit's name: pystemd's error (its name, or -EEXIST) becomes UnitExists,
     which a new app's start answers by making room (pmsd.api.launch._submit)."""
     named = DBusBaseError(-17, b"org.freedesktop.systemd1.UnitExists", b"Unit x.service was already loaded")
-    assert isinstance(_translated(named, "x.service", "user"), UnitExists)
+    exists = _translated(named, "x.service", "user")
+    assert isinstance(exists, UnitExists)
+    # Raised to the user when room cannot be made: worded as any other error of the manager.
+    assert exists.message == "systemd user manager: Unit x.service was already loaded (x.service)"
     assert isinstance(_translated(DBusFileExistsError(-17, None, b"exists"), "x.service", "user"), UnitExists)
     assert not isinstance(_translated(DBusBaseError(-5, b"org.freedesktop.DBus.Error.Failed", b"no"), "x", "user"),
                           UnitExists)
