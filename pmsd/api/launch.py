@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import cast
 
 from pmsd.api import cluster
@@ -61,6 +62,13 @@ def write_environments(ctx: Context, records: Sequence[AppRecord], fresh: bool) 
     for record, env in envs:
         env_file = ctx.registry.record_env_file(record)
         write_env_file(env_file, env, durable=not ctx.registry.sync_when_saved(env_file))
+
+
+def check_environment(ctx: Context, record: AppRecord, fresh: bool, extra: Mapping[str, str] | None = None) -> None:
+    """What write_environment checks (check_exec_size), with nothing written, plus `extra` variables: a command
+    that must stop an app before it writes the app's new environment (a rename, a switch between one unit and
+    instances) asks first, so that a refusal leaves the app running as it was."""
+    check_exec_size(ctx, record, {**_composed_environment(ctx, record, fresh), **(extra or {})})
 
 
 def _composed_environment(ctx: Context, record: AppRecord, fresh: bool) -> dict[str, str]:
@@ -380,12 +388,20 @@ def forget(ctx: Context, data: RegistryData, record: AppRecord) -> None:
     remove_record_logs(ctx, record)
 
 
-def redefine(ctx: Context, data: RegistryData, records: list[AppRecord], spec: AppSpec) -> list[AppRecord]:
+def redefine(ctx: Context, data: RegistryData, records: list[AppRecord], spec: AppSpec,
+             update_env: bool = False) -> list[AppRecord]:
     """Give an existing app a new definition: switch between one transient unit and template instances when
     needed, and add or remove instances to match `instances`. Returns the records to (re)start; instances
-    beyond the new count are stopped and forgotten."""
+    beyond the new count are stopped and forgotten. `update_env`: the records will be restarted with the
+    caller's environment (checked before anything stops, as the stored one is otherwise)."""
     spec = with_config_defaults(ctx, spec)
     if (records[0].instance is not None) != spec.clustered:
+        # The first record goes on as instance 0 or as the fork app, with its environment (instances added
+        # later are checked as they are made): a refusal must come before anything stops
+        check_environment(ctx, replace(records[0], spec=spec), fresh=update_env)
+        if spec.clustered and spec.instances > 1:  # the others are new: the caller's environment (add_instances)
+            check_environment(ctx, replace(records[0], spec=spec, pm_id=data.next_id + spec.instances,
+                                           instance=spec.instances - 1), fresh=True)
         records = _switch_model(ctx, data, records, spec)
     for record in records:
         record.spec = spec

@@ -18,6 +18,7 @@ from pmsd.api.config import with_config_defaults
 from pmsd.api.god import ensure_god
 from pmsd.api.launch import (
     RUNNING_STATUSES,
+    check_environment,
     forget,
     launch_fork_apps,
     launch_many,
@@ -217,7 +218,7 @@ def _start_declared(ctx: Context, data: RegistryData, spec: AppSpec) -> list[Out
     if not existing:
         return _create(ctx, data, spec)
     # PM2 restarts apps an ecosystem file declares that already exist, with the file's definition.
-    return _restart_records(ctx, redefine(ctx, data, existing, spec), update_env=True)
+    return _restart_records(ctx, redefine(ctx, data, existing, spec, update_env=True), update_env=True)
 
 
 def _start_over_existing(
@@ -242,7 +243,7 @@ def _start_over_existing(
         while data.by_name(f"{spec.name}-{copy}") is not None:
             copy += 1
         return _create(ctx, data, replace(spec, name=f"{spec.name}-{copy}"))
-    return _restart_records(ctx, redefine(ctx, data, records, spec), options.update_env)
+    return _restart_records(ctx, redefine(ctx, data, records, spec, options.update_env), options.update_env)
 
 
 def _new_app(ctx: Context, data: RegistryData, spec: AppSpec) -> list[AppRecord]:
@@ -404,6 +405,8 @@ def _check_rename(data: RegistryData, records: list[AppRecord], new_name: str) -
 def _rename(ctx: Context, record: AppRecord, spec: AppSpec, update_env: bool, action: str) -> Outcome:
     """A fork app under a new name: its unit (named after the app) stops, and the new one starts. A rename of a
     running app counts as its restart, as PM2's does."""
+    # refused (too big to execute) before the app is stopped: the stored environment gets the new `name` below
+    check_environment(ctx, replace(record, spec=spec), update_env, {"name": spec.name})
     state = ctx.manager.service_state(record.unit)
     running = pm2_status(state, record.spec.autorestart, record.spec.stop_exit_codes) in RUNNING_STATUSES
     stop_record(ctx, record)

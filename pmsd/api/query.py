@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 
 from pmsd.api.godlink import GodConnection
 from pmsd.api.targets import Targets, resolve_targets
@@ -20,13 +21,15 @@ GOD_TIMEOUT_S = 10.0  # a god that does not answer by then is left for systemd's
 
 
 def list_processes(ctx: Context, target: Targets | None = None,
-                   counters: dict[int, AppCounters] | None = None) -> list[ProcessInfo]:
+                   counters: dict[int, AppCounters] | None = None,
+                   meanwhile: Callable[[Sequence[AppRecord]], None] | None = None) -> list[ProcessInfo]:
     """Every app (or the targets', pmsd.api.targets), as systemd and god's counters describe it. god passes its
     live counters; everyone else reads the file god keeps them in, so the figures agree whether god runs or not.
 
     Targets that mean no app at all (`all` with nothing registered) are a NotFoundError, as `pm2 describe`
     of nothing exits non-zero; with no target (None, "" or an empty sequence),
-    an empty registry is an empty list."""
+    an empty registry is an empty list. `meanwhile` is given the records to list, while god (when asked) works
+    out their state: what the caller can do with the records alone overlaps god's work."""
     # god prepares its answer while the registry is read here: the two take about as long at 1,000 apps
     asked = ask_god(ctx, "status") if counters is None and not ctx.god_disabled else None
     try:
@@ -39,6 +42,8 @@ def list_processes(ctx: Context, target: Targets | None = None,
                 raise NotFoundError("no apps are registered", "`pmsd start` adds one")
         if not records:
             return []
+        if meanwhile is not None:
+            meanwhile(records)
         if asked is None:
             return _ask_systemd(ctx, records, counters)
         from_god, missing = _god_answer(ctx, asked, records)

@@ -117,17 +117,19 @@ def monit(ctx: Context) -> int:
 
 def jlist(ctx: Context) -> int:
     from pmsd.api.query import list_processes
-    from pmsd.render.jlist import render_json
+    from pmsd.render.jlist import PreparedEntries, render_json
 
-    sys.stdout.write(render_json(list_processes(ctx), ctx.user))
+    prepared = PreparedEntries(ctx.user)
+    sys.stdout.write(render_json(list_processes(ctx, meanwhile=prepared.prepare), ctx.user, prepared))
     return ExitStatus.OK
 
 
 def prettylist(ctx: Context) -> int:
     from pmsd.api.query import list_processes
-    from pmsd.render.jlist import render_pretty
+    from pmsd.render.jlist import PreparedEntries, render_pretty
 
-    sys.stdout.write(render_pretty(list_processes(ctx), ctx.user))
+    prepared = PreparedEntries(ctx.user)
+    sys.stdout.write(render_pretty(list_processes(ctx, meanwhile=prepared.prepare), ctx.user, prepared))
     return ExitStatus.OK
 
 

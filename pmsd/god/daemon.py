@@ -26,6 +26,7 @@ from pmsd.god.notify import notifier
 from pmsd.god.policies import BackoffPolicy, MemoryPolicy, Restarter, WatchPolicy, log
 from pmsd.god.runner import CommandRunner
 from pmsd.god.server import ApiServer
+from pmsd.god.snapshot import loaded_units
 from pmsd.god.throttle import ThrottledWrite
 from pmsd.god.tracker import AppTracker, Outcome
 from pmsd.linux.inotify import TreeWatcher, WatchError
@@ -247,10 +248,10 @@ class God:
         self.metrics.configure(config)
         self.logs.sync(target for record in data.apps
                        if (target := target_of(record, self.ctx.user, self.ctx.environ, config)) is not None)
-        loaded = {listing.name for listing in self.manager.list_units([f"{UNIT_PREFIX}*.service"])}
         for unit in list(self.trackers):
             if unit not in records or records[unit].pm_id != self.trackers[unit].record.pm_id:
                 self._forget(unit, deleted=True)
+        loaded = loaded_units(self.manager, [unit for unit in records if unit not in self.trackers])
         for unit, record in records.items():
             tracker = self.trackers.get(unit)
             if tracker is None:

@@ -90,19 +90,25 @@ def _repeated_variables(spec: AppSpec, instance: int, env: dict[str, str]) -> di
 
 
 def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
-    spec = info.record.spec
+    return with_runtime(record_entry(info.record, user), info)
+
+
+def record_entry(record: AppRecord, user: bool) -> dict[str, Any]:
+    """An app's entry as far as its record says; with_runtime() fills in the rest, in place, so the keys keep
+    PM2's order. `pmsd jlist` builds these while god reads the apps' state (PreparedEntries)."""
+    spec = record.spec
     interpreter = "none" if spec.interpreter == "none" else spec.interpreter.rsplit("/", 1)[-1]
-    instance = info.record.instance or 0
-    env = _instance_env(info.record)
+    instance = record.instance or 0
+    env = _instance_env(record)
     pm2_env: dict[str, Any] = {
         "name": spec.name,
         "namespace": spec.namespace,
-        "pm_id": info.pm_id,
-        "status": str(info.status),
-        "restart_time": info.restart_time,
-        "unstable_restarts": info.unstable_restarts,
-        "pm_uptime": info.uptime_since_ms,
-        "created_at": info.record.created_at,
+        "pm_id": record.pm_id,
+        "status": None,  # this key and the others set to None here: with_runtime()
+        "restart_time": None,
+        "unstable_restarts": None,
+        "pm_uptime": None,
+        "created_at": record.created_at,
         "exec_mode": f"{spec.exec_mode}_mode",
         "instances": spec.instances if spec.clustered else 1,
         "NODE_APP_INSTANCE": instance,
@@ -116,7 +122,7 @@ def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
         "interpreter_args": list(spec.interpreter_args),
         "node_args": list(spec.interpreter_args),
         "args": list(spec.args),
-        "exit_code": info.exit_code,
+        "exit_code": None,
         "autorestart": spec.autorestart,
         "autostart": spec.autostart,
         "max_restarts": spec.max_restarts,
@@ -132,31 +138,62 @@ def process_dict(info: ProcessInfo, user: bool) -> dict[str, Any]:
         "ignore_watch": list(spec.ignore_watch),
         "watch_delay": spec.watch_delay,
         "username": _username(spec, user),
-        "unique_id": info.invocation_id or None,
-        **_logs_and_more(info.record.log_spec, env),
+        "unique_id": None,
+        **_logs_and_more(record.log_spec, env),
         # pmsd's own
-        "unit_name": info.unit,
-        "invocation_id": info.invocation_id or None,
+        "unit_name": None,
+        "invocation_id": None,
         "scope": "user" if user else "system",
     }
     pm2_env.update({key: value for key, value in _repeated_variables(spec, instance, env).items()
                     if key not in pm2_env})
-    return {
-        "pid": info.pid,
-        "name": spec.name,
-        "pm_id": info.pm_id,
-        "namespace": spec.namespace,
-        "monit": {"memory": info.memory_bytes, "cpu": info.cpu_percent},
-        "pm2_env": pm2_env,
-    }
+    return {"pid": None, "name": spec.name, "pm_id": record.pm_id, "namespace": spec.namespace, "monit": None,
+            "pm2_env": pm2_env}
+
+
+def with_runtime(entry: dict[str, Any], info: ProcessInfo) -> dict[str, Any]:
+    """record_entry()'s entry with what systemd and god say of the app now."""
+    entry["pid"] = info.pid
+    entry["monit"] = {"memory": info.memory_bytes, "cpu": info.cpu_percent}
+    pm2_env = entry["pm2_env"]
+    pm2_env["status"] = str(info.status)
+    pm2_env["restart_time"] = info.restart_time
+    pm2_env["unstable_restarts"] = info.unstable_restarts
+    pm2_env["pm_uptime"] = info.uptime_since_ms
+    pm2_env["exit_code"] = info.exit_code
+    pm2_env["unique_id"] = pm2_env["invocation_id"] = info.invocation_id or None
+    pm2_env["unit_name"] = info.unit
+    return entry
+
+
+class PreparedEntries:
+    """Entries built from the records while god reads the apps' state (list_processes' `meanwhile`), finished
+    when it answers: on two cores the two overlap, ~15 ms of `pmsd jlist` of 1,000 apps (issue 17)."""
+
+    def __init__(self, user: bool) -> None:
+        self.user = user
+        self.by_id: dict[int, tuple[AppRecord, dict[str, Any]]] = {}
+
+    def prepare(self, records: Sequence[AppRecord]) -> None:
+        self.by_id = {record.pm_id: (record, record_entry(record, self.user)) for record in records}
+
+    def entries(self, infos: Sequence[ProcessInfo]) -> list[dict[str, Any]]:
+        out = []
+        for info in infos:
+            record, entry = self.by_id.pop(info.pm_id, (None, {}))
+            if record is not info.record:  # not prepared from this very record
+                entry = record_entry(info.record, self.user)
+            out.append(with_runtime(entry, info))
+        return out
 
 
 def jlist_entries(infos: Sequence[ProcessInfo], user: bool = True) -> list[dict[str, Any]]:
     return [process_dict(info, user) for info in infos]
 
 
-def render_json(infos: Sequence[ProcessInfo], user: bool) -> str:
-    return json.dumps(jlist_entries(infos, user), ensure_ascii=False) + "\n"
+def render_json(infos: Sequence[ProcessInfo], user: bool, prepared: PreparedEntries | None = None) -> str:
+    entries = prepared.entries(infos) if prepared is not None else jlist_entries(infos, user)
+    return json.dumps(entries, ensure_ascii=False) + "\n"
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
@@ -189,5 +226,5 @@ def _js_string(text: str) -> str:
     return f"'{body}'"
 
 
-def render_pretty(infos: Sequence[ProcessInfo], user: bool) -> str:
-    return js_literal(jlist_entries(infos, user)) + "\n"
+def render_pretty(infos: Sequence[ProcessInfo], user: bool, prepared: PreparedEntries | None = None) -> str:
+    return js_literal(prepared.entries(infos) if prepared is not None else jlist_entries(infos, user)) + "\n"

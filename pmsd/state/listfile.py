@@ -16,10 +16,20 @@ T = TypeVar("T")
 
 def dumps_with_list(head: Mapping[str, Any], key: str, items: Sequence[Any]) -> str:
     """`head` with `key` holding `items`, as JSON: the head's members first, then the list, an item a line."""
+    return dumps_with_lines(head, key, [item_line(item) for item in items])
+
+
+def item_line(item: Any) -> str:
+    """One item's line in a document dumps_with_list writes."""
+    return json.dumps(item, ensure_ascii=False)
+
+
+def dumps_with_lines(head: Mapping[str, Any], key: str, lines: Sequence[str]) -> str:
+    """dumps_with_list of items already encoded (item_line): a writer that kept the lines of the items it read
+    encodes only those that changed."""
     members = [f"{json.dumps(name, ensure_ascii=False)}: {json.dumps(value, ensure_ascii=False)}"
                for name, value in head.items() if name != key]
-    lines = ",\n".join(json.dumps(item, ensure_ascii=False) for item in items)
-    members.append(f"{json.dumps(key)}: [\n{lines}\n]")
+    members.append(f"{json.dumps(key)}: [\n" + ",\n".join(lines) + "\n]")
     return "{" + ", ".join(members) + "}\n"
 
 

@@ -39,12 +39,13 @@ CLD_KILLED = 2
 CLD_DUMPED = 3
 
 
+_ACTIVE_STATES = {state.value: state for state in ActiveState}
+
+
 def active_state(text: str) -> ActiveState:
-    """systemd's ActiveState text as the enum; an unknown future state reads as inactive."""
-    try:
-        return ActiveState(text)
-    except ValueError:
-        return ActiveState.INACTIVE
+    """systemd's ActiveState text as the enum; an unknown future state reads as inactive. A dict lookup, not
+    ActiveState(text): god converts one per unit of every listing (1,000 at a time)."""
+    return _ACTIVE_STATES.get(text, ActiveState.INACTIVE)
 
 
 @dataclass(frozen=True)

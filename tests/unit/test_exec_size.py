@@ -9,10 +9,12 @@ import os
 import resource
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+import pmsd.api.launch
 import pmsd.api.lifecycle
 import pmsd.definition.settings
 from pmsd.api.launch import check_exec_size, write_environment, write_environments
@@ -28,7 +30,7 @@ from pmsd.definition.unitvalues import (
     exec_size_problem,
 )
 from pmsd.errors import ExitStatus, UsageError
-from pmsd.model.record import AppRecord
+from pmsd.model.record import AppRecord, RegistryData
 from pmsd.state.envfiles import read_env_file
 from pmsd.state.registry import Registry
 from tests.unit.helpers import SYSTEM_PATH, make_record
@@ -201,3 +203,45 @@ def test_the_check_counts_what_the_unit_adds(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(UsageError, match=f"come to {ROOM + 1:,} bytes"):
         check_exec_size(ctx, record, env)
 
+
+
+def _stops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The apps a command stopped, recorded instead of reaching systemd."""
+    stopped: list[str] = []
+    monkeypatch.setattr(pmsd.api.launch, "stop_record", lambda ctx, record: stopped.append(record.name))
+    monkeypatch.setattr(pmsd.api.lifecycle, "stop_record", lambda ctx, record: stopped.append(record.name))
+    return stopped
+
+
+def test_a_rename_too_big_to_execute_is_refused_before_the_app_stops(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: `restart --name` stopped the app, then found its new environment too big, and left it
+    stopped."""
+    stopped = _stops(monkeypatch)
+    record = make_record(pm_id=3)
+    write_environment(_ctx(tmp_path, SMALL="1"), record, fresh=True)
+    grown = _ctx(tmp_path, **_big_caller())
+    with pytest.raises(UsageError, match="app 'renamed' cannot be started"):
+        pmsd.api.lifecycle._rename(grown, record, replace(record.spec, name="renamed"), True, "restarted")
+    assert stopped == [] and record.name == "main"
+
+
+def test_a_switch_to_instances_too_big_to_execute_is_refused_before_the_app_stops(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a fork app started again as instances (or scaled) was stopped before its environment was
+    checked."""
+    stopped = _stops(monkeypatch)
+    record = make_record(pm_id=3)
+    write_environment(_ctx(tmp_path, SMALL="1"), record, fresh=True)
+    grown = _ctx(tmp_path, **_big_caller())
+    data = RegistryData(next_id=4, apps=[record])
+    with pytest.raises(UsageError, match="app 'main' cannot be started"):
+        pmsd.api.launch.redefine(grown, data, [record], replace(record.spec, instances=2), update_env=True)
+    assert stopped == [] and record.instance is None
+    # without --update-env the stored environment goes on, and fits; instance 1 is new, made from the caller's
+    with pytest.raises(UsageError, match="app 'main' instance 1 cannot be started"):
+        pmsd.api.launch.redefine(grown, data, [record], replace(record.spec, instances=2))
+    assert stopped == [] and record.instance is None
+    small = _ctx(tmp_path, SMALL="2")
+    assert [r.instance for r in pmsd.api.launch.redefine(small, data, [record], replace(record.spec, instances=2))
+            ] == [0, 1] and stopped == ["main"]
