@@ -981,10 +981,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             with god_serving(pmsd):
                 run_pmsd(bench, pmsd)
             run_pmsd_god_down(bench, pmsd)
-        extra = [m for m in (usable_pmsd(label, command.split(), env | {"XDG_STATE_HOME": str(scratch / label)})
+        # Each other installation on a registry of its own, served by its own god (god_serving): with
+        # XDG_STATE_HOME instead, god served another registry and every figure was the CLI asking systemd itself.
+        extra = [m for m in (usable_pmsd(label, command.split(), env | {"PMSD_STATE_DIR": str(scratch / label)})
                              for label, _, command in (item.partition("=") for item in args.pmsd)) if m]
         for other in extra:
-            run_pmsd(bench, other, floors=False)
+            with god_serving(other):
+                run_pmsd(bench, other, floors=False)
         # The ls floors must query the units pmsd ls queries; without pmsd they get units of their own.
         run_floors(bench, raw, with_ls=pmsd is None)
     reap_orphans()
