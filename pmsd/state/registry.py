@@ -265,11 +265,12 @@ class Registry:
 
 
 # The last parse of each registry file this process read, by path, with the file's identity then. Readers get
-# copies of its records (_copies): these stay as the file says. A file is replaced by a rename (a new inode) or changes
-# its mtime, so an unchanged stamp means unchanged content. god parses its registry whenever it changes, and the
-# commands it forks (pmsd.god.runner) inherit the parse: `pmsd ls` of 1,000 apps reads none (~25 ms).
+# copies of its records (_copies): these stay as the file says. A file is replaced by a rename (a new inode) or
+# changes its mtime, so an unchanged stamp means unchanged content. god parses its registry whenever it changes,
+# and the commands it forks (pmsd.god.runner) inherit the parse: `pmsd ls` of 1,000 apps reads none (~25 ms).
 _PARSED: dict[str, tuple[tuple[int, ...], RegistryData]] = {}
-# The records of the last read, by their line (listfile.loads_with_list): the next read parses changed lines only.
+# The records of the last read or write, by their line (listfile.loads_with_list): the next read parses changed
+# lines only, and the next write encodes changed records only (Registry._lines_of).
 _LINES: dict[str, dict[str, AppRecord]] = {}
 
 

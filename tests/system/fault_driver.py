@@ -79,7 +79,6 @@ def broken(bystander_pid: int) -> str | None:
         return f"ids given twice: {ids}"
     listed = {app["pm2_env"]["unit_name"] for app in apps}
     forgotten = sorted(unit for unit, state in units().items() if state in UP and unit not in listed)
-    apps = [app for app in apps if app["name"] in ("fn", "fb")]
     if forgotten:
         return f"units running without a record (forgotten by pmsd): {forgotten}"
     bystander = [app for app in apps if app["name"] == "fb"]
