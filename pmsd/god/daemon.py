@@ -29,6 +29,7 @@ from pmsd.god.server import ApiServer
 from pmsd.god.snapshot import loaded_units
 from pmsd.god.throttle import ThrottledWrite
 from pmsd.god.tracker import AppTracker, Outcome
+from pmsd.linux.heldfiles import raise_open_files_limit
 from pmsd.linux.inotify import TreeWatcher, WatchError
 from pmsd.model.counters import AppCounters, counters_for
 from pmsd.model.events import Event
@@ -346,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     user = "--system" not in args
     ctx = Context(user=user)
+    raise_open_files_limit()  # room for the cgroup files god keeps open (pmsd.linux.heldfiles)
     try:
         God(ctx, notifier(), float(os.environ.get("PMSD_MEMORY_INTERVAL_MS", "1000")) / 1000).run()
     except PmsdError as error:

@@ -15,6 +15,7 @@ from pmsd.god.runner import CommandRunner
 from pmsd.god.server import Connection
 from pmsd.god.snapshot import current_units, live_processes
 from pmsd.god.tracker import AppTracker
+from pmsd.linux.heldfiles import HeldFiles
 from pmsd.model.counters import AppCounters
 from pmsd.model.events import now_ms
 from pmsd.model.protocol import (
@@ -49,6 +50,7 @@ class ApiHandlers:
         self.reopen_logs = reopen_logs
         self.handle_waiting_signals = handle_waiting_signals
         self.started_at = now_ms()
+        self.held_files = HeldFiles()  # the apps' cgroup files, open from one listing to the next
 
     def __call__(self, connection: Connection, request: dict[str, Any]) -> Reply | None:
         request_id: RequestId = request.get("id")
@@ -98,7 +100,7 @@ class ApiHandlers:
         regression seen in CI, `pmsd start` asks for the table at once)."""
         listing = current_units(self.ctx.manager, self.handle_waiting_signals)
         self.refresh_registry()
-        return live_processes(self.ctx.manager, self.trackers, self.counters, listing)
+        return live_processes(self.ctx.manager, self.trackers, self.counters, listing, self.held_files)
 
     def _live(self, request_id: RequestId) -> Sequence[ProcessInfo] | ErrorReply:
         """live(), or the error reply saying why not."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from pmsd.errors import PmsdError
 from pmsd.god.loop import Loop, Timer
+from pmsd.god.snapshot import control_group
 from pmsd.god.tracker import AppTracker
 from pmsd.linux.inotify import TreeWatcher, WatchError, effective_ignore
 from pmsd.linux.procfs import unit_rss_bytes
@@ -128,7 +129,7 @@ class MemoryPolicy:
             except PmsdError:
                 continue
             if memory is None:  # systemd keeps no figure for this unit (no memory controller): its processes'
-                memory = unit_rss_bytes(tracker.known.control_group or "", tracker.known.main_pid or 0)
+                memory = unit_rss_bytes(control_group(self.manager, tracker), tracker.known.main_pid or 0)
             if memory > limit:
                 self.restarter.restart(tracker, "memory", memory_bytes=memory, limit_bytes=limit)
         self.arm()

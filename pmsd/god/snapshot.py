@@ -8,21 +8,25 @@ were sent, and systemd sends a unit's change signals from its event loop before 
 (manager_dispatch_dbus_queue() runs every iteration, src/core/manager.c), so every change made before the
 listing was asked for is handled by then. A unit whose listed state (active, sub, job) still differs from
 god's is read afresh (systemd remains the source of truth). Memory and CPU come from the unit's cgroup files
-at the moment of the question (pmsd.linux.procfs), as for the direct path.
+at the moment of the question (pmsd.model.status.process_info), as on the direct path where systemd has none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from pmsd.errors import PmsdError
 from pmsd.god.tracker import AppTracker
-from pmsd.linux.procfs import cgroup_cpu_usage_nsec, cgroup_memory_current
+from pmsd.linux.heldfiles import HeldFiles
+from pmsd.linux.procfs import read_file
 from pmsd.model.counters import AppCounters, counters_for
 from pmsd.model.status import ProcessInfo, process_info
 from pmsd.systemd.bus import Manager
 from pmsd.systemd.names import UNIT_PREFIX
-from pmsd.systemd.states import ServiceState, UnitListing
+from pmsd.systemd.signals import UnitChange
+from pmsd.systemd.states import AUTO_RESTART, RUNNING_STATES, ServiceState, UnitListing
 
 
 def current_units(manager: Manager, handle_waiting_signals: Callable[[], None]) -> dict[str, UnitListing]:
@@ -46,15 +50,31 @@ def loaded_units(manager: Manager, units: Sequence[str]) -> set[str]:
 
 
 def live_processes(manager: Manager, trackers: Mapping[str, AppTracker], counters: dict[int, AppCounters],
-                   listing: Mapping[str, UnitListing]) -> list[ProcessInfo]:
-    """Every followed app as systemd has it now (`listing`: current_units), in pm_id order."""
+                   listing: Mapping[str, UnitListing], held: HeldFiles | None = None) -> list[ProcessInfo]:
+    """Every followed app as systemd has it now (`listing`: current_units), in pm_id order. `held`: god's cgroup
+    files, kept open from one listing to the next."""
     now = time.time()
+    read = held.read if held is not None else read_file
     infos = []
     for unit, tracker in sorted(trackers.items(), key=lambda item: item[1].record.pm_id):
         record = tracker.record
         state = _current_state(manager, unit, tracker, listing.get(unit))
-        infos.append(process_info(record, state, now, counters_for(counters, record.pm_id, record.created_at)))
+        infos.append(process_info(record, state, now, counters_for(counters, record.pm_id, record.created_at), read))
+    if held is not None:
+        held.sweep()
     return infos
+
+
+def control_group(manager: Manager, tracker: AppTracker) -> str:
+    """The unit's cgroup, "" while it has none. systemd announces no change of ControlGroup (no EMITS_CHANGE
+    flag in bus_unit_cgroup_vtable, src/core/dbus-unit.c), so for a unit god knows from its signals alone (one
+    started after god), it is asked once; the path stays the unit's until systemd collects it (forget_unit)."""
+    if tracker.known.control_group is None:
+        with contextlib.suppress(PmsdError):  # gone meanwhile: the caller's next read says so
+            found = str(manager.service_property(tracker.unit, "ControlGroup", "s") or "")
+            if found:
+                tracker.learn(UnitChange(control_group=found))
+    return tracker.known.control_group or ""
 
 
 def _current_state(manager: Manager, unit: str, tracker: AppTracker, row: UnitListing | None) -> ServiceState | None:
@@ -62,9 +82,11 @@ def _current_state(manager: Manager, unit: str, tracker: AppTracker, row: UnitLi
         return None
     known = tracker.known
     if not known.is_empty():
-        # systemd's own figures where it has them (cgroup v2), read from the same files it reads
-        control_group = known.control_group or ""
-        state = known.service_state(unit, cgroup_memory_current(control_group), cgroup_cpu_usage_nsec(control_group))
+        if row.active_state in RUNNING_STATES and row.sub_state != AUTO_RESTART:
+            control_group(manager, tracker)
+            known = tracker.known
+        # No memory or CPU figure: process_info reads them from the files systemd reads, at the moment of asking
+        state = known.service_state(unit)
         if (state.active_state, state.sub_state, state.has_job) == (row.active_state, row.sub_state, row.has_job):
             return state
     return manager.service_state(unit, listing=row)

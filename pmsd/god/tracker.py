@@ -97,6 +97,10 @@ class AppTracker:
         """The unit was collected (stopped, or about to be created again): the next one starts afresh."""
         self.known = UnitChange()
 
+    def learn(self, told: UnitChange) -> None:
+        """What god asked systemd itself about the unit, as a signal would have told it (no event follows)."""
+        self.known = self.known.merge(told)
+
     def seed(self, snapshot: UnitChange) -> Outcome:
         """The unit's full state when god starts (again): account the exits that happened while god was down,
         without replaying them as events.

@@ -8,16 +8,17 @@ same numbers psutil would return, without its import cost on every `pmsd ls`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _CGROUP_ROOTS = ("/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup")
 
 
-def _v2_controllers() -> frozenset[str] | None:
-    """The controllers of a cgroup v2 hierarchy mounted at /sys/fs/cgroup; None on a v1 or hybrid host."""
+def _v2_controllers(root: str) -> frozenset[str] | None:
+    """The controllers of a cgroup v2 hierarchy mounted at root; None where none is mounted there."""
     try:
-        with open("/sys/fs/cgroup/cgroup.controllers") as handle:
+        with open(f"{root}/cgroup.controllers") as handle:
             return frozenset(handle.read().split())
     except OSError:
         return None
@@ -25,16 +26,24 @@ def _v2_controllers() -> frozenset[str] | None:
 
 # Read once per process: which files can hold a unit's memory and CPU figures (a unit's own files need not exist:
 # a controller not enabled for it).
-_V2_CONTROLLERS = _v2_controllers()
+_V2_CONTROLLERS = _v2_controllers("/sys/fs/cgroup")
 _HAS_V2_MEMORY = _V2_CONTROLLERS is not None and "memory" in _V2_CONTROLLERS
-_HAS_V2_CPU = _V2_CONTROLLERS is not None  # cpu.stat's usage_usec needs no controller
 _HAS_V1_MEMORY = os.path.isdir("/sys/fs/cgroup/memory")
+# cpu.stat's usage_usec needs no controller: every v2 cgroup has it (cgroup-v2.rst, "Core Interface Files"). A
+# hybrid host mounts the v2 hierarchy at /sys/fs/cgroup/unified, where systemd keeps each unit's cgroup too; there
+# systemd reads v1's cpuacct.usage, which user units lack, so it reports no CPUUsageNSec (unit_get_cpu_usage_raw(),
+# src/core/cgroup.c). One cpu.stat then replaces the unit's cgroup.procs plus a /proc/PID/stat per process.
+_CPU_STAT_ROOT = next((root for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+                       if _v2_controllers(root) is not None), None)
 
+
+# Reads a small kernel file: read_file, or a pmsd.linux.heldfiles.HeldFiles' read (god's, kept open)
+FileReader = Callable[[str], bytes | None]
 
 _found_root: list[str] = []  # the root where cgroup.procs was last found: tried first next time
 
 
-def _read(path: str) -> bytes | None:
+def read_file(path: str) -> bytes | None:
     """A small kernel file's bytes, None when it cannot be read: os.open/os.read rather than open(), which is
     3 times slower, and `pmsd ls` of 1,000 apps reads 3,000 of them."""
     try:
@@ -51,7 +60,7 @@ def _read(path: str) -> bytes | None:
 
 def cgroup_pids(control_group: str) -> list[int]:
     for root in (*_found_root, *_CGROUP_ROOTS):
-        content = _read(f"{root}{control_group}/cgroup.procs")
+        content = read_file(f"{root}{control_group}/cgroup.procs")
         if content is None:
             continue
         _found_root[:] = [root]
@@ -63,7 +72,7 @@ def usage(pid: int) -> tuple[int, float]:
     """(resident bytes, CPU seconds) of a process from one read of /proc/PID/stat (rss is field 24, the figure
     statm gives as resident; proc(5)): `pmsd ls` of 1,000 apps without memory cgroups reads 1,000 files fewer.
     (0, 0.0) for a process that is gone."""
-    content = _read(f"/proc/{pid}/stat")
+    content = read_file(f"/proc/{pid}/stat")
     try:
         fields = content.rsplit(b")", 1)[1].split() if content is not None else []
         return int(fields[21]) * _PAGE, (int(fields[11]) + int(fields[12])) / _TICKS
@@ -72,7 +81,7 @@ def usage(pid: int) -> tuple[int, float]:
 
 
 def rss_bytes(pid: int) -> int:
-    content = _read(f"/proc/{pid}/statm")
+    content = read_file(f"/proc/{pid}/statm")
     try:
         return int(content.split()[1]) * _PAGE if content is not None else 0  # resident pages (proc(5))
     except (IndexError, ValueError):
@@ -108,24 +117,25 @@ def unit_open_fds(control_group: str, main_pid: int) -> int | None:
     return total if pids else None
 
 
-def cgroup_memory_current(control_group: str) -> int | None:
+def cgroup_memory_current(control_group: str, read: FileReader = read_file) -> int | None:
     """The file systemd reads for MemoryCurrent (unit_get_memory_current(), src/core/cgroup.c): memory.current on
     cgroup v2, memory.usage_in_bytes in the v1 memory hierarchy; either exists only where the unit has a
     memory cgroup of its own. None elsewhere, where systemd has no figure either."""
     if not control_group:
         return None
     if _HAS_V2_MEMORY:
-        current = _read_int(f"/sys/fs/cgroup{control_group}/memory.current")
+        current = _int_of(read(f"/sys/fs/cgroup{control_group}/memory.current"))
         if current is not None:
             return current
-    return _read_int(f"/sys/fs/cgroup/memory{control_group}/memory.usage_in_bytes") if _HAS_V1_MEMORY else None
+    return _int_of(read(f"/sys/fs/cgroup/memory{control_group}/memory.usage_in_bytes")) if _HAS_V1_MEMORY else None
 
 
-def cgroup_cpu_usage_nsec(control_group: str) -> int | None:
-    """usage_usec of the unit's cpu.stat (cgroup v2), in ns: what systemd reports as CPUUsageNSec."""
-    if not control_group or not _HAS_V2_CPU:
+def cgroup_cpu_usage_nsec(control_group: str, read: FileReader = read_file) -> int | None:
+    """usage_usec of the unit's cpu.stat in the cgroup v2 hierarchy (the host's only one, or a hybrid host's), in
+    ns: what systemd reports as CPUUsageNSec on a cgroup v2 host. None where there is no such file."""
+    if not control_group or _CPU_STAT_ROOT is None:
         return None
-    content = _read(f"/sys/fs/cgroup{control_group}/cpu.stat") or b""
+    content = read(f"{_CPU_STAT_ROOT}{control_group}/cpu.stat") or b""
     for line in content.splitlines():
         key, _, value = line.partition(b" ")
         if key == b"usage_usec":
@@ -133,8 +143,7 @@ def cgroup_cpu_usage_nsec(control_group: str) -> int | None:
     return None
 
 
-def _read_int(path: str) -> int | None:
-    content = _read(path)
+def _int_of(content: bytes | None) -> int | None:
     try:
         return int(content) if content is not None else None
     except ValueError:

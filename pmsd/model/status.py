@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pmsd.linux.procfs import unit_pids, usage
+from pmsd.linux.procfs import FileReader, cgroup_cpu_usage_nsec, cgroup_memory_current, read_file, unit_pids, usage
 from pmsd.model.counters import AppCounters
 from pmsd.model.record import AppRecord
 from pmsd.systemd.states import AUTO_RESTART, CLD_DUMPED, CLD_EXITED, CLD_KILLED, ActiveState, ServiceState
@@ -84,8 +84,9 @@ def _crash_loop_ended(state: ServiceState, autorestart: bool, stop_exit_codes: t
 
 
 def process_info(record: AppRecord, state: ServiceState | None, now: float | None = None,
-                 counters: AppCounters | None = None) -> ProcessInfo:
-    """`counters` are god's (pmsd.state.counters): the restarts god made and the unstable ones."""
+                 counters: AppCounters | None = None, read: FileReader = read_file) -> ProcessInfo:
+    """`counters` are god's (pmsd.state.counters): the restarts god made and the unstable ones. `read` reads the
+    unit's cgroup files (god's keeps them open: pmsd.linux.heldfiles)."""
     status = pm2_status(state, record.spec.autorestart, record.spec.stop_exit_codes)
     running = state is not None and status in (Status.ONLINE, Status.LAUNCHING, Status.STOPPING)
     pid = state.main_pid if state is not None and running else 0
@@ -93,12 +94,16 @@ def process_info(record: AppRecord, state: ServiceState | None, now: float | Non
     memory, cpu = 0, 0.0
     used: float | None = None  # CPU seconds of the current run, None when unknown
     if state is not None and running:
-        # The unit's processes are listed once, only when systemd lacks a figure (pmsd.linux.procfs)
-        pids = unit_pids(state.control_group, state.main_pid) if None in (state.memory_bytes, state.cpu_nsec) else []
+        # Where systemd lacks a figure, the file it would read (cgroup v2, or a hybrid host's v1 memory and v2
+        # cpu.stat); failing that, the unit's processes, listed once (pmsd.linux.procfs)
+        memory_bytes = state.memory_bytes if state.memory_bytes is not None else cgroup_memory_current(
+            state.control_group, read)
+        cpu_nsec = state.cpu_nsec if state.cpu_nsec is not None else cgroup_cpu_usage_nsec(state.control_group, read)
+        pids = unit_pids(state.control_group, state.main_pid) if None in (memory_bytes, cpu_nsec) else []
         usages = [usage(pid) for pid in pids]
-        memory = state.memory_bytes if state.memory_bytes is not None else sum(rss for rss, _ in usages)
-        if state.cpu_nsec is not None or pids:
-            used = state.cpu_nsec / 1e9 if state.cpu_nsec is not None else sum(cpu for _, cpu in usages)
+        memory = memory_bytes if memory_bytes is not None else sum(rss for rss, _ in usages)
+        if cpu_nsec is not None or pids:
+            used = cpu_nsec / 1e9 if cpu_nsec is not None else sum(cpu for _, cpu in usages)
         if started_usec and used is not None:
             elapsed = (now if now is not None else time.time()) - started_usec / 1e6
             cpu = round(100.0 * used / elapsed, 1) if elapsed > 0 else 0.0

@@ -338,3 +338,25 @@ def test_ls_answered_by_god_is_what_systemd_says_right_after_each_change(god: Pm
     god.run("ls")  # the table from god's answer
     stopped = god.run("start", os.path.join(APPS, "sleeper.py"), "--name", "g3")
     assert stopped.returncode == 0 and [row[:2] for row in view() if row[0] == "g3"] == [("g3", "online")]
+
+
+def test_memory_read_by_god_follows_an_app_into_the_cgroup_of_its_restart(god: Pmsd) -> None:
+    """god's memory figure is the unit's cgroup's, as the direct path's is. Two ways it was not:
+    - systemd's signals never tell ControlGroup, so for an app started after god, god had no cgroup and summed
+      the main process's RSS (regression seen on this host: 13.7 MB against the cgroup's 7.4 MB);
+    - god keeps the cgroup files open between listings (pmsd.linux.heldfiles), and a restart gives the unit a
+      new cgroup at the same path: the figures must come from the new one."""
+    direct = {**god.env, "PMSD_NO_GOD": "1"}
+
+    def memory(env: dict[str, str] | None = None) -> int:
+        [app] = json.loads(god.run("jlist", env=env).stdout)
+        assert app["pm2_env"]["status"] == "online"
+        return int(app["monit"]["memory"])
+
+    god.run("start", os.path.join(APPS, "sleeper.py"), "--name", "held")
+    before = memory()
+    for _ in range(2):
+        god.run("restart", "held")
+        by_god, by_systemd = memory(), memory(direct)
+        assert by_god > 0 and before > 0
+        assert abs(by_god - by_systemd) <= by_systemd // 4, (by_god, by_systemd)
