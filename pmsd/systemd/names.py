@@ -80,6 +80,7 @@ def instance_unit(name: str, instance: int) -> str:
     return f"{UNIT_PREFIX}{escape_name(name)}@{instance}{SERVICE_SUFFIX}"
 
 
+@functools.lru_cache(maxsize=8192)  # every record's `unit`, several times a record per command at 1,000 apps
 def unit_of(name: str, instance: int | None) -> str:
     return service_unit(name) if instance is None else instance_unit(name, instance)
 
