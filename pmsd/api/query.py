@@ -12,7 +12,7 @@ from pmsd.context import Context
 from pmsd.errors import NotFoundError, PmsdError
 from pmsd.model.counters import AppCounters, counters_for
 from pmsd.model.record import AppRecord
-from pmsd.model.status import ProcessInfo, info_from_row, process_info
+from pmsd.model.status import RUNTIME_FIELDS, ProcessInfo, info_from_row, process_info
 from pmsd.state.counters import load_counters
 from pmsd.state.paths import socket_path
 from pmsd.systemd.names import UNIT_PREFIX
@@ -80,18 +80,21 @@ def _god_answer(ctx: Context, connection: GodConnection, records: list[AppRecord
     seen the app yet): those are asked of systemd directly."""
     try:
         result = connection.answer()
-        rows = result["apps"]
+        rows = result["rows"]
         if os.path.realpath(result["state_dir"]) != os.path.realpath(ctx.state_dir):
             return [], records  # god serves another registry (pmsd.state.paths): its ids are not these
+        if tuple(result["fields"]) != RUNTIME_FIELDS:
+            return [], records  # god of another version: its rows say other things
     except (PmsdError, OSError, ValueError, KeyError, TypeError):
         return [], records  # god is down, stopping, or another version: systemd answers
     infos, missing = [], []
     for record in records:
         row = rows.get(str(record.pm_id)) if isinstance(rows, dict) else None
         try:
-            if row is None or row.get("unit") != record.unit:
+            info = info_from_row(record, row)
+            if info.unit != record.unit:
                 raise KeyError(record.pm_id)
-            infos.append(info_from_row(record, row))
+            infos.append(info)
         except (KeyError, ValueError, TypeError):
             missing.append(record)
     return infos, missing

@@ -30,7 +30,7 @@ from pmsd.model.protocol import (
     SubscribeReply,
     error_reply,
 )
-from pmsd.model.status import ProcessInfo, runtime_row
+from pmsd.model.status import RUNTIME_FIELDS, ProcessInfo, runtime_row
 from pmsd.render.jlist import jlist_entries
 from pmsd.render.metrics import render_metrics
 
@@ -88,8 +88,8 @@ class ApiHandlers:
         infos = self._live(request_id)
         if isinstance(infos, dict):  # the error reply
             return infos
-        return {"id": request_id, "result": {"state_dir": self.ctx.state_dir,
-                                             "apps": {str(info.pm_id): runtime_row(info) for info in infos}}}
+        return {"id": request_id, "result": {"state_dir": self.ctx.state_dir, "fields": RUNTIME_FIELDS,
+                                             "rows": {str(info.pm_id): runtime_row(info) for info in infos}}}
 
     def live(self) -> Sequence[ProcessInfo]:
         """Every app as systemd has it now (pmsd.god.snapshot); PmsdError when systemd cannot say.

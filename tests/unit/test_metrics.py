@@ -29,7 +29,7 @@ from pmsd.god.loop import Loop
 from pmsd.god.metrics_http import MetricsListener
 from pmsd.linux.procfs import unit_open_fds
 from pmsd.model.record import AppRecord
-from pmsd.model.status import ProcessInfo, Status, info_from_row, runtime_row
+from pmsd.model.status import RUNTIME_FIELDS, ProcessInfo, Status, info_from_row, runtime_row
 from pmsd.render.metrics import render_metrics
 from pmsd.systemd.bus import Manager
 from tests.unit.cli_harness import Env, run
@@ -184,12 +184,16 @@ def test_promtool_finds_nothing_to_say() -> None:
 # ------------------------------------------------------------------------------------------ the figures
 
 
-def test_cpu_seconds_travel_from_god_and_an_older_god_lacks_them() -> None:
+def test_a_runtime_row_carries_every_field_and_a_row_of_another_shape_is_refused() -> None:
+    """god's status rows are positional (RUNTIME_FIELDS): what a row says comes back whole, cpu_seconds too,
+    and a row of another god's shape (fewer values, or a mapping) is refused rather than misread."""
     record = make_record(pm_id=0, name="api")
     info = _info(record)
+    assert info_from_row(record, runtime_row(info)) == info
     assert info_from_row(record, runtime_row(info)).cpu_seconds == 2.25
-    older = {key: value for key, value in runtime_row(info).items() if key != "cpu_seconds"}
-    assert info_from_row(record, older).cpu_seconds is None
+    for other in (runtime_row(info)[:-1], dict(zip(RUNTIME_FIELDS, runtime_row(info), strict=True))):
+        with pytest.raises(ValueError):
+            info_from_row(record, other)
 
 
 def test_open_fds_of_a_process_are_counted() -> None:
