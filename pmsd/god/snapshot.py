@@ -68,8 +68,9 @@ def live_processes(manager: Manager, trackers: Mapping[str, AppTracker], counter
 def control_group(manager: Manager, tracker: AppTracker) -> str:
     """The unit's cgroup, "" while it has none. systemd announces no change of ControlGroup (no EMITS_CHANGE
     flag in bus_unit_cgroup_vtable, src/core/dbus-unit.c), so for a unit god knows from its signals alone (one
-    started after god), it is asked once; the path stays the unit's until systemd collects it (forget_unit)."""
-    if tracker.known.control_group is None:
+    started after god), or read while it was stopped (""), it is asked once; the path stays the unit's until
+    systemd collects it (forget_unit)."""
+    if not tracker.known.control_group:
         with contextlib.suppress(PmsdError):  # gone meanwhile: the caller's next read says so
             found = str(manager.service_property(tracker.unit, "ControlGroup", "s") or "")
             if found:
