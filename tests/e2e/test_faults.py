@@ -14,9 +14,7 @@ The table of operations x faults (survived / steps) is printed, for README "Reli
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -24,9 +22,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pmsd.model.record import AppRecord
-from pmsd.state.dump import SavedApp
 from tests.e2e.conftest import GOD
+from tests.e2e.faultcheck import Promise, Scene, after_fault
 from tests.e2e.helpers import APPS, Pmsd, systemctl, unit_property, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
@@ -44,6 +41,10 @@ class Operation:
     online: dict[str, int]  # afterwards (the command run again): app -> instances online
     absent: tuple[str, ...] = ()  # afterwards: apps that must not exist
     saved: tuple[str, ...] = ()  # afterwards: apps the dump lists
+
+    @property
+    def promise(self) -> Promise:
+        return Promise(self.online, self.absent, self.saved)
 
 
 START_N = ("start", SLEEPER, "--name", "n")
@@ -98,64 +99,9 @@ def _units(cli: Pmsd, token: str) -> dict[str, str]:
     return {line.split()[0]: line.split()[2] for line in listing.splitlines() if line.strip()}
 
 
-def _broken(cli: Pmsd, token: str, op: Operation, bystander_pid: int) -> str | None:
-    """What is wrong once pmsd next runs after the fault (None: nothing), before the command is run again."""
-    listed = cli.run("jlist", check=False)
-    if listed.returncode != 0 or "Traceback" in listed.stderr:
-        return f"jlist failed: {listed.stderr.strip()}"
-    apps = json.loads(listed.stdout)
-    ids = [app["pm_id"] for app in apps]
-    if len(ids) != len(set(ids)):
-        return f"ids given twice: {ids}"
-    state = cli.env["PMSD_STATE_DIR"]
-    with open(os.path.join(state, "registry.json"), encoding="utf-8") as handle:
-        records = [AppRecord.from_json(app) for app in json.load(handle)["apps"]]
-    counters = os.path.join(state, "god-counters.json")
-    if os.path.exists(counters):
-        with open(counters, encoding="utf-8") as handle:
-            json.load(handle)
-    # What pmsd lists (jlist: the registry, and the records a killed command left pending whose units run).
-    recorded = {record.unit for record in records} | {app["pm2_env"]["unit_name"] for app in apps}
-    active = {unit for unit, state in _units(cli, token).items() if state in ("active", "activating", "reloading")}
-    if active - recorded:
-        return f"units running without a record (forgotten by pmsd): {sorted(active - recorded)}"
-    bystander = [app for app in apps if app["name"] == f"f{token}b"]
-    if not bystander or bystander[0]["pid"] != bystander_pid:
-        return f"the bystander app was lost or restarted: {bystander}"
-    return None
-
-
-def _finished(cli: Pmsd, token: str, op: Operation) -> str | None:
-    """None when the apps are as the operation promises."""
-    apps = cli.jlist()
-    for name, count in op.online.items():
-        mine = [app for app in apps if app["name"] == f"f{token}{name}"]
-        online = [app for app in mine if app["pm2_env"]["status"] == "online"]
-        if len(mine) != count or len(online) != count:
-            return f"{name}: {len(online)} online of {len(mine)}, want {count}"
-    for name in op.absent:
-        if any(app["name"] == f"f{token}{name}" for app in apps):
-            return f"{name} still exists"
-    if op.saved:
-        dump = os.path.join(cli.env["PMSD_STATE_DIR"], "dump.json")
-        if not os.path.exists(dump):
-            return "nothing saved"
-        with open(dump, encoding="utf-8") as handle:
-            saved = {SavedApp.from_json(app).record.name for app in json.load(handle)["apps"]}
-        missing = {f"f{token}{name}" for name in op.saved} - saved
-        if missing:
-            return f"the dump lacks {sorted(missing)}"
-    return None
-
-
-def _finish(cli: Pmsd, token: str, op: Operation) -> str | None:
-    """Run the command again unless the killed one got its job done: then the apps must be as promised."""
-    if _finished(cli, token, op) is None:
-        return None
-    again = cli.run(*_prefixed(token, op.argv), check=False)
-    if again.returncode != 0:
-        return f"run again, it failed: {again.stderr.strip()}"
-    return _finished(cli, token, op)
+def _scene(cli: Pmsd, token: str) -> Scene:
+    return Scene(lambda *args: cli.run(*args, check=False), lambda: _units(cli, token), cli.env["PMSD_STATE_DIR"],
+                 f"f{token}")
 
 
 @pytest.fixture
@@ -178,8 +124,8 @@ def scene(god: Pmsd, token: str) -> Iterator[Callable[[Operation], int]]:
 
 def _clear(cli: Pmsd, token: str) -> None:
     cli.run("delete", "all", check=False)
-    # A unit pmsd forgot (a failure _broken reports) is this test's own: stopped here, so the next round starts
-    # clean and the suite leaves nothing behind.
+    # A unit pmsd forgot (a failure faultcheck.broken reports) is this test's own: stopped here, so the next round
+    # starts clean and the suite leaves nothing behind.
     strays = list(_units(cli, token))
     if strays:
         systemctl(cli.env, "stop", *strays)
@@ -211,15 +157,11 @@ def test_fault_at_every_step(god: Pmsd, token: str, scene: Callable[[Operation],
         env = {"PMSD_FAULT": f"{fault}@{number}"}
         if fault == "kill-god":
             env["PMSD_FAULT_GOD_PID"] = str(_god_pid(god))
-        result = _faulty(god, _prefixed(token, op.argv), env)
-        where = f"{fault} before step {number} ({step})"
-        killed = result.returncode == -signal.SIGKILL
-        if "Traceback" in result.stderr or not (killed or result.returncode == 0 or "[pmsd][ERROR]" in result.stderr):
-            tally.failures.append(f"{where}: the command said {result.returncode}: {result.stderr.strip()[-400:]}")
-            continue
-        problem = _broken(god, token, op, bystander) or _finish(god, token, op)
+        argv = _prefixed(token, op.argv)
+        result = _faulty(god, argv, env)
+        problem = after_fault(_scene(god, token), result, bystander, argv, op.promise)
         if problem:
-            tally.failures.append(f"{where}: {problem}")
+            tally.failures.append(f"{fault} before step {number} ({step}): {problem}")
         else:
             tally.survived += 1
     tally.steps = len(steps)

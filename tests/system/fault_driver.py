@@ -1,7 +1,8 @@
 """Issue 19's faults in system mode, run inside a booted machine as root (tests/system/test_package.py): root
 starts and deletes an app that runs as another user (`--uid`), next to a bystander app, and before each step of
 the command (tests/e2e/faulty.py: every job asked of systemd, file committed or removed, request to god) the CLI
-or the system god is killed with SIGKILL. After each: `pmsd --system jlist` answers, ids are unique, no unit of
+or the system god is killed with SIGKILL. After each, the user suite's checks (tests/e2e/faultcheck.py) on the
+system registry: `pmsd --system jlist` answers, ids are unique, the registry and god's counters parse, no unit of
 these apps runs without pmsd listing it, the bystander keeps its pid, the command finished or said why not, and
 the command run again leaves the apps as promised.
 
@@ -18,10 +19,12 @@ import subprocess
 import sys
 from typing import Any
 
+from pmsd.context import Context
+from tests.e2e.faultcheck import Promise, Scene, after_fault
+
 PMSD = ["/usr/bin/pmsd", "--system"]
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FAULTS = ("kill-cli", "kill-god")
-UP = ("active", "activating", "reloading")
 
 
 def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -69,55 +72,9 @@ def set_scene(scene: tuple[tuple[str, ...], ...], start_bystander: tuple[str, ..
     return int(next(app["pid"] for app in jlist() if app["name"] == "fb"))
 
 
-def broken(bystander_pid: int) -> str | None:
-    try:
-        apps = jlist()
-    except RuntimeError as error:
-        return str(error)
-    ids = [app["pm_id"] for app in apps]
-    if len(ids) != len(set(ids)):
-        return f"ids given twice: {ids}"
-    listed = {app["pm2_env"]["unit_name"] for app in apps}
-    forgotten = sorted(unit for unit, state in units().items() if state in UP and unit not in listed)
-    if forgotten:
-        return f"units running without a record (forgotten by pmsd): {forgotten}"
-    bystander = [app for app in apps if app["name"] == "fb"]
-    if not bystander or bystander[0]["pid"] != bystander_pid:
-        return f"the bystander app was lost or restarted: {bystander}"
-    return None
-
-
-def finished(online: dict[str, bool]) -> str | None:
-    apps = {app["name"]: app["pm2_env"]["status"] for app in jlist()}
-    for name, wanted in online.items():
-        if wanted and apps.get(name) != "online":
-            return f"{name}: {apps.get(name, 'absent')}, want online"
-        if not wanted and name in apps:
-            return f"{name} still exists"
-    return None
-
-
-def finish(argv: tuple[str, ...], online: dict[str, bool]) -> str | None:
-    """Run the command again unless the killed one got its job done: then the apps must be as promised."""
-    if finished(online) is None:
-        return None
-    again = pmsd(*argv)
-    if again.returncode != 0:
-        return f"run again, it failed: {again.stderr.strip()[-400:]}"
-    return finished(online)
-
-
 def god_pid() -> str:
     pmsd("ping")
     return _run(["systemctl", "show", "-P", "MainPID", "pmsd-god.service"]).stdout.strip()
-
-
-def one_fault(argv: tuple[str, ...], env: dict[str, str], bystander: int, online: dict[str, bool]) -> str | None:
-    result = faulty(argv, env)
-    killed = result.returncode in (-9, 137)
-    if "Traceback" in result.stderr or not (killed or result.returncode == 0 or "[pmsd][ERROR]" in result.stderr):
-        return f"the command said {result.returncode}: {result.stderr.strip()[-400:]}"
-    return broken(bystander) or finish(argv, online)
 
 
 def main() -> int:
@@ -125,15 +82,16 @@ def main() -> int:
     sleeper = os.path.join(apps_dir, "sleeper.py")
     start = ("start", sleeper, "--name", "fn", "--uid", user)
     bystander = ("start", sleeper, "--name", "fb", "--uid", user)
-    operations: dict[str, tuple[tuple[tuple[str, ...], ...], tuple[str, ...], dict[str, bool]]] = {
-        "start": ((), start, {"fn": True}),
-        "delete": ((start,), ("delete", "fn"), {"fn": False}),
+    operations: dict[str, tuple[tuple[tuple[str, ...], ...], tuple[str, ...], Promise]] = {
+        "start": ((), start, Promise({"n": 1})),
+        "delete": ((start,), ("delete", "fn"), Promise({}, absent=("n",))),
     }
+    scene = Scene(pmsd, units, Context(user=False).state_dir, "f")
     table: dict[str, dict[str, dict[str, Any]]] = {}
     trace = "/tmp/pmsd-fault-trace"
     try:
-        for name, (scene, argv, online) in operations.items():
-            set_scene(scene, bystander)
+        for name, (commands, argv, promise) in operations.items():
+            set_scene(commands, bystander)
             if os.path.exists(trace):
                 os.unlink(trace)
             dry = faulty(argv, {"PMSD_FAULT_TRACE": trace})
@@ -144,11 +102,11 @@ def main() -> int:
             for fault in FAULTS:
                 tally: dict[str, Any] = {"steps": len(steps), "survived": 0, "failures": []}
                 for number, step in enumerate(steps, start=1):
-                    pid = set_scene(scene, bystander)
+                    pid = set_scene(commands, bystander)
                     env = {"PMSD_FAULT": f"{fault}@{number}"}
                     if fault == "kill-god":
                         env["PMSD_FAULT_GOD_PID"] = god_pid()
-                    problem = one_fault(argv, env, pid, online)
+                    problem = after_fault(scene, faulty(argv, env), pid, argv, promise)
                     if problem:
                         tally["failures"].append(f"before step {number} ({step}): {problem}")
                     else:
