@@ -117,10 +117,10 @@ def monit(ctx: Context) -> int:
 
 def jlist(ctx: Context) -> int:
     from pmsd.api.query import list_processes
-    from pmsd.render.jlist_text import PreparedJson
+    from pmsd.render.jlist import PreparedEntries, render_json
 
-    prepared = PreparedJson(ctx.user)
-    sys.stdout.write(prepared.text(list_processes(ctx, meanwhile=prepared.prepare)))
+    prepared = PreparedEntries(ctx.user)
+    sys.stdout.write(render_json(list_processes(ctx, meanwhile=prepared.prepare), ctx.user, prepared))
     return ExitStatus.OK
 
 

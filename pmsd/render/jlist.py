@@ -151,32 +151,25 @@ def record_entry(record: AppRecord, user: bool) -> dict[str, Any]:
             "pm2_env": pm2_env}
 
 
-# Where with_runtime() writes each of runtime_values(): a key of the entry, or of its pm2_env.
-RUNTIME_SLOTS = (("pid",), ("monit",), ("pm2_env", "status"), ("pm2_env", "restart_time"),
-                 ("pm2_env", "unstable_restarts"), ("pm2_env", "pm_uptime"), ("pm2_env", "exit_code"),
-                 ("pm2_env", "unique_id"), ("pm2_env", "unit_name"), ("pm2_env", "invocation_id"))
-
-
-def runtime_values(info: ProcessInfo) -> tuple[Any, ...]:
-    """What systemd and god say of the app now, for RUNTIME_SLOTS."""
-    invocation = info.invocation_id or None
-    return (info.pid, {"memory": info.memory_bytes, "cpu": info.cpu_percent}, str(info.status), info.restart_time,
-            info.unstable_restarts, info.uptime_since_ms, info.exit_code, invocation, info.unit, invocation)
-
-
 def with_runtime(entry: dict[str, Any], info: ProcessInfo) -> dict[str, Any]:
     """record_entry()'s entry with what systemd and god say of the app now."""
+    entry["pid"] = info.pid
+    entry["monit"] = {"memory": info.memory_bytes, "cpu": info.cpu_percent}
     pm2_env = entry["pm2_env"]
-    for path, value in zip(RUNTIME_SLOTS, runtime_values(info), strict=True):
-        (entry if len(path) == 1 else pm2_env)[path[-1]] = value
+    pm2_env["status"] = str(info.status)
+    pm2_env["restart_time"] = info.restart_time
+    pm2_env["unstable_restarts"] = info.unstable_restarts
+    pm2_env["pm_uptime"] = info.uptime_since_ms
+    pm2_env["exit_code"] = info.exit_code
+    pm2_env["unique_id"] = pm2_env["invocation_id"] = info.invocation_id or None
+    pm2_env["unit_name"] = info.unit
     return entry
 
 
 class PreparedEntries:
     """Entries built from the records while god reads the apps' state (list_processes' `meanwhile`), finished
     when it answers: on two cores the two overlap (issue 17: 5-8 ms of `pmsd jlist` of 1,000 apps, measured
-    in-process with and without, alternating). `prettylist` uses them; `jlist` goes further, to the text
-    (pmsd.render.jlist_text)."""
+    in-process with and without, alternating)."""
 
     def __init__(self, user: bool) -> None:
         self.user = user
@@ -199,10 +192,10 @@ def jlist_entries(infos: Sequence[ProcessInfo], user: bool = True) -> list[dict[
     return [process_dict(info, user) for info in infos]
 
 
-def render_json(infos: Sequence[ProcessInfo], user: bool) -> str:
-    """`pmsd jlist`'s text (the CLI writes the same from templates: pmsd.render.jlist_text)."""
+def render_json(infos: Sequence[ProcessInfo], user: bool, prepared: PreparedEntries | None = None) -> str:
+    entries = prepared.entries(infos) if prepared is not None else jlist_entries(infos, user)
     # No cycle check: entries are trees of plain values (10% of the encoding of 1,000 entries)
-    return json.dumps(jlist_entries(infos, user), ensure_ascii=False, check_circular=False) + "\n"
+    return json.dumps(entries, ensure_ascii=False, check_circular=False) + "\n"
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")

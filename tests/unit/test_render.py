@@ -13,7 +13,6 @@ import pytest
 
 from pmsd.model.status import ProcessInfo, Status
 from pmsd.render import describe, formats, jlist, table
-from pmsd.render.jlist_text import PreparedJson, template
 from tests.unit.helpers import display_width, make_record
 
 NOW_MS = 1_700_000_100_000
@@ -148,31 +147,12 @@ def test_entries_prepared_from_the_records_are_the_same_text() -> None:
     object (the registry changed in between) is built again from the one listed."""
     infos = [_info("api", instances=2, increment_var="PORT", env={"PORT": "80"}),
              _info("db", Status.STOPPED, pm_id=1, instance_var="INSTANCE_ID")]
-    stale = make_record(pm_id=1, name="old-db")
-    as_text = PreparedJson(user=True)
-    as_text.prepare([infos[0].record, stale])
-    assert as_text.text(infos) == jlist.render_json(infos, True)
     prepared = jlist.PreparedEntries(user=True)
+    stale = make_record(pm_id=1, name="old-db")
     prepared.prepare([infos[0].record, stale])
-    assert jlist.render_pretty(infos, True, prepared) == jlist.render_pretty(infos, True)
-
-
-@pytest.mark.parametrize("user", [True, False])
-def test_jlist_text_from_templates_is_json_dumps_character_for_character(user: bool) -> None:
-    """pmsd.render.jlist_text writes the runtime values into each record's entry encoded ahead: the text must be
-    json.dumps' for every kind of value (no exit code, a float CPU, non-ASCII, quotes and braces in values, an
-    empty invocation id), and a record whose value spells a marker is encoded whole."""
-    infos = [
-        _info("api", instances=2, increment_var="PORT", env={"PORT": "80", "Q": 'say "{0}" \\ {}'}),
-        _info("日本", Status.STOPPED, pm_id=1, args=("--x={1}", "ü"), instance_var="INSTANCE_ID"),
-        dataclasses.replace(_info("odd", pm_id=2), cpu_percent=33.3333, exit_code=-1, invocation_id=""),
-        _info("marked", pm_id=3, env={"M": "\x002\x00"}),  # NULs: json.dumps spells a marker
-    ]
-    prepared = PreparedJson(user)
+    assert jlist.render_json(infos, True, prepared) == jlist.render_json(infos, True)
     prepared.prepare([info.record for info in infos])
-    assert prepared.text(infos) == jlist.render_json(infos, user)
-    assert prepared.text([]) == jlist.render_json([], user) == "[]\n"
-    assert template(infos[3].record, user) is None and template(infos[0].record, user) is not None
+    assert jlist.render_pretty(infos, True, prepared) == jlist.render_pretty(infos, True)
 
 
 def test_render_json_empty() -> None:
