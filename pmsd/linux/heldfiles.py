@@ -10,9 +10,9 @@ the file is then opened again by its path. While the old cgroup lives, no other 
 that succeeds reads what opening the path afresh would.
 
 Files not read by a whole listing (their app stopped or is gone) are closed after it (`sweep`). The number held
-stays under half of the process's soft RLIMIT_NOFILE, which god raises (raise_open_files_limit): past it, files
-are opened for each read, as elsewhere. A child forked from god (pmsd.god.runner) closes them and gets the limit
-god started with back.
+stays under a quarter of the process's soft RLIMIT_NOFILE, which god raises (raise_open_files_limit), leaving the
+rest to the apps' log pipes and files and god's connections: past it, files are opened for each read, as
+elsewhere. A child forked from god (pmsd.god.runner) closes them and gets the limit god started with back.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pmsd.linux.procfs import read_file
 
 _BYTES = 1 << 16  # a cgroup file's figures fit many times over
 # systemd gives services a soft limit of 1,024 (DefaultLimitNOFILE=, systemd-system.conf(5)) and asks programs
-# that need more, and use no select(), to raise it themselves; god polls with epoll. 2 files per app: 16,384 apps.
+# that need more, and use no select(), to raise it themselves; god polls with epoll. 2 files per app: 8,192 apps.
 _SOFT_LIMIT_WANTED = 1 << 16
 _SOFT_LIMIT_AT_START = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 _ALL: weakref.WeakSet[HeldFiles] = weakref.WeakSet()
@@ -58,7 +58,7 @@ class HeldFiles:
         _ALL.add(self)
 
     def _room(self) -> bool:
-        most = self._most if self._most is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2
+        most = self._most if self._most is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4
         return len(self._fds) < most
 
     def __len__(self) -> int:
