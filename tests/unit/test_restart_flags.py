@@ -171,8 +171,6 @@ def record_steps(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     monkeypatch.setattr(lifecycle, "restart_record",
                         lambda ctx, record, update_env: calls.append(("restart", record.name, update_env)))
     monkeypatch.setattr(lifecycle, "stop_record", lambda ctx, record: calls.append(("stop", record.name)))
-    monkeypatch.setattr(lifecycle, "stop_records", lambda ctx, records, count_restarts=True: calls.extend(
-        ("stop", record.name) for record in records))
     monkeypatch.setattr(lifecycle, "launch_many", lambda ctx, records: calls.append(
         ("launch", *[r.name for r in records])))
     monkeypatch.setattr(lifecycle, "remove_cron", lambda ctx, name: calls.append(("uncron", name)))
