@@ -35,7 +35,7 @@ from pmsd.model.status import Status, exit_detail, failed_to_start, pm2_status
 from pmsd.state.envfiles import read_env_file, write_env_file
 from pmsd.state.unitfiles import remove_dropin
 from pmsd.systemd.bus import UnitExists
-from pmsd.systemd.jobs import TimerJob, start_timer, stop_and_collect, stop_and_collect_all, stop_and_reset_quietly
+from pmsd.systemd.jobs import TimerJob, start_timer, stop_and_collect, stop_and_reset_quietly
 from pmsd.systemd.names import UNIT_PREFIX, cron_service_unit, cron_timer_unit
 from pmsd.systemd.paths import journalctl_command
 from pmsd.systemd.states import ActiveState
@@ -379,19 +379,6 @@ def stop_record(ctx: Context, record: AppRecord) -> None:
     state = stop_and_collect(ctx.manager, record.unit, record.spec.kill_timeout / 1000 + STOP_GRACE_S)
     if state is not None:
         record.restart_offset += state.n_restarts  # the unit and its NRestarts are collected
-
-
-def stop_records(ctx: Context, records: Sequence[AppRecord], count_restarts: bool = True) -> None:
-    """stop_record for many, their stop jobs side by side (pmsd.systemd.jobs.stop_and_collect_all).
-    `count_restarts`: False when the records are forgotten next (delete), which need no count."""
-    if len(records) < 2:
-        for record in records:
-            stop_record(ctx, record)
-        return
-    timeouts = {record.unit: record.spec.kill_timeout / 1000 + STOP_GRACE_S for record in records}
-    restarts = stop_and_collect_all(ctx.manager, timeouts, f"{UNIT_PREFIX}*.service", count_restarts)
-    for record in records:
-        record.restart_offset += restarts.get(record.unit, 0)
 
 
 def forget(ctx: Context, data: RegistryData, record: AppRecord) -> None:

@@ -27,7 +27,6 @@ from pmsd.api.launch import (
     remove_cron,
     restart_record,
     stop_record,
-    stop_records,
     undo_create,
     write_environment,
     write_environments,
@@ -541,8 +540,8 @@ def stop(ctx: Context, target: Targets, only: Sequence[str] = ()) -> list[Outcom
         for record in records:
             if record.spec.watch:
                 record.spec = replace(record.spec, watch=())
-        stop_records(ctx, records)
-        outcomes += [Outcome("stopped", record.pm_id, record.name) for record in records]
+            stop_record(ctx, record)
+            outcomes.append(Outcome("stopped", record.pm_id, record.name))
         for name in _cluster_names(records):
             cluster.release_if_idle(ctx, name)
         return outcomes
@@ -558,8 +557,8 @@ def delete(ctx: Context, target: Targets, only: Sequence[str] = ()) -> list[Outc
     with ctx.registry.transaction() as data:
         outcomes = []
         records = _chosen(data, parsed, "delete")
-        stop_records(ctx, records, count_restarts=False)
         for record in records:
+            stop_record(ctx, record)
             forget(ctx, data, record)
             outcomes.append(Outcome("deleted", record.pm_id, record.name))
         for name in sorted({record.name for record in records}):

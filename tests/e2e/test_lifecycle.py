@@ -208,27 +208,3 @@ def test_namespace_targets_and_listing_commands(pmsd: Pmsd, token: str) -> None:
     assert pmsd.run("pid", a).stdout.strip() == str(pmsd.app(a)["pid"])
     described = pmsd.run("describe", a).stdout
     assert f"pmsd-{a}.service" in described and "online" in described
-
-
-def test_stop_all_and_delete_all_take_every_kind_of_app_down_together(pmsd: Pmsd, token: str) -> None:
-    """`stop all` and `delete all` queue every stop job before waiting (pmsd.systemd.jobs.stop_and_collect_all):
-    a running app, one that ignores SIGINT until kill_timeout, cluster instances and an errored app all end
-    up stopped, the restarts counted before the stop are kept, and delete leaves no unit behind."""
-    pmsd.run("start", SLEEPER, "--name", f"run-{token}")
-    pmsd.run("start", os.path.join(APPS, "stubborn.py"), "--name", f"stub-{token}", "--kill-timeout", "300")
-    pmsd.run("start", SLEEPER, "--name", f"inst-{token}", "-i", "2")
-    pmsd.run("start", EXITS, "--name", f"err-{token}", "--max-restarts", "2", check=False)
-    restarts = pmsd.wait_status(f"err-{token}", "errored", 15)["pm2_env"]["restart_time"]
-    assert restarts >= 1
-    pmsd.run("stop", "all")
-    apps = pmsd.jlist()
-    assert len(apps) == 5
-    assert {proc["pm2_env"]["status"] for proc in apps} == {"stopped"}
-    assert {proc["pid"] for proc in apps} == {0}
-    assert pmsd.app(f"err-{token}")["pm2_env"]["restart_time"] == restarts
-    pmsd.run("restart", f"run-{token}")  # a stopped app starts again after the batch
-    pmsd.wait_status(f"run-{token}", "online")
-    pmsd.run("delete", "all")
-    assert pmsd.jlist() == []
-    listed = systemctl(pmsd.env, "list-units", "--all", "--no-legend", f"pmsd-*{token}*").stdout
-    assert listed.strip() == ""
