@@ -25,7 +25,13 @@ TALKER = os.path.join(APPS, "talker.py")
 
 
 def _lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+    """The file's lines; none while it does not exist. Rotation renames it away at any moment, so between a check
+    that it exists and the read (a race seen in CI: FileNotFoundError in the booted Debian 12 machine) it may
+    be gone: that reads as no lines, and the caller's wait looks again."""
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
 
 
 def _expected(count: int) -> list[str]:
