@@ -67,10 +67,13 @@ def log_sinks(spec: AppSpec) -> dict[str, tuple[str, ...]]:
 def pipe_paths(spec: AppSpec, user: bool, environ: Mapping[str, str], instance: int | None = None
                ) -> dict[str, str]:
     """The pipe of each stream that goes to files (of the app, or of one of its instances)."""
+    sinks = log_sinks(spec)
+    if not sinks:  # the journal takes both streams (the default): no path to build, for each of 1,000 apps
+        return {}
     base = os.path.join(pipes_dir(user, environ), escape_name(spec.name))
     if instance is not None:
         base += f"@{instance}"
-    return {stream: f"{base}.{stream}" for stream in log_sinks(spec)}
+    return {stream: f"{base}.{stream}" for stream in sinks}
 
 
 def existing_pipes(spec: AppSpec, user: bool, environ: Mapping[str, str], instance: int | None = None

@@ -81,13 +81,12 @@ def control_group(manager: Manager, tracker: AppTracker) -> str:
 def _current_state(manager: Manager, unit: str, tracker: AppTracker, row: UnitListing | None) -> ServiceState | None:
     if row is None:  # not loaded: never started, or collected after it stopped
         return None
-    known = tracker.known
-    if not known.is_empty():
+    if not tracker.known.is_empty():
         if row.active_state in RUNNING_STATES and row.sub_state != AUTO_RESTART:
             control_group(manager, tracker)
-            known = tracker.known
         # No memory or CPU figure: process_info reads them from the files systemd reads, at the moment of asking
-        state = known.service_state(unit)
-        if (state.active_state, state.sub_state, state.has_job) == (row.active_state, row.sub_state, row.has_job):
+        state = tracker.state()
+        if state is not None and (state.active_state, state.sub_state, state.has_job) == (
+                row.active_state, row.sub_state, row.has_job):
             return state
     return manager.service_state(unit, listing=row)

@@ -45,6 +45,7 @@ class AppTracker:
         self.unit = unit
         self.counters = counters
         self.known = UnitChange()  # the unit as systemd last told it, every signal merged
+        self._state_of: tuple[UnitChange, ServiceState | None] | None = None  # state() of a `known`
         # A unit that went down, pending a verdict: (when, via deactivating). systemd 252 passes a crashing
         # service through "failed" on its way to "auto-restart" (service_enter_dead() in
         # src/core/service.c), so "stop" or "errored" is only decided once the next state is known.
@@ -77,9 +78,12 @@ class AppTracker:
         return self.known.n_restarts or 0
 
     def state(self) -> ServiceState | None:
-        if self.known.is_empty():
-            return None
-        return self.known.service_state(self.unit)
+        """The unit's state as god knows it, None before anything is known. Kept until `known` changes: god
+        asks it of every app at each `pmsd ls`, and most have not changed since the last."""
+        known = self.known
+        if self._state_of is None or self._state_of[0] is not known:
+            self._state_of = (known, None if known.is_empty() else known.service_state(self.unit))
+        return self._state_of[1]
 
     def status(self) -> Status:
         spec = self.record.spec

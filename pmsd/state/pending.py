@@ -40,8 +40,11 @@ class PendingRecords:
         systemd does not answer, they are all kept (an app listed as stopped is better than a unit unlisted),
         unless their id went to another app meanwhile."""
         self._dropped = []
+        pending = self._read()
+        if not pending:  # nearly always: every registry read asks, and naming 1,000 apps' units costs ~3 ms
+            return data
         known = {(record.pm_id, record.unit) for record in data.apps}
-        candidates = [record for record in self._read() if (record.pm_id, record.unit) not in known]
+        candidates = [record for record in pending if (record.pm_id, record.unit) not in known]
         if not candidates:
             return data
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class ActiveState(enum.StrEnum):
@@ -48,9 +49,9 @@ def active_state(text: str) -> ActiveState:
     return _ACTIVE_STATES.get(text, ActiveState.INACTIVE)
 
 
-@dataclass(frozen=True)
-class UnitListing:
-    """One row of ListUnitsByPatterns."""
+class UnitListing(NamedTuple):
+    """One row of ListUnitsByPatterns. A named tuple: god makes one per unit of every listing, and a frozen
+    dataclass takes ~5x as long to build (~3 ms of each `pmsd ls` at 1,000 apps)."""
 
     name: str
     load_state: str

@@ -50,6 +50,24 @@ def test_start_then_online() -> None:
     assert tracker.status() == "online"
 
 
+def test_the_state_is_kept_until_systemd_tells_a_change_and_then_read_anew() -> None:
+    """state() is kept between listings (god asks it of every app per `pmsd ls`); each signal, a learnt cgroup
+    and a collected unit are seen at once."""
+    tracker = _tracker()
+    assert tracker.state() is None
+    _names(tracker, _running(100, T0), _unit("active", "running", T0 + 10))
+    first = tracker.state()
+    assert first is not None and tracker.state() is first
+    tracker.learn(decode_change({"ControlGroup": "/app.slice/pmsd-api.service"}))
+    learnt = tracker.state()
+    assert learnt is not None and learnt is not first and learnt.control_group == "/app.slice/pmsd-api.service"
+    _names(tracker, _exited(100, T0, T0 + 400_000, status=3))
+    exited = tracker.state()
+    assert exited is not None and exited.main_pid == 0 and exited.exec_main_status == 3
+    tracker.forget_unit()
+    assert tracker.state() is None
+
+
 def test_crash_is_an_exit_with_code_and_uptime_then_waiting_restart() -> None:
     tracker = _tracker(restart_delay=250)
     _names(tracker, _running(100, T0), _unit("active", "running", T0))

@@ -5,6 +5,7 @@ metrics_listen setting."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -194,6 +195,25 @@ def test_a_runtime_row_carries_every_field_and_a_row_of_another_shape_is_refused
     for other in (runtime_row(info)[:-1], dict(zip(RUNTIME_FIELDS, runtime_row(info), strict=True))):
         with pytest.raises(ValueError):
             info_from_row(record, other)
+
+
+def test_a_row_with_a_status_pmsd_does_not_know_is_refused() -> None:
+    record = make_record(pm_id=0, name="api")
+    row = runtime_row(_info(record))
+    row[0] = "hibernating"
+    with pytest.raises(KeyError):
+        info_from_row(record, row)
+
+
+def test_the_quick_constructor_sets_every_field_as_the_dataclass_does() -> None:
+    """ProcessInfo.of bypasses the dataclass's __init__: a field added to the class and not to `of` fails here."""
+    info = _info(make_record(pm_id=0, name="api"))
+    values = {field.name: getattr(info, field.name) for field in dataclasses.fields(ProcessInfo)}
+    built = ProcessInfo.of(**values)
+    assert built == info
+    assert vars(built) == vars(ProcessInfo(**values))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.pid = 1  # type: ignore[misc]
 
 
 def test_open_fds_of_a_process_are_counted() -> None:
