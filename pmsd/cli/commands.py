@@ -117,10 +117,10 @@ def monit(ctx: Context) -> int:
 
 def jlist(ctx: Context) -> int:
     from pmsd.api.query import list_processes
-    from pmsd.render.jlist import PreparedEntries, render_json
+    from pmsd.render.jlisttext import JlistText
 
-    prepared = PreparedEntries(ctx.user)
-    sys.stdout.write(render_json(list_processes(ctx, meanwhile=prepared.prepare), ctx.user, prepared))
+    text = JlistText(ctx.user)
+    sys.stdout.write(text.render(list_processes(ctx, meanwhile=text.prepare)))
     return ExitStatus.OK
 
 

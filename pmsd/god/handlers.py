@@ -31,6 +31,7 @@ from pmsd.model.protocol import (
     error_reply,
 )
 from pmsd.model.status import RUNTIME_FIELDS, ProcessInfo, runtime_row
+from pmsd.render import jlisttext
 from pmsd.render.jlist import jlist_entries
 from pmsd.render.metrics import render_metrics
 
@@ -128,6 +129,9 @@ class ApiHandlers:
         else:
             refusal = self.runner.refusal(params, fds, connection.sock)
             if refusal is None:
+                if params["argv"] == ["jlist"]:
+                    # made once per app and kept: the command, a fork of god, finds them (pmsd.render.jlisttext)
+                    jlisttext.warm([tracker.record for tracker in self.trackers.values()], self.ctx.user)
                 def finished(status: int) -> None:
                     connection.send({"id": request_id, "result": {"exit": status}})
 

@@ -40,26 +40,33 @@ def rows(infos: Sequence[ProcessInfo], now_ms: int) -> list[tuple[str, ...]]:
     ) for info in infos]
 
 
+def _widths(row: Sequence[str]) -> list[int]:
+    """text_width of each cell; a row all in ASCII (nearly every one) measured in one go."""
+    return [len(cell) for cell in row] if "".join(row).isascii() else [text_width(cell) for cell in row]
+
+
 def render(infos: Sequence[ProcessInfo], now_ms: int, colour: bool) -> str:
     body = rows(infos, now_ms)
-    widths = [max([text_width(h)] + [text_width(r[i]) for r in body]) for i, h in enumerate(COLUMNS)]
+    sizes = [_widths(row) for row in body]
+    header_sizes = _widths(COLUMNS)
+    widths = [max(column) for column in zip(header_sizes, *sizes, strict=True)]
 
     def line(left: str, mid: str, right: str) -> str:
         return left + mid.join("─" * (w + 2) for w in widths) + right
 
-    def cells(values: Sequence[str], styles: Sequence[str | None]) -> str:
+    def cells(values: Sequence[str], value_sizes: Sequence[int], styles: Sequence[str | None]) -> str:
         out = []
-        for value, width, style in zip(values, widths, styles, strict=True):
-            padded = value + " " * (width - text_width(value))
+        for value, size, width, style in zip(values, value_sizes, widths, styles, strict=True):
+            padded = value + " " * (width - size)
             out.append(f" \x1b[{style}m{padded}\x1b[0m " if colour and style else f" {padded} ")
         return "│" + "│".join(out) + "│"
 
     header_style = ["1;36"] * len(COLUMNS)
-    lines = [line("┌", "┬", "┐"), cells(COLUMNS, header_style), line("├", "┼", "┤")]
-    for info, row in zip(infos, body, strict=True):
+    lines = [line("┌", "┬", "┐"), cells(COLUMNS, header_sizes, header_style), line("├", "┼", "┤")]
+    for info, row, row_sizes in zip(infos, body, sizes, strict=True):
         styles: list[str | None] = [None] * len(COLUMNS)
         styles[0], styles[1] = "1", "1"
         styles[7] = _STATUS_COLOUR.get(info.status)
-        lines.append(cells(row, styles))
+        lines.append(cells(row, row_sizes, styles))
     lines.append(line("└", "┴", "┘"))
     return "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pmsd.model.status import ProcessInfo, Status
-from pmsd.render import describe, formats, jlist, table
+from pmsd.render import describe, formats, jlist, jlisttext, table
 from tests.unit.helpers import display_width, make_record
 
 NOW_MS = 1_700_000_100_000
@@ -153,6 +153,39 @@ def test_entries_prepared_from_the_records_are_the_same_text() -> None:
     assert jlist.render_json(infos, True, prepared) == jlist.render_json(infos, True)
     prepared.prepare([info.record for info in infos])
     assert jlist.render_pretty(infos, True, prepared) == jlist.render_pretty(infos, True)
+
+
+def test_jlist_text_from_templates_is_render_json_text() -> None:
+    """`pmsd jlist` writes its text from templates (pmsd.render.jlisttext): byte for byte render_json's, for
+    running and stopped apps, instances, unicode and quotes, and a record the templates cannot hold (a marker
+    in its text), which is encoded the usual way."""
+    infos = [_info("api", instances=2, increment_var="PORT", env={"PORT": "80", "Q": 'say "hi" \\ 100% ünï'}),
+             _info("db", Status.STOPPED, pm_id=1, instance_var="INSTANCE_ID"),
+             _info("日本", pm_id=2, args=["--x", "\u2028"], cwd="/srv/ü"),
+             dataclasses.replace(_info("odd", pm_id=3, args=["\x00pmsd-runtime-0\x00"]), cpu_percent=12.0,
+                                 exit_code=137, memory_bytes=2**40),
+             dataclasses.replace(_info("web", pm_id=4, instances=3), record=dataclasses.replace(
+                 make_record(pm_id=4, name="web", instances=3), instance=2, increment=7))]
+    for user in (True, False):
+        text = jlisttext.JlistText(user)
+        text.prepare([info.record for info in infos[:2]])  # the rest made when rendered
+        assert text.render(infos) == jlist.render_json(infos, user)
+    assert jlisttext.template(infos[3].record, True) is None
+    assert all(jlisttext.template(info.record, True) is not None for info in infos if info is not infos[3])
+    assert jlisttext.JlistText(True).render([]) == jlist.render_json([], True)
+
+
+def test_god_keeps_the_templates_of_its_apps_only_and_a_changed_record_gets_a_new_one() -> None:
+    first, second = make_record(pm_id=0, name="a"), make_record(pm_id=1, name="b")
+    jlisttext.warm([first, second], True)
+    kept = jlisttext.template(first, True)
+    assert kept is not None and jlisttext.template(dataclasses.replace(first), True) is kept  # a copy: same spec
+    jlisttext.warm([second], True)
+    assert jlisttext.template_key(first, True) not in jlisttext._TEMPLATES
+    renamed = dataclasses.replace(second, spec=dataclasses.replace(second.spec, namespace="other"))
+    made = jlisttext.template(renamed, True)
+    assert made is not None and '"namespace": "other"' in made
+    jlisttext.warm([], True)
 
 
 def test_render_json_empty() -> None:
