@@ -81,11 +81,12 @@ def control_group(manager: Manager, tracker: AppTracker) -> str:
 def _current_state(manager: Manager, unit: str, tracker: AppTracker, row: UnitListing | None) -> ServiceState | None:
     if row is None:  # not loaded: never started, or collected after it stopped
         return None
-    if not tracker.known.is_empty():
-        if row.active_state in RUNNING_STATES and row.sub_state != AUTO_RESTART:
+    state = tracker.state()  # None: god knows nothing of the unit yet
+    if state is not None:
+        if row.active_state in RUNNING_STATES and row.sub_state != AUTO_RESTART and not state.control_group:
             control_group(manager, tracker)
+            state = tracker.state()
         # No memory or CPU figure: process_info reads them from the files systemd reads, at the moment of asking
-        state = tracker.state()
         if state is not None and (state.active_state, state.sub_state, state.has_job) == (
                 row.active_state, row.sub_state, row.has_job):
             return state
