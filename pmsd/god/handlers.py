@@ -8,7 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pmsd import __version__
+from pmsd.api import query
 from pmsd.api.metrics import scrape_of
+from pmsd.cli.delegate import LISTING_COMMANDS
 from pmsd.context import Context
 from pmsd.errors import ExitStatus, PmsdError
 from pmsd.god.runner import CommandRunner
@@ -129,16 +131,31 @@ class ApiHandlers:
         else:
             refusal = self.runner.refusal(params, fds, connection.sock)
             if refusal is None:
-                if params["argv"] == ["jlist"]:
-                    # made once per app and kept: the command, a fork of god, finds them (pmsd.render.jlisttext)
-                    jlisttext.warm([tracker.record for tracker in self.trackers.values()], self.ctx.user)
+                self._prepare_listing(params["argv"])
+
                 def finished(status: int) -> None:
                     connection.send({"id": request_id, "result": {"exit": status}})
 
-                return {"id": request_id, "result": {"pid": self.runner.run(params, fds, finished)}}
+                try:
+                    return {"id": request_id, "result": {"pid": self.runner.run(params, fds, finished)}}
+                finally:
+                    query.take_back()
         for fd in fds:
             os.close(fd)
         return error_reply(request_id, f"not run by god: {refusal}", status=ExitStatus.USAGE)
+
+    def _prepare_listing(self, argv: Sequence[str]) -> None:
+        """For a listing command about to be forked: every app's state, which the command takes from memory
+        (pmsd.api.query.hand_over), and for `jlist` the apps' templates (pmsd.render.jlisttext), kept."""
+        if argv[0] not in LISTING_COMMANDS:
+            return
+        try:
+            infos = list(self.live())
+        except PmsdError:
+            return  # the command asks, and says what is wrong
+        query.hand_over(self.ctx.state_dir, infos)
+        if argv[0] == "jlist":
+            jlisttext.warm([info.record for info in infos], self.ctx.user)
 
     def subscribe(self, request_id: RequestId, connection: Connection) -> SubscribeReply:
         connection.subscribed = True

@@ -60,6 +60,12 @@ class ProcessInfo:
                              invocation_id=invocation_id, control_group=control_group, cpu_seconds=cpu_seconds)
         return info
 
+    def for_record(self, record: AppRecord) -> ProcessInfo:
+        """This state, of `record` (another read of the same app's record)."""
+        info = object.__new__(ProcessInfo)
+        info.__dict__.update(self.__dict__, record=record)
+        return info
+
 
 def pm2_status(state: ServiceState | None, autorestart: bool = True, stop_exit_codes: tuple[int, ...] = ()) -> Status:
     """systemd's (ActiveState, SubState, Result) in PM2's words."""

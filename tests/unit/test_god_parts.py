@@ -243,6 +243,61 @@ def test_ls_takes_gods_answer_and_asks_systemd_only_for_what_god_lacks(god_socke
     assert asked[-1] == ["a"]
 
 
+def test_a_listing_command_god_forks_takes_the_state_god_handed_over_once(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """pmsd.api.query.hand_over: god works out every app's state before it forks `pmsd ls`; the command's first
+    listing takes it, paired with its own records, without asking god; an app added since is asked of systemd;
+    a later listing, or one of another registry, asks as usual."""
+    ctx = Context(user=True, environ={"PMSD_NO_GOD": "", "XDG_RUNTIME_DIR": str(tmp_path)},
+                  state_dir=str(tmp_path / "state"))
+    first, second = AppRecord(0, make_spec(name="a"), 1), AppRecord(1, make_spec(name="b"), 1)
+    with ctx.registry.transaction() as data:
+        data.apps += [first, second]
+    online = replace(process_info(first, None), status=Status.ONLINE, pid=4242, memory_bytes=7)
+    asked: list[list[str]] = []
+
+    def ask_systemd(_ctx: Context, records: list[AppRecord], _counters: object) -> list[ProcessInfo]:
+        asked.append([record.name for record in records])
+        return [process_info(record, None) for record in records]
+
+    monkeypatch.setattr(query, "_ask_systemd", ask_systemd)
+    monkeypatch.setattr(query, "ask_god", lambda *_args: pytest.fail("god was asked over its socket"))
+    query.hand_over(ctx.state_dir, [online])
+    infos = query.list_processes(ctx)
+    assert [(i.name, i.status, i.pid, i.memory_bytes) for i in infos] == [("a", Status.ONLINE, 4242, 7),
+                                                                          ("b", Status.STOPPED, 0, 0)]
+    assert infos[0].record is not first and infos[0].record.name == "a"  # the command's own record
+    assert asked == [["b"]]
+    monkeypatch.setattr(query, "ask_god", lambda *_args: None)  # god is not there
+    assert [i.status for i in query.list_processes(ctx)] == [Status.STOPPED, Status.STOPPED]  # taken once
+    query.hand_over(ctx.state_dir + "-other", [online])
+    assert query.list_processes(ctx)[0].status == Status.STOPPED  # another registry's state
+    query.hand_over(ctx.state_dir, [online])
+    query.take_back()
+    assert query.list_processes(ctx)[0].status == Status.STOPPED
+
+
+def test_god_hands_a_listing_command_the_state_and_keeps_none_after_the_fork(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = Context(user=True, environ={"XDG_RUNTIME_DIR": str(tmp_path)}, state_dir=str(tmp_path / "state"))
+    api = ApiHandlers(ctx, {}, {}, lambda: None)
+    online = replace(process_info(AppRecord(0, make_spec(name="a"), 1), None), status=Status.ONLINE)
+    monkeypatch.setattr(api, "live", lambda: [online])
+    api._prepare_listing(["start", "app.js"])
+    assert query._HANDED_OVER is None
+    api._prepare_listing(["jlist"])
+    handed = query._HANDED_OVER
+    assert handed == (ctx.state_dir, [online])
+    query.take_back()
+
+    def broken() -> list[ProcessInfo]:
+        raise PmsdError("systemd does not answer")
+
+    monkeypatch.setattr(api, "live", broken)
+    api._prepare_listing(["ls"])
+    assert query._HANDED_OVER is None  # the command asks itself, and says what is wrong
+
+
 def test_a_reply_larger_than_the_socket_buffer_arrives_whole_and_at_once(tmp_path: Path) -> None:
     """Regression (issue 17, 1,000 apps): the rest of a reply the socket could not take at once waited for the
     next message god sent; `ls` got it a socket buffer per watchdog tick, ~10 s, and timed out."""
