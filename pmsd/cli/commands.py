@@ -117,10 +117,9 @@ def monit(ctx: Context) -> int:
 
 def jlist(ctx: Context) -> int:
     from pmsd.api.query import list_processes
-    from pmsd.render.jlisttext import JlistText
+    from pmsd.render.jlisttext import render_json
 
-    text = JlistText(ctx.user)
-    sys.stdout.write(text.render(list_processes(ctx, meanwhile=text.prepare)))
+    sys.stdout.write(render_json(list_processes(ctx), ctx.user))
     return ExitStatus.OK
 
 

@@ -58,13 +58,11 @@ def make_template(record: AppRecord, user: bool) -> Template | None:
     return "%s".join(text.replace("%", "%%") for text in pieces[0::2])
 
 
-def template(record: AppRecord, user: bool) -> Template | None:
-    """The record's template, made now unless it was kept."""
-    key = template_key(record, user)
-    kept = _TEMPLATES.get(key)
-    if kept is None:
-        kept = _TEMPLATES[key] = (record.spec, make_template(record, user))
-    return kept[1]
+def kept_template(record: AppRecord, user: bool) -> Template | None:
+    """The record's template if god made it (warm()); None otherwise: making one costs more than encoding the
+    entry once, so a command making its own would only be slower."""
+    kept = _TEMPLATES.get(template_key(record, user))
+    return kept[1] if kept is not None else None
 
 
 def warm(records: Iterable[AppRecord], user: bool) -> None:
@@ -92,23 +90,13 @@ def _runtime(info: ProcessInfo) -> tuple[str, ...]:
             _encode_string(info.unit), invocation)
 
 
-class JlistText:
-    """`pmsd jlist`'s text; prepare() (list_processes' `meanwhile`) makes the templates god did not keep while
-    god works out the state."""
-
-    def __init__(self, user: bool) -> None:
-        self.user = user
-
-    def prepare(self, records: Sequence[AppRecord]) -> None:
-        for record in records:
-            template(record, self.user)
-
-    def render(self, infos: Sequence[ProcessInfo]) -> str:
-        entries = []
-        for info in infos:
-            made = template(info.record, self.user)
-            if made is None:
-                entries.append(json.dumps(process_dict(info, self.user), ensure_ascii=False, check_circular=False))
-                continue
-            entries.append(made % _runtime(info))
-        return "[" + ", ".join(entries) + "]\n"
+def render_json(infos: Sequence[ProcessInfo], user: bool) -> str:
+    """pmsd.render.jlist.render_json's text: from the templates god kept, each other entry encoded whole."""
+    entries = []
+    for info in infos:
+        made = kept_template(info.record, user)
+        if made is None:
+            entries.append(json.dumps(process_dict(info, user), ensure_ascii=False, check_circular=False))
+            continue
+        entries.append(made % _runtime(info))
+    return "[" + ", ".join(entries) + "]\n"

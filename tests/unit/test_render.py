@@ -156,9 +156,9 @@ def test_entries_prepared_from_the_records_are_the_same_text() -> None:
 
 
 def test_jlist_text_from_templates_is_render_json_text() -> None:
-    """`pmsd jlist` writes its text from templates (pmsd.render.jlisttext): byte for byte render_json's, for
-    running and stopped apps, instances, unicode and quotes, and a record the templates cannot hold (a marker
-    in its text), which is encoded the usual way."""
+    """`pmsd jlist` writes its text from the templates god keeps (pmsd.render.jlisttext): byte for byte
+    render_json's, for running and stopped apps, instances, unicode, quotes and "%", entries without a template
+    (god did not make one: encoded whole), and a record the templates cannot hold (a marker in its text)."""
     infos = [_info("api", instances=2, increment_var="PORT", env={"PORT": "80", "Q": 'say "hi" \\ 100% ünï'}),
              _info("db", Status.STOPPED, pm_id=1, instance_var="INSTANCE_ID"),
              _info("日本", pm_id=2, args=["--x", "\u2028"], cwd="/srv/ü"),
@@ -166,24 +166,26 @@ def test_jlist_text_from_templates_is_render_json_text() -> None:
                                  exit_code=137, memory_bytes=2**40),
              dataclasses.replace(_info("web", pm_id=4, instances=3), record=dataclasses.replace(
                  make_record(pm_id=4, name="web", instances=3), instance=2, increment=7))]
+    assert jlisttext.make_template(infos[3].record, True) is None
     for user in (True, False):
-        text = jlisttext.JlistText(user)
-        text.prepare([info.record for info in infos[:2]])  # the rest made when rendered
-        assert text.render(infos) == jlist.render_json(infos, user)
-    assert jlisttext.template(infos[3].record, True) is None
-    assert all(jlisttext.template(info.record, True) is not None for info in infos if info is not infos[3])
-    assert jlisttext.JlistText(True).render([]) == jlist.render_json([], True)
+        jlisttext.warm([info.record for info in infos[:4]], user)  # not the last: encoded whole
+        assert jlisttext.render_json(infos, user) == jlist.render_json(infos, user)
+        assert all(jlisttext.kept_template(info.record, user) is not None for info in infos[:3])
+    assert jlisttext.render_json([], True) == jlist.render_json([], True)
+    jlisttext.warm([], True)
 
 
 def test_god_keeps_the_templates_of_its_apps_only_and_a_changed_record_gets_a_new_one() -> None:
     first, second = make_record(pm_id=0, name="a"), make_record(pm_id=1, name="b")
     jlisttext.warm([first, second], True)
-    kept = jlisttext.template(first, True)
-    assert kept is not None and jlisttext.template(dataclasses.replace(first), True) is kept  # a copy: same spec
+    kept = jlisttext.kept_template(first, True)
+    assert kept is not None and jlisttext.kept_template(dataclasses.replace(first), True) is kept  # a copy
     jlisttext.warm([second], True)
-    assert jlisttext.template_key(first, True) not in jlisttext._TEMPLATES
+    assert jlisttext.kept_template(first, True) is None
     renamed = dataclasses.replace(second, spec=dataclasses.replace(second.spec, namespace="other"))
-    made = jlisttext.template(renamed, True)
+    assert jlisttext.kept_template(renamed, True) is None
+    jlisttext.warm([renamed], True)
+    made = jlisttext.kept_template(renamed, True)
     assert made is not None and '"namespace": "other"' in made
     jlisttext.warm([], True)
 
