@@ -40,9 +40,12 @@ def _handed_over(ctx: Context) -> list[ProcessInfo] | None:
     """The state god handed over for this registry, once."""
     global _HANDED_OVER
     handed, _HANDED_OVER = _HANDED_OVER, None
-    if handed is None or os.path.realpath(handed[0]) != os.path.realpath(ctx.state_dir):
-        return None
-    return handed[1]
+    return handed[1] if handed is not None and _serves(ctx, handed[0]) else None
+
+
+def _serves(ctx: Context, state_dir: str) -> bool:
+    """Whether god's registry (`state_dir`, pmsd.state.paths) is this one: another registry's ids are not these."""
+    return os.path.realpath(state_dir) == os.path.realpath(ctx.state_dir)
 
 
 def list_processes(ctx: Context, target: Targets | None = None,
@@ -55,9 +58,10 @@ def list_processes(ctx: Context, target: Targets | None = None,
     of nothing exits non-zero; with no target (None, "" or an empty sequence),
     an empty registry is an empty list. `meanwhile` is given the records to list, while god (when asked) works
     out their state: what the caller can do with the records alone overlaps god's work."""
-    handed = _handed_over(ctx) if counters is None and not ctx.god_disabled else None
+    from_god = counters is None and not ctx.god_disabled
+    handed = _handed_over(ctx) if from_god else None
     # god prepares its answer while the registry is read here: the two take about as long at 1,000 apps
-    asked = ask_god(ctx, "status") if counters is None and not ctx.god_disabled and handed is None else None
+    asked = ask_god(ctx, "status") if from_god and handed is None else None
     try:
         data = ctx.registry.read()
         if not target:  # None, "" or no targets: every app
@@ -71,17 +75,17 @@ def list_processes(ctx: Context, target: Targets | None = None,
         if meanwhile is not None:
             meanwhile(records)
         if handed is not None:
-            from_god, missing = _paired(handed, records)
+            described, missing = _handed_answer(handed, records)
         elif asked is None:
             return _ask_systemd(ctx, records, counters)
         else:
-            from_god, missing = _god_answer(ctx, asked, records)
+            described, missing = _god_answer(ctx, asked, records)
     finally:
         if asked is not None:
             asked.close()
     if not missing:
-        return from_god
-    known = {info.pm_id: info for info in [*from_god, *_ask_systemd(ctx, missing, None)]}
+        return described
+    known = {info.pm_id: info for info in [*described, *_ask_systemd(ctx, missing, None)]}
     return [known[record.pm_id] for record in records]
 
 
@@ -110,36 +114,43 @@ def _god_answer(ctx: Context, connection: GodConnection, records: list[AppRecord
     try:
         result = connection.answer()
         rows = result["rows"]
-        if os.path.realpath(result["state_dir"]) != os.path.realpath(ctx.state_dir):
-            return [], records  # god serves another registry (pmsd.state.paths): its ids are not these
+        if not _serves(ctx, result["state_dir"]):
+            return [], records
         if tuple(result["fields"]) != RUNTIME_FIELDS:
             return [], records  # god of another version: its rows say other things
     except (PmsdError, OSError, ValueError, KeyError, TypeError):
         return [], records  # god is down, stopping, or another version: systemd answers
+    return _paired(records, lambda record: info_from_row(
+        record, rows.get(str(record.pm_id)) if isinstance(rows, dict) else None))
+
+
+def _handed_answer(infos: list[ProcessInfo], records: list[AppRecord]) -> tuple[list[ProcessInfo], list[AppRecord]]:
+    """_god_answer from the state god handed over (_HANDED_OVER), each info given the command's own record."""
+    by_id = {info.pm_id: info for info in infos}
+
+    def describe(record: AppRecord) -> ProcessInfo | None:
+        info = by_id.get(record.pm_id)
+        return info if info is None or info.record is record else info.for_record(record)
+
+    return _paired(records, describe)
+
+
+def _paired(records: list[AppRecord], describe: Callable[[AppRecord], ProcessInfo | None]
+            ) -> tuple[list[ProcessInfo], list[AppRecord]]:
+    """What god says of each record (describe(); None, or a KeyError, ValueError or TypeError from a row that
+    is not one, when it says nothing), and the records it said nothing of or gave another unit (god has not seen
+    the app yet, or it was added since): those are asked of systemd directly."""
     infos, missing = [], []
     for record in records:
-        row = rows.get(str(record.pm_id)) if isinstance(rows, dict) else None
         try:
-            info = info_from_row(record, row)
-            if info.unit != record.unit:
-                raise KeyError(record.pm_id)
-            infos.append(info)
+            info = describe(record)
         except (KeyError, ValueError, TypeError):
-            missing.append(record)
-    return infos, missing
-
-
-def _paired(infos: list[ProcessInfo], records: list[AppRecord]) -> tuple[list[ProcessInfo], list[AppRecord]]:
-    """god's infos of the records, and the records it did not describe (added since: asked of systemd)."""
-    by_id = {info.pm_id: info for info in infos}
-    paired, missing = [], []
-    for record in records:
-        info = by_id.get(record.pm_id)
+            info = None
         if info is None or info.unit != record.unit:
             missing.append(record)
         else:
-            paired.append(info if info.record is record else info.for_record(record))
-    return paired, missing
+            infos.append(info)
+    return infos, missing
 
 
 def _ask_systemd(ctx: Context, records: list[AppRecord], counters: dict[int, AppCounters] | None
