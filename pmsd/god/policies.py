@@ -43,7 +43,7 @@ class Restarter:
         if reason == "backoff" and not self._still_waiting(tracker.unit):
             return False
         try:
-            self.manager.restart_unit(tracker.unit)
+            self.manager.try_restart_unit(tracker.unit)
         except PmsdError as error:
             log(f"{tracker.unit}: {reason} restart failed: {error.message}")
             return False

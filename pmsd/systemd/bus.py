@@ -113,10 +113,13 @@ class Manager:
     def start_unit(self, unit: str, mode: str = "replace") -> None:
         self._call(MANAGER_PATH, MANAGER, b"StartUnit", apply_signature(b"ss", [unit.encode(), mode.encode()]), unit)
 
-    def restart_unit(self, unit: str) -> None:
-        """RestartUnit: a running unit is stopped and started again; one waiting in auto-restart is started
-        at once (the documented way past RestartSec=). systemd's NRestarts does not count it."""
-        self._call(MANAGER_PATH, MANAGER, b"RestartUnit", apply_signature(b"ss", [unit.encode(), b"replace"]),
+    def try_restart_unit(self, unit: str) -> None:
+        """TryRestartUnit in "fail" mode: a running unit is stopped and started again, one waiting in
+        auto-restart is started at once (the documented way past RestartSec=; systemd's NRestarts does not
+        count it). A unit stopped meanwhile stays stopped: for an inactive or deactivating unit the job is a
+        no-op (job_type_collapse() in src/core/job.c), and "fail" refuses it beside a pending stop job, where
+        RestartUnit's "replace" would have cancelled the stop (god's restart racing `pmsd delete`)."""
+        self._call(MANAGER_PATH, MANAGER, b"TryRestartUnit", apply_signature(b"ss", [unit.encode(), b"fail"]),
                    unit)
 
     def kill_unit(self, unit: str, signal: int, whom: str = "main") -> None:

@@ -33,7 +33,7 @@ from pmsd.cli import delegate
 from pmsd.cli.main import main
 from pmsd.systemd.bus import Manager
 
-MANAGER_CHANGES = ("start_transient", "stop", "start_unit", "restart_unit", "kill_unit", "reload", "reset_failed")
+MANAGER_CHANGES = ("start_transient", "stop", "start_unit", "try_restart_unit", "kill_unit", "reload", "reset_failed")
 
 
 class Steps:

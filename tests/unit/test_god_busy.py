@@ -102,7 +102,7 @@ class Listing:
         state = active_state("inactive" if self.sub_state == "dead" else "activating")
         return [UnitListing(patterns[0], "loaded", state, self.sub_state, b"/unit")]
 
-    def restart_unit(self, _unit: str) -> None:
+    def try_restart_unit(self, _unit: str) -> None:
         self.restarts += 1
 
 
