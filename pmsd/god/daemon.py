@@ -22,7 +22,7 @@ from pmsd.god.handlers import ApiHandlers
 from pmsd.god.logwriter import LogWriter, target_of
 from pmsd.god.loop import Loop, Timer
 from pmsd.god.metrics_http import MetricsListener
-from pmsd.god.notify import notifier
+from pmsd.god.notify import KeepAlive, notifier
 from pmsd.god.policies import BackoffPolicy, MemoryPolicy, Restarter, WatchPolicy, log
 from pmsd.god.runner import CommandRunner
 from pmsd.god.server import ApiServer
@@ -76,6 +76,7 @@ class God:
         self.registry_watcher: TreeWatcher | None = None
         self.settle_timers: dict[str, Timer] = {}
         self.server: ApiServer | None = None
+        self.keep_alive: KeepAlive | None = None
         restarter = Restarter(self.manager, self.publish, self._counters_changed)
         self.backoff = BackoffPolicy(self.loop, self.trackers, restarter)
         self.memory = MemoryPolicy(self.loop, self.manager, self.trackers, restarter, memory_interval_s)
@@ -96,7 +97,7 @@ class God:
         self.loop.add_reader(self.manager.fileno(), _next_turn)  # read by _before_wait, BUSY_S at a time
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         if watchdog_usec and os.environ.get("WATCHDOG_PID", str(os.getpid())) == str(os.getpid()):
-            self._watchdog(watchdog_usec / 2e6)
+            self.keep_alive = KeepAlive(self.loop, self.notify, watchdog_usec / 2e6)
         self.counters_file.write_now()
         self.notify(f"READY=1\nSTATUS=following {len(self.trackers)} apps\nMAINPID={os.getpid()}")
         log(f"ready: {len(self.trackers)} apps, state {self.ctx.state_dir}, socket {self.server.path}")
@@ -126,10 +127,6 @@ class God:
         # so a `pmsd start` under way is not cut in half by `pmsd update`.
         self.runner.drain(self.loop.stop)
 
-    def _watchdog(self, every_s: float) -> None:
-        self.notify("WATCHDOG=1")
-        self.loop.call_later(every_s, lambda: self._watchdog(every_s))
-
     # ------------------------------------------------------------------------------------ signals
     def _on_signal(self, unit_signal: UnitSignal) -> None:
         # Called from inside sd-bus dispatch: only queue; handled once dispatch returns.
@@ -137,6 +134,8 @@ class God:
 
     def _before_wait(self) -> None:
         """Runs before every sleep: handle what arrived, then write counters once for the whole batch."""
+        if self.keep_alive is not None:
+            self.keep_alive.beat()
         if not _handle_for_a_while(self.manager, self.signals, self._handle_signal):
             self.loop.call_later(0, _next_turn)  # the rest in the next turn, which must not sleep
         self.counters_file.write_if_due()

@@ -11,6 +11,7 @@ import pytest
 
 from pmsd.god.daemon import BUSY_S, _handle_for_a_while
 from pmsd.god.loop import TIMERS_BUSY_S, Loop
+from pmsd.god.notify import KeepAlive
 from pmsd.god.policies import Restarter
 from pmsd.god.tracker import AppTracker
 from pmsd.model.counters import AppCounters
@@ -117,3 +118,26 @@ def test_a_backoff_restart_comes_only_while_systemd_still_waits_to_restart(sub_s
     restarter = Restarter(cast(Manager, manager), lambda _event: None, lambda: None)
     assert restarter.restart(tracker, "backoff", delay_ms=100) is restarted
     assert manager.restarts == (1 if restarted else 0)
+
+
+def test_the_watchdog_keep_alive_comes_while_due_timers_wait() -> None:
+    """The soak (CI): 100 apps' backoff restarts fell due faster than god could ask a busy manager for them, the
+    keep-alive timer waited behind them all, and systemd killed god after WatchdogSec=. Every turn of the loop
+    now sends it once due."""
+    loop = Loop()
+    beats: list[float] = []
+    keep_alive = KeepAlive(loop, lambda _text: beats.append(time.monotonic()), 0.1)
+
+    def restart() -> None:
+        until = time.monotonic() + 0.02  # one backoff restart: two calls to a busy manager
+        while time.monotonic() < until:
+            pass
+
+    for _ in range(100):  # 2 s of work, all due before the keep-alive's timer
+        loop.call_later(0, restart)
+    began = time.monotonic()
+    while time.monotonic() - began < 1.0:
+        loop.run_once(keep_alive.beat)
+    gaps = [later - earlier for earlier, later in zip([began, *beats], beats, strict=False)]
+    # One turn past the interval at most: the timers' share (TIMERS_BUSY_S, finishing the one under way).
+    assert len(beats) >= 8 and max(gaps) < 0.1 + TIMERS_BUSY_S + 0.02 + 0.2, gaps
