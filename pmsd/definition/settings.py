@@ -222,7 +222,7 @@ def _env_text(value: list[str]) -> str:
 
 
 def _restart_usec(inputs: UnitInputs) -> int:
-    # With exponential backoff, god restarts the app early (RestartUnit) once the current delay has
+    # With exponential backoff, god restarts the app early (TryRestartUnit) once the current delay has
     # passed; systemd's own timer is the cap, so while god is down a crash loop runs at PM2's slowest pace.
     spec = inputs.spec
     return (EXP_BACKOFF_CAP_MS if spec.exp_backoff_restart_delay else spec.restart_delay) * 1000

@@ -1,5 +1,5 @@
 """The restart policies PM2 has and systemd lacks, applied by god: exponential backoff, a memory ceiling, and
-restarts on file changes. Each one ends in a Restarter: a RestartUnit job, PM2's count and event."""
+restarts on file changes. Each one ends in a Restarter: a TryRestartUnit job, PM2's count and event."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The counters only god can keep: the restarts it made and PM2's unstable restarts, per app.
 
-systemd's NRestarts counts the restarts its own timer makes; the ones god makes (RestartUnit after a backoff
+systemd's NRestarts counts the restarts its own timer makes; the ones god makes (TryRestartUnit after a backoff
 delay, a memory limit or a file change) and PM2's unstable restarts are counted here. Entries are keyed by
 pm_id and carry the record's created_at, so a reused id never inherits another app's counts.
 """
@@ -14,7 +14,7 @@ from typing import Any
 @dataclass
 class AppCounters:
     created_at: int
-    restarts: int = 0  # restarts god made (systemd's NRestarts does not count a RestartUnit)
+    restarts: int = 0  # restarts god made (systemd's NRestarts does not count a TryRestartUnit)
     unstable: int = 0  # exits after a run shorter than min_uptime
     last_exit_usec: int = 0  # newest exit accounted for (or the start of a run seeded since): never counted twice
     backoff_ms: int = 0  # the exponential backoff's current delay; 0 until the next crash

@@ -142,7 +142,7 @@ def test_render_json_keeps_unicode_and_is_one_line() -> None:
 
 
 def test_entries_prepared_from_the_records_are_the_same_text() -> None:
-    """`pmsd jlist` builds each entry's record part while god works out the state (PreparedEntries): the text,
+    """`pmsd prettylist` builds each entry's record part while god works out the state (PreparedEntries): the text,
     key order included, is what building each entry at once gives; an entry prepared from another record
     object (the registry changed in between) is built again from the one listed."""
     infos = [_info("api", instances=2, increment_var="PORT", env={"PORT": "80"}),
@@ -150,7 +150,7 @@ def test_entries_prepared_from_the_records_are_the_same_text() -> None:
     prepared = jlist.PreparedEntries(user=True)
     stale = make_record(pm_id=1, name="old-db")
     prepared.prepare([infos[0].record, stale])
-    assert jlist.render_json(infos, True, prepared) == jlist.render_json(infos, True)
+    assert jlist.render_pretty(infos, True, prepared) == jlist.render_pretty(infos, True)
     prepared.prepare([info.record for info in infos])
     assert jlist.render_pretty(infos, True, prepared) == jlist.render_pretty(infos, True)
 
